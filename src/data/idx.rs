@@ -1,0 +1,90 @@
+//! The IDX file format of MNIST and Fashion-MNIST, plain or gzipped.
+//!
+//! Big-endian header: two zero bytes, a type byte (0x08 = unsigned byte), the number of
+//! dimensions, then one u32 per dimension, then the data.
+
+use crate::error::{Error, Result};
+use std::io::Read;
+use std::path::Path;
+
+/// An IDX array of unsigned bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdxArray {
+    /// Dimensions, first is the number of items.
+    pub dims: Vec<usize>,
+    /// The bytes, row-major.
+    pub data: Vec<u8>,
+}
+
+/// Reads an IDX file; a name ending in `.gz` is decompressed.
+pub fn read(path: &Path) -> Result<IdxArray> {
+    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| Error::io(path, e))?;
+        out
+    } else {
+        raw
+    };
+    parse(&bytes).map_err(|m| Error::msg(format!("{}: not a valid IDX file: {m}", path.display())))
+}
+
+/// Parses IDX bytes.
+pub fn parse(bytes: &[u8]) -> Result<IdxArray, String> {
+    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+        return Err("bad magic number".into());
+    }
+    if bytes[2] != 0x08 {
+        return Err(format!("element type 0x{:02x} is not unsigned byte (0x08)", bytes[2]));
+    }
+    let rank = bytes[3] as usize;
+    let header = 4 + 4 * rank;
+    if bytes.len() < header {
+        return Err("truncated header".into());
+    }
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
+        .collect();
+    let expected = dims.iter().product::<usize>();
+    let data = &bytes[header..];
+    if data.len() != expected {
+        return Err(format!("header promises {expected} bytes of data, file has {}", data.len()));
+    }
+    Ok(IdxArray { dims, data: data.to_vec() })
+}
+
+/// Encodes an unsigned-byte IDX array (tests use it to write small datasets).
+pub fn encode(dims: &[usize], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        out.extend_from_slice(&(*d as u32).to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = encode(&[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let plain = dir.path().join("x-idx3-ubyte");
+        std::fs::write(&plain, &bytes).unwrap();
+        let gz = dir.path().join("x-idx3-ubyte.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &bytes).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        assert_eq!(read(&plain).unwrap(), read(&gz).unwrap());
+        assert_eq!(read(&plain).unwrap().dims, vec![2, 2, 2]);
+    }
+
+    #[test]
+    fn rejects_truncated_files() {
+        let mut bytes = encode(&[3, 2], &[0; 6]);
+        bytes.pop();
+        assert!(parse(&bytes).unwrap_err().contains("promises 6"));
+    }
+}

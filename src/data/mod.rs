@@ -1,0 +1,53 @@
+//! Datasets: the in-memory form every node computes on, and where the images come from.
+//!
+//! [`idx`] reads the IDX format (plain or `.gz`); [`mnist`] locates MNIST's four files in
+//! the data folder and, when they are missing, fetches and verifies them.
+
+pub mod idx;
+pub mod mnist;
+
+use serde::Deserialize;
+
+/// Labelled examples, pixels scaled to [0, 1], one row per example.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// `len() * width()` pixel values, row-major.
+    pub images: Vec<f32>,
+    /// One class index per example.
+    pub labels: Vec<u8>,
+    /// The shape of one example, e.g. `[1, 28, 28]`.
+    pub shape: Vec<usize>,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl Dataset {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    /// Whether there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    /// Values per example.
+    pub fn width(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// The pixels of examples `start..end`.
+    pub fn images_of(&self, range: std::ops::Range<usize>) -> &[f32] {
+        let w = self.width();
+        &self.images[range.start * w..range.end * w]
+    }
+}
+
+/// The `mnist(...)` node's parameters.
+#[derive(Clone, Debug, Deserialize)]
+pub struct MnistParams {
+    /// `"train"` (60,000) or `"test"` (10,000).
+    pub split: String,
+    /// Examples to drop from the front.
+    pub skip: usize,
+    /// How many to keep after `skip` (all when absent).
+    pub take: Option<usize>,
+}

@@ -1,0 +1,221 @@
+//! Diagnostics: what went wrong in a pipeline file, where, and what to do about it.
+//!
+//! Every stage that reads user input (parse, check) collects [`Diagnostic`]s instead of
+//! stopping at the first one. A diagnostic carries a stable code, a byte span into the
+//! source, a message, optional secondary labels and a help line; [`render`] turns a batch
+//! of them into miette's report format, which starts each one with `file:line:col`.
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use std::fmt;
+use std::sync::Arc;
+
+/// A byte range in a pipeline file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+impl Span {
+    /// The span from `start` to `end` (bytes).
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span::new(self.start.min(other.start), self.end.max(other.end))
+    }
+}
+
+impl From<pest::Span<'_>> for Span {
+    fn from(s: pest::Span<'_>) -> Self {
+        Span::new(s.start(), s.end())
+    }
+}
+
+impl From<Span> for SourceSpan {
+    fn from(s: Span) -> Self {
+        SourceSpan::new(s.start.into(), s.end.saturating_sub(s.start))
+    }
+}
+
+/// A pipeline file's name and text, shared by every diagnostic about it.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The name shown in reports (the path as the user gave it).
+    pub name: String,
+    /// The file's text.
+    pub text: Arc<str>,
+}
+
+impl Source {
+    /// A source named `name` with contents `text`.
+    pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        Source { name: name.into(), text: text.into() }
+    }
+
+    /// 1-based line and column of a byte offset (columns count characters).
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+}
+
+/// One problem found in a pipeline file.
+#[derive(Clone, Debug)]
+pub struct Diagnostic {
+    /// Stable identifier of the kind of error, e.g. `E0101`; see [`codes`].
+    pub code: &'static str,
+    /// What is wrong, in one sentence.
+    pub message: String,
+    /// Where (the primary, underlined span) and a short label for it.
+    pub span: Span,
+    /// The text printed under the primary span.
+    pub label: String,
+    /// Other places worth showing (e.g. where a name was first defined).
+    pub notes: Vec<(Span, String)>,
+    /// What to do about it.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with a code, a message and a primary span.
+    pub fn new(code: &'static str, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic { code, message: message.into(), span, label: "here".into(), notes: vec![], help: None }
+    }
+    /// Replaces the label under the primary span.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+    /// Adds a secondary span with its label.
+    pub fn note(mut self, span: Span, label: impl Into<String>) -> Self {
+        self.notes.push((span, label.into()));
+        self
+    }
+    /// Sets the help line.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// The stable error codes, one per kind of mistake. Tests and docs refer to these.
+pub mod codes {
+    /// The text does not match the grammar.
+    pub const SYNTAX: &str = "E0001";
+    /// A name that no declaration defines and no registry knows.
+    pub const UNKNOWN_NAME: &str = "E0101";
+    /// A name declared twice.
+    pub const DUPLICATE_NAME: &str = "E0102";
+    /// A declaration category other than data, net, model, attack, eval.
+    pub const UNKNOWN_CATEGORY: &str = "E0103";
+    /// A declaration whose value is not of its category.
+    pub const CATEGORY_MISMATCH: &str = "E0104";
+    /// Declarations that depend on each other in a circle.
+    pub const CYCLE: &str = "E0105";
+    /// A call to something that is not a registered node kind.
+    pub const UNKNOWN_KIND: &str = "E0201";
+    /// A named argument the node kind does not take.
+    pub const UNKNOWN_PARAM: &str = "E0202";
+    /// A required argument left out.
+    pub const MISSING_PARAM: &str = "E0203";
+    /// An argument given twice, or more positional arguments than parameters.
+    pub const EXTRA_ARG: &str = "E0204";
+    /// A value of the wrong type.
+    pub const WRONG_TYPE: &str = "E0205";
+    /// A number outside the parameter's allowed range, or a string not among its choices.
+    pub const OUT_OF_RANGE: &str = "E0206";
+    /// Tensor shapes that do not fit together.
+    pub const SHAPE_MISMATCH: &str = "E0301";
+    /// A net's output width that differs from the dataset's number of classes.
+    pub const CLASS_MISMATCH: &str = "E0302";
+    /// A field that a value does not have (e.g. a metric an evaluation does not produce).
+    pub const UNKNOWN_FIELD: &str = "E0401";
+    /// A table row without a measured value, or with a field tables do not know.
+    pub const BAD_ROW: &str = "E0402";
+    /// A top-level setting given an unusable value, or given twice.
+    pub const BAD_SETTING: &str = "E0501";
+}
+
+struct Report<'a> {
+    diag: &'a Diagnostic,
+    source: NamedSource<String>,
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diag.message)
+    }
+}
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diag.message)
+    }
+}
+impl std::error::Error for Report<'_> {}
+
+impl miette::Diagnostic for Report<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.diag.code))
+    }
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let primary = LabeledSpan::new_primary_with_span(Some(self.diag.label.clone()), self.diag.span);
+        let notes = self.diag.notes.iter().map(|(s, l)| LabeledSpan::new_with_span(Some(l.clone()), *s));
+        Some(Box::new(std::iter::once(primary).chain(notes)))
+    }
+}
+
+/// Renders diagnostics the way `advpipe check` prints them. `color: false` gives plain
+/// ASCII-free-of-escapes text, the form the snapshot tests compare.
+pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> String {
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+    let mut out = String::new();
+    for diag in diagnostics {
+        let report = Report { diag, source: NamedSource::new(&source.name, source.text.to_string()) };
+        // Writing into a String cannot fail.
+        let _ = handler.render_report(&mut out, &report);
+    }
+    let errors = diagnostics.len();
+    out.push_str(&format!("{} error{} in {}\n", errors, if errors == 1 { "" } else { "s" }, source.name));
+    out
+}
+
+/// The closest candidate to `name` by edit distance, if one is close enough to be a likely typo.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let s = Source::new("f.adv", "ab\ncd");
+        assert_eq!(s.line_col(0), (1, 1));
+        assert_eq!(s.line_col(4), (2, 2));
+    }
+
+    #[test]
+    fn did_you_mean_finds_typos_only() {
+        assert_eq!(did_you_mean("fgsn", ["fgsm", "fit"]), Some("fgsm"));
+        assert_eq!(did_you_mean("banana", ["fgsm", "fit"]), None);
+    }
+}

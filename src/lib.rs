@@ -1,0 +1,15 @@
+//! advpipe: adversarial-robustness pipelines.
+//!
+//! A pipeline file goes through five stages, one module each:
+//! [`syntax`] (parse) -> [`check`] -> [`plan`] -> [`exec`] (execute) -> [`report`].
+//! The tensor work behind execution lives in [`nn`] (models and training), [`attacks`],
+//! [`eval`] and [`data`]; [`cache`] stores every artifact by content.
+
+pub mod data;
+pub mod diagnostics;
+pub mod error;
+pub mod nn;
+pub mod params;
+pub mod syntax;
+
+pub use error::{Error, Result};

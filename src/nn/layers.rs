@@ -1,0 +1,122 @@
+//! Layers: their pipeline-language signatures, their serde form and shape inference.
+//!
+//! A layer is a config (`LayerSpec`, tagged JSON such as `{"layer": "linear", "units": 10}`)
+//! plus the parameters a [`super::Model`] builds for it. [`LAYERS`] is the registry the
+//! checker reads: adding a layer means a variant here, a line there, and its forward pass
+//! in `model.rs`.
+
+use crate::params::{Default, ParamSpec, ParamType};
+use serde::{Deserialize, Serialize};
+
+/// One layer of a net, as written in a pipeline and stored in a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "layer", rename_all = "snake_case")]
+pub enum LayerSpec {
+    /// Collapses all non-batch dimensions into one.
+    Flatten,
+    /// `x W + b`, `units` outputs.
+    Linear {
+        /// Output width.
+        units: usize,
+    },
+    /// max(0, x).
+    Relu,
+    /// 1 / (1 + e^-x).
+    Sigmoid,
+    /// tanh(x).
+    Tanh,
+    /// Goodfellow et al. 2013: `units` outputs, each the max of `pieces` linear pieces.
+    Maxout {
+        /// Output width.
+        units: usize,
+        /// Linear pieces per unit.
+        pieces: usize,
+    },
+}
+
+/// A layer kind's name, doc line and parameters.
+pub struct LayerKind {
+    /// Name in the language.
+    pub name: &'static str,
+    /// One line for the reference.
+    pub doc: &'static str,
+    /// Its parameters, positional in this order.
+    pub params: &'static [ParamSpec],
+}
+
+const UNITS: ParamSpec = ParamSpec::required("units", ParamType::Int, "output width").range(1.0, 65536.0);
+
+/// Every layer the language knows. `input(shape)` starts a stack and is handled by the checker.
+pub const LAYERS: &[LayerKind] = &[
+    LayerKind { name: "flatten", doc: "collapse [c, h, w] into one dimension", params: &[] },
+    LayerKind { name: "linear", doc: "affine map to `units` outputs", params: &[UNITS] },
+    LayerKind { name: "relu", doc: "max(0, x)", params: &[] },
+    LayerKind { name: "sigmoid", doc: "logistic sigmoid", params: &[] },
+    LayerKind { name: "tanh", doc: "hyperbolic tangent", params: &[] },
+    LayerKind {
+        name: "maxout",
+        doc: "max over `pieces` affine pieces per unit",
+        params: &[
+            UNITS,
+            ParamSpec::with_default("pieces", ParamType::Int, Default::Int(5), "linear pieces per unit").range(2.0, 64.0),
+        ],
+    },
+];
+
+impl LayerSpec {
+    /// The shape this layer produces from `input` (batch dimension excluded), or why it cannot.
+    pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let flat = |what: &str| -> Result<usize, String> {
+            match input {
+                [n] => Ok(*n),
+                _ => Err(format!("{what} needs a flat input, found {}; add `flatten` before it", show_shape(input))),
+            }
+        };
+        match self {
+            LayerSpec::Flatten => Ok(vec![input.iter().product()]),
+            LayerSpec::Linear { units } => flat("linear").map(|_| vec![*units]),
+            LayerSpec::Maxout { units, .. } => flat("maxout").map(|_| vec![*units]),
+            LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh => Ok(input.to_vec()),
+        }
+    }
+}
+
+/// A net: its input shape and its layers. The canonical form that cache keys hash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetSpec {
+    /// Input shape, batch dimension excluded.
+    pub input: Vec<usize>,
+    /// Layers in order.
+    pub layers: Vec<LayerSpec>,
+}
+
+impl NetSpec {
+    /// The output shape, or the first layer whose input does not fit.
+    pub fn output_shape(&self) -> Result<Vec<usize>, (usize, String)> {
+        self.layers.iter().enumerate().try_fold(self.input.clone(), |shape, (i, l)| l.output_shape(&shape).map_err(|e| (i, e)))
+    }
+}
+
+/// `[1, 28, 28]`
+pub fn show_shape(shape: &[usize]) -> String {
+    format!("[{}]", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_flow_through_the_stack() {
+        let net = NetSpec { input: vec![1, 28, 28], layers: vec![LayerSpec::Flatten, LayerSpec::Linear { units: 10 }] };
+        assert_eq!(net.output_shape().unwrap(), vec![10]);
+        let bad = NetSpec { input: vec![1, 28, 28], layers: vec![LayerSpec::Linear { units: 10 }] };
+        assert_eq!(bad.output_shape().unwrap_err().0, 0);
+    }
+
+    #[test]
+    fn serde_form_is_tagged() {
+        let l: LayerSpec = serde_json::from_str(r#"{"layer":"maxout","units":240,"pieces":5}"#).unwrap();
+        assert_eq!(l, LayerSpec::Maxout { units: 240, pieces: 5 });
+    }
+}

@@ -1,0 +1,134 @@
+//! Typed parameter signatures shared by every registry (layers, attacks, node kinds).
+//!
+//! A node kind declares its parameters once, as a slice of [`ParamSpec`]s: name, type,
+//! default, allowed range and a doc line. The checker binds call arguments against it, and
+//! the bound values become a JSON object that the kind's serde params struct reads back:
+//! one declaration serves checking, cache keys and execution.
+
+/// What values a parameter accepts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ParamType {
+    /// A whole number.
+    Int,
+    /// A real number (percentages allowed: `25%` is 0.25).
+    Number,
+    /// One of a fixed set of strings.
+    Choice(&'static [&'static str]),
+    /// A tensor shape, e.g. `[1, 28, 28]`.
+    Shape,
+    /// A clip range: `[lo, hi]`, or the string `"none"`.
+    ClipRange,
+    /// A dataset (a `data` declaration or call).
+    Dataset,
+    /// A network architecture (a `net` declaration or a `>>` stack).
+    Net,
+    /// A trained model.
+    Model,
+    /// An attack.
+    Attack,
+}
+
+impl ParamType {
+    /// How the type is named in messages.
+    pub fn describe(&self) -> String {
+        match self {
+            ParamType::Int => "a whole number".into(),
+            ParamType::Number => "a number".into(),
+            ParamType::Choice(c) => format!("one of {}", c.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")),
+            ParamType::Shape => "a shape such as [1, 28, 28]".into(),
+            ParamType::ClipRange => "a range [lo, hi] or \"none\"".into(),
+            ParamType::Dataset => "a dataset".into(),
+            ParamType::Net => "a net".into(),
+            ParamType::Model => "a model".into(),
+            ParamType::Attack => "an attack".into(),
+        }
+    }
+}
+
+/// A parameter's default.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Default {
+    /// The argument must be given.
+    Required,
+    /// The argument may be left out and then is absent.
+    Optional,
+    /// A whole-number default.
+    Int(i64),
+    /// A real-number default.
+    Number(f64),
+    /// A string default.
+    Str(&'static str),
+    /// A clip range default `[lo, hi]`.
+    Range(f64, f64),
+}
+
+/// One parameter of a node kind.
+#[derive(Clone, Copy, Debug)]
+pub struct ParamSpec {
+    /// Its name in argument lists.
+    pub name: &'static str,
+    /// What it accepts.
+    pub ty: ParamType,
+    /// Its default.
+    pub default: Default,
+    /// Inclusive bounds for numbers.
+    pub range: Option<(f64, f64)>,
+    /// One line for the language reference and help messages.
+    pub doc: &'static str,
+}
+
+impl ParamSpec {
+    /// A parameter that must be given.
+    pub const fn required(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
+        ParamSpec { name, ty, default: Default::Required, range: None, doc }
+    }
+    /// A parameter with a default.
+    pub const fn with_default(name: &'static str, ty: ParamType, default: Default, doc: &'static str) -> Self {
+        ParamSpec { name, ty, default, range: None, doc }
+    }
+    /// Restricts a numeric parameter to `[lo, hi]`.
+    pub const fn range(mut self, lo: f64, hi: f64) -> Self {
+        self.range = Some((lo, hi));
+        self
+    }
+    /// The default as JSON, if there is one.
+    pub fn default_json(&self) -> Option<serde_json::Value> {
+        match self.default {
+            Default::Required | Default::Optional => None,
+            Default::Int(i) => Some(i.into()),
+            Default::Number(n) => Some(n.into()),
+            Default::Str(s) => Some(s.into()),
+            Default::Range(lo, hi) => Some(serde_json::json!([lo, hi])),
+        }
+    }
+}
+
+/// What a registered kind produces; the declaration word that goes with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Category {
+    /// `data`: a dataset.
+    Data,
+    /// `net`: a layer or an architecture.
+    Net,
+    /// `model`: a trained model.
+    Model,
+    /// `attack`: an attack.
+    Attack,
+    /// `eval`: metrics.
+    Eval,
+}
+
+impl Category {
+    /// The declaration word.
+    pub fn word(self) -> &'static str {
+        match self {
+            Category::Data => "data",
+            Category::Net => "net",
+            Category::Model => "model",
+            Category::Attack => "attack",
+            Category::Eval => "eval",
+        }
+    }
+    /// All categories, in the order the docs list them.
+    pub const ALL: [Category; 5] = [Category::Data, Category::Net, Category::Model, Category::Attack, Category::Eval];
+}

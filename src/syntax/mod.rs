@@ -1,0 +1,237 @@
+//! Parse: pipeline text -> spanned AST ([`ast::File`]), or syntax diagnostics.
+//!
+//! The grammar lives in `grammar/pipeline.pest`; this module lowers pest's pairs into the
+//! AST and turns pest's errors into [`Diagnostic`]s with human names for the rules.
+
+pub mod ast;
+
+use crate::diagnostics::{codes, Diagnostic, Span};
+use ast::*;
+use pest::iterators::Pair;
+use pest::Parser;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/pipeline.pest"]
+struct PipelineParser;
+
+/// Parses a pipeline file. A syntax error is returned as one diagnostic at the place
+/// where parsing stopped.
+pub fn parse(text: &str) -> Result<File, Vec<Diagnostic>> {
+    let program = PipelineParser::parse(Rule::program, text)
+        .map_err(|e| vec![syntax_error(e)])?
+        .next()
+        .expect("the program rule always yields one pair");
+    let mut items = Vec::new();
+    for pair in program.into_inner() {
+        match pair.as_rule() {
+            Rule::seed => {
+                let span = pair.as_span().into();
+                let value = lower_expr(pair.into_inner().next().expect("seed has a value"));
+                items.push(Item::Seed { value, span });
+            }
+            Rule::decl => items.push(Item::Decl(lower_decl(pair))),
+            Rule::table => items.push(Item::Table(lower_table(pair))),
+            Rule::EOI => {}
+            r => unreachable!("unexpected top-level rule {r:?}"),
+        }
+    }
+    Ok(File { items })
+}
+
+fn ident(pair: Pair<Rule>) -> Ident {
+    Ident { name: pair.as_str().to_string(), span: pair.as_span().into() }
+}
+
+fn lower_decl(pair: Pair<Rule>) -> Decl {
+    let span = pair.as_span().into();
+    let mut inner = pair.into_inner();
+    let category = ident(inner.next().expect("category"));
+    let name = ident(inner.next().expect("name"));
+    let value = lower_expr(inner.next().expect("value"));
+    Decl { category, name, value, span }
+}
+
+fn lower_table(pair: Pair<Rule>) -> Table {
+    let span = pair.as_span().into();
+    let mut inner = pair.into_inner();
+    let title_pair = inner.next().expect("title");
+    let title_span = title_pair.as_span().into();
+    let title = unescape(title_pair);
+    let rows = inner
+        .map(|row| {
+            let span = row.as_span().into();
+            let mut parts = row.into_inner();
+            let label = unescape(parts.next().expect("label"));
+            let fields = parts
+                .map(|field| {
+                    let mut f = field.into_inner();
+                    let name = ident(f.next().expect("field name"));
+                    (name, lower_expr(f.next().expect("field value")))
+                })
+                .collect();
+            Row { label, span, fields }
+        })
+        .collect();
+    Table { title, title_span, rows, span }
+}
+
+fn unescape(string: Pair<Rule>) -> String {
+    let raw = string.into_inner().next().map_or("", |t| t.as_str());
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn lower_expr(pair: Pair<Rule>) -> Expr {
+    let span: Span = pair.as_span().into();
+    match pair.as_rule() {
+        Rule::expr => {
+            let mut parts: Vec<Expr> = pair.into_inner().map(lower_expr).collect();
+            if parts.len() == 1 {
+                parts.pop().expect("one part")
+            } else {
+                Expr { kind: ExprKind::Stack(parts), span }
+            }
+        }
+        Rule::postfix => {
+            let mut inner = pair.into_inner();
+            let mut expr = lower_expr(inner.next().expect("atom"));
+            for field in inner {
+                let field = ident(field);
+                let span = expr.span.to(field.span);
+                expr = Expr { kind: ExprKind::Field { base: Box::new(expr), field }, span };
+            }
+            expr
+        }
+        Rule::call => {
+            let mut inner = pair.into_inner();
+            let callee = ident(inner.next().expect("callee"));
+            let args = inner
+                .map(|arg| {
+                    let mut parts: Vec<Pair<Rule>> = arg.into_inner().collect();
+                    let value = lower_expr(parts.pop().expect("argument value"));
+                    Arg { name: parts.pop().map(ident), value }
+                })
+                .collect();
+            Expr { kind: ExprKind::Call { callee, args }, span }
+        }
+        Rule::list => Expr { kind: ExprKind::List(pair.into_inner().map(lower_expr).collect()), span },
+        Rule::number => {
+            let text = pair.as_str();
+            let (digits, percent) = match text.strip_suffix('%') {
+                Some(d) => (d, true),
+                None => (text, false),
+            };
+            // The grammar only admits valid float syntax.
+            let value: f64 = digits.parse().expect("grammar-checked number");
+            let value = if percent { value / 100.0 } else { value };
+            Expr { kind: ExprKind::Number { value, percent }, span }
+        }
+        Rule::string => Expr { kind: ExprKind::Str(unescape(pair)), span },
+        Rule::ident => Expr { kind: ExprKind::Name(pair.as_str().to_string()), span },
+        r => unreachable!("unexpected expression rule {r:?}"),
+    }
+}
+
+/// Human phrases for grammar rules, used in "expected ..." messages.
+fn rule_phrase(rule: &Rule) -> &'static str {
+    match rule {
+        Rule::EOI => "end of file",
+        Rule::seed => "`seed`",
+        Rule::decl => "a declaration (e.g. `data train = mnist(split: \"train\")`)",
+        Rule::table => "`table`",
+        Rule::row => "`row`",
+        Rule::field => "a field (`name: value`)",
+        Rule::expr | Rule::postfix => "a value",
+        Rule::call => "a call",
+        Rule::arg => "an argument",
+        Rule::list => "a list",
+        Rule::number => "a number",
+        Rule::exponent => "an exponent",
+        Rule::string => "a string",
+        Rule::text => "string text",
+        Rule::ident | Rule::name => "a name",
+        Rule::reserved => "a reserved word",
+        _ => "something else",
+    }
+}
+
+fn syntax_error(err: pest::error::Error<Rule>) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+    let at = match err.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let (message, label) = match &err.variant {
+        ErrorVariant::ParsingError { positives, negatives } => {
+            let mut expected: Vec<&str> = positives.iter().map(rule_phrase).collect();
+            expected.dedup();
+            let found = if negatives.is_empty() { String::new() } else { " here".into() };
+            let list = match expected.len() {
+                0 => "something else".to_string(),
+                1 => expected[0].to_string(),
+                _ => {
+                    let (last, rest) = expected.split_last().expect("non-empty");
+                    format!("{} or {}", rest.join(", "), last)
+                }
+            };
+            (format!("syntax error: expected {list}{found}"), format!("expected {list}"))
+        }
+        ErrorVariant::CustomError { message } => (format!("syntax error: {message}"), message.clone()),
+    };
+    Diagnostic::new(codes::SYNTAX, Span::new(at, at + 1), message)
+        .label(label)
+        .help("see the language reference in the README")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(src: &str) -> String {
+        parse(src).expect("parses").to_string()
+    }
+
+    #[test]
+    fn numbers_percentages_and_leading_dots() {
+        assert_eq!(show("seed 1234"), "(seed 1234)\n");
+        assert_eq!(show("attack a = fgsm(eps: .25)"), "(attack a (fgsm eps: 0.25))\n");
+        let file = parse("table \"t\" { row \"r\" paper: 99.9% }").unwrap();
+        let Item::Table(t) = &file.items[0] else { panic!() };
+        let ExprKind::Number { value, percent } = t.rows[0].fields[0].1.kind else { panic!() };
+        assert!(percent && (value - 0.999).abs() < 1e-12);
+    }
+
+    #[test]
+    fn stacks_and_fields() {
+        assert_eq!(
+            show("net n = input([1, 28, 28]) >> flatten >> linear(10)"),
+            "(net n (>> (input [1 28 28]) flatten (linear 10)))\n"
+        );
+        assert_eq!(show("eval e = x.error"), "(eval e x.error)\n");
+    }
+
+    #[test]
+    fn reserved_words_are_not_names_but_may_be_argument_names() {
+        assert!(parse("data table = mnist()").is_err());
+        assert!(parse("model m = fit(n, d, seed: 3)").is_ok());
+    }
+
+    #[test]
+    fn errors_point_at_the_problem() {
+        let err = parse("data train = mnist(split: )").unwrap_err();
+        assert_eq!(err[0].code, codes::SYNTAX);
+        assert_eq!(err[0].span.start, 26);
+    }
+}
