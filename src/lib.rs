@@ -5,9 +5,11 @@
 //! The tensor work behind execution lives in [`nn`] (models and training), [`attacks`],
 //! [`eval`] and [`data`]; [`cache`] stores every artifact by content.
 
+pub mod attacks;
 pub mod data;
 pub mod diagnostics;
 pub mod error;
+pub mod eval;
 pub mod nn;
 pub mod params;
 pub mod syntax;

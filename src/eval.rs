@@ -1,0 +1,116 @@
+//! Evaluation: error rate and confidences of a model on a dataset, clean or under attack.
+//!
+//! Streams the dataset in batches, so memory is bounded by the batch size. Confidence is
+//! the largest softmax probability; "confidence on mistakes" averages it over the examples
+//! the model gets wrong, as the paper reports it.
+
+use crate::attacks::{argmax, AttackContext, Crafter};
+use crate::data::Dataset;
+use crate::nn::{Dev, Model};
+use serde::{Deserialize, Serialize};
+
+/// What an evaluation measures. Every field a table may cite is listed in [`Metrics::FIELDS`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Examples scored.
+    pub examples: usize,
+    /// Fraction misclassified (over all examples).
+    pub error: f64,
+    /// Mean top probability over the misclassified examples (0 when there are none).
+    pub confidence_on_mistakes: f64,
+    /// Mean top probability over all examples.
+    pub mean_confidence: f64,
+}
+
+impl Metrics {
+    /// Field names a pipeline may access, with a doc line each.
+    pub const FIELDS: &'static [(&'static str, &'static str)] = &[
+        ("error", "fraction of examples misclassified"),
+        ("confidence_on_mistakes", "mean top softmax probability on misclassified examples"),
+        ("mean_confidence", "mean top softmax probability on all examples"),
+        ("examples", "number of examples scored"),
+    ];
+
+    /// A field by name.
+    pub fn field(&self, name: &str) -> Option<f64> {
+        match name {
+            "error" => Some(self.error),
+            "confidence_on_mistakes" => Some(self.confidence_on_mistakes),
+            "mean_confidence" => Some(self.mean_confidence),
+            "examples" => Some(self.examples as f64),
+            _ => None,
+        }
+    }
+}
+
+/// Scores `model` on `data`, attacking each batch first when `attack` is given.
+/// `progress` gets (examples done, total).
+pub fn evaluate(dev: &Dev, model: &Model, data: &Dataset, attack: Option<&Crafter>, batch: usize, progress: &mut dyn FnMut(usize, usize)) -> Metrics {
+    let ctx = AttackContext { model, dev };
+    let (mut errors, mut conf_sum, mut conf_wrong) = (0usize, 0.0f64, 0.0f64);
+    let mut start = 0;
+    while start < data.len() {
+        let end = (start + batch).min(data.len());
+        let labels: Vec<usize> = data.labels[start..end].iter().map(|&l| l as usize).collect();
+        let clean = data.images_of(start..end);
+        let x = match attack {
+            Some(a) => a.craft(&ctx, clean, &labels),
+            None => clean.to_vec(),
+        };
+        let logits = ctx.logits(&x);
+        for (row, &label) in logits.chunks(data.classes).zip(&labels) {
+            let predicted = argmax(row);
+            let confidence = top_probability(row) as f64;
+            conf_sum += confidence;
+            if predicted != label {
+                errors += 1;
+                conf_wrong += confidence;
+            }
+        }
+        start = end;
+        progress(end, data.len());
+    }
+    let n = data.len().max(1) as f64;
+    Metrics {
+        examples: data.len(),
+        error: errors as f64 / n,
+        confidence_on_mistakes: if errors > 0 { conf_wrong / errors as f64 } else { 0.0 },
+        mean_confidence: conf_sum / n,
+    }
+}
+
+/// The largest softmax probability of a row of logits, computed stably.
+pub fn top_probability(logits: &[f32]) -> f32 {
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+    1.0 / total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_probability_is_the_softmax_max() {
+        let p = top_probability(&[1.0, 2.0, 3.0]);
+        let e: Vec<f32> = [1.0f32, 2.0, 3.0].iter().map(|v| v.exp()).collect();
+        assert!((p - e[2] / e.iter().sum::<f32>()).abs() < 1e-6);
+        assert_eq!(top_probability(&[1000.0, 0.0]), 1.0);
+    }
+
+    #[test]
+    fn counts_errors_and_confidences() {
+        let (dev, model, x, _) = crate::attacks::testing::model_and_batch();
+        let ctx = AttackContext { model: &model, dev: &dev };
+        let predicted = ctx.predict(&x);
+        // Label the first row wrongly, the rest as predicted.
+        let mut labels: Vec<u8> = predicted.iter().map(|&p| p as u8).collect();
+        labels[0] = ((predicted[0] + 1) % 3) as u8;
+        let data = Dataset { images: x.clone(), labels, shape: vec![6], classes: 3 };
+        let m = evaluate(&dev, &model, &data, None, 3, &mut |_, _| {});
+        assert_eq!(m.examples, 4);
+        assert_eq!(m.error, 0.25);
+        let first = top_probability(&ctx.logits(&x[..6])) as f64;
+        assert!((m.confidence_on_mistakes - first).abs() < 1e-6);
+    }
+}
