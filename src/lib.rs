@@ -6,12 +6,15 @@
 //! [`eval`] and [`data`]; [`cache`] stores every artifact by content.
 
 pub mod attacks;
+pub mod cache;
+pub mod check;
 pub mod data;
 pub mod diagnostics;
 pub mod error;
 pub mod eval;
 pub mod nn;
 pub mod params;
+pub mod plan;
 pub mod syntax;
 
 pub use error::{Error, Result};

@@ -1,0 +1,85 @@
+//! The registry of node kinds that compute something: their names, categories, versions
+//! and parameter signatures. Layers live in `nn::layers::LAYERS`, attacks in
+//! `attacks::ATTACKS`; the checker consults all three.
+//!
+//! `version` is part of every cache key: bump it when a kind's results change for the same
+//! parameters, and stale cache entries stop matching.
+
+use crate::params::{Category, Default, ParamSpec, ParamType};
+
+/// A computing node kind.
+#[derive(Debug)]
+pub struct NodeKind {
+    /// Its name in the language.
+    pub name: &'static str,
+    /// What it produces.
+    pub category: Category,
+    /// Bumped whenever its output changes for the same inputs.
+    pub version: u32,
+    /// One line for the reference.
+    pub doc: &'static str,
+    /// Its parameters, positional in this order.
+    pub params: &'static [ParamSpec],
+}
+
+/// `mnist(split, skip, take)`
+pub const MNIST: NodeKind = NodeKind {
+    name: "mnist",
+    category: Category::Data,
+    version: 1,
+    doc: "MNIST digits, [1, 28, 28] in [0, 1], 10 classes",
+    params: &[
+        ParamSpec::required("split", ParamType::Choice(&["train", "test"]), "which file pair: 60,000 train or 10,000 test"),
+        ParamSpec::with_default("skip", ParamType::Int, Default::Int(0), "examples dropped from the front").range(0.0, 60000.0),
+        ParamSpec::with_default("take", ParamType::Int, Default::Optional, "examples kept after skip (default: all)").range(1.0, 60000.0),
+    ],
+};
+
+/// `fit(net, data, ...)`
+pub const FIT: NodeKind = NodeKind {
+    name: "fit",
+    category: Category::Model,
+    version: 1,
+    doc: "train a net by minibatch SGD with momentum on softmax cross-entropy",
+    params: &[
+        ParamSpec::required("net", ParamType::Net, "the architecture"),
+        ParamSpec::required("data", ParamType::Dataset, "the training set"),
+        ParamSpec::with_default("epochs", ParamType::Int, Default::Int(10), "passes over the training set").range(1.0, 100000.0),
+        ParamSpec::with_default("batch", ParamType::Int, Default::Int(100), "examples per step").range(1.0, 100000.0),
+        ParamSpec::with_default("lr", ParamType::Number, Default::Number(0.1), "learning rate").range(1e-9, 100.0),
+        ParamSpec::with_default("momentum", ParamType::Number, Default::Number(0.5), "momentum coefficient").range(0.0, 0.999),
+        ParamSpec::with_default("init", ParamType::Number, Default::Number(0.005), "initial weights uniform in [-init, init]").range(0.0, 10.0),
+        ParamSpec::with_default("seed", ParamType::Int, Default::Optional, "initialisation and shuffling seed (default: the file's seed)").range(0.0, 9.0e15),
+    ],
+};
+
+/// `evaluate(model, data, attack: ...)`
+pub const EVALUATE: NodeKind = NodeKind {
+    name: "evaluate",
+    category: Category::Eval,
+    version: 1,
+    doc: "error and confidences of a model on a dataset, optionally under attack",
+    params: &[
+        ParamSpec::required("model", ParamType::Model, "the model scored"),
+        ParamSpec::required("data", ParamType::Dataset, "the examples"),
+        ParamSpec::with_default("attack", ParamType::Attack, Default::Optional, "perturb each batch first"),
+        ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch (bounds memory)").range(1.0, 100000.0),
+    ],
+};
+
+/// `input([1, 28, 28])`: starts a layer stack.
+pub const INPUT: NodeKind = NodeKind {
+    name: "input",
+    category: Category::Net,
+    version: 1,
+    doc: "the start of a net: the shape of one example",
+    params: &[ParamSpec::required("shape", ParamType::Shape, "one example's shape, e.g. [1, 28, 28]")],
+};
+
+/// Every computing kind plus `input`.
+pub const KINDS: &[&NodeKind] = &[&MNIST, &FIT, &EVALUATE, &INPUT];
+
+/// Looks a kind up by name.
+pub fn find(name: &str) -> Option<&'static NodeKind> {
+    KINDS.iter().copied().find(|k| k.name == name)
+}
