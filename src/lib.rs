@@ -8,13 +8,24 @@
 pub mod attacks;
 pub mod cache;
 pub mod check;
+pub mod config;
 pub mod data;
 pub mod diagnostics;
 pub mod error;
+pub mod exec;
 pub mod eval;
 pub mod nn;
 pub mod params;
 pub mod plan;
+pub mod report;
 pub mod syntax;
 
 pub use error::{Error, Result};
+
+use diagnostics::{Diagnostic, Source};
+
+/// Parse and check: the front end every command shares.
+pub fn compile(source: &Source) -> std::result::Result<check::ir::Program, Vec<Diagnostic>> {
+    let file = syntax::parse(&source.text)?;
+    check::check(&file, &source.text)
+}

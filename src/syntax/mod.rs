@@ -133,9 +133,10 @@ fn lower_expr(pair: Pair<Rule>) -> Expr {
                 Some(d) => (d, true),
                 None => (text, false),
             };
-            // The grammar only admits valid float syntax.
-            let value: f64 = digits.parse().expect("grammar-checked number");
-            let value = if percent { value / 100.0 } else { value };
+            // `99.9%` is read as `99.9e-2`, which rounds once (to 0.999) instead of twice.
+            let text = if percent { format!("{digits}e-2") } else { digits.to_string() };
+            let text = if percent && digits.contains(['e', 'E']) { format!("{}", digits.parse::<f64>().unwrap_or(f64::NAN) / 100.0) } else { text };
+            let value: f64 = text.parse().expect("the grammar only admits float syntax");
             Expr { kind: ExprKind::Number { value, percent }, span }
         }
         Rule::string => Expr { kind: ExprKind::Str(unescape(pair)), span },
