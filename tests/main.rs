@@ -1,0 +1,9 @@
+//! One integration-test binary (one link instead of many): fixtures under `fixtures/`
+//! are data, and the snapshots under `snapshots/` are the expected outputs.
+//! Refresh snapshots after an intended change with `INSTA_UPDATE=always cargo test`.
+
+mod support;
+
+mod diagnostics;
+mod parse;
+mod run;
