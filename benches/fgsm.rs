@@ -1,1 +1,75 @@
-fn main(){}
+//! Throughput of the paper's workloads on the CPU, batch 100: one SGD training step,
+//! and FGSM crafting plus classification, on softmax regression and on the paper's maxout
+//! net (784 -> maxout 240x5 -> maxout 240x5 -> 10). Criterion reports time per batch;
+//! examples/s = 100 / time. `../shared/peer/torch_reference.py` measures the same
+//! workloads in PyTorch: run both in one sitting (see the README's "Benchmarks").
+
+use advpipe::attacks::{AttackContext, Crafter};
+use advpipe::nn::train::Sgd;
+use advpipe::nn::{Dev, LayerSpec, Model, NetSpec};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rand::{Rng, SeedableRng};
+
+const BATCH: usize = 100;
+
+fn nets() -> Vec<(&'static str, NetSpec)> {
+    let maxout = NetSpec {
+        input: vec![784],
+        layers: vec![
+            LayerSpec::Maxout {
+                units: 240,
+                pieces: 5,
+            },
+            LayerSpec::Maxout {
+                units: 240,
+                pieces: 5,
+            },
+            LayerSpec::Linear { units: 10 },
+        ],
+    };
+    let softmax = NetSpec {
+        input: vec![784],
+        layers: vec![LayerSpec::Linear { units: 10 }],
+    };
+    vec![("softmax", softmax), ("maxout240", maxout)]
+}
+
+fn batch(rng: &mut impl Rng) -> (Vec<f32>, Vec<usize>) {
+    (
+        (0..BATCH * 784).map(|_| rng.gen_range(0.0..1.0)).collect(),
+        (0..BATCH).map(|_| rng.gen_range(0..10)).collect(),
+    )
+}
+
+fn workloads(c: &mut Criterion) {
+    let dev = Dev::default();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let (x, y) = batch(&mut rng);
+    let fgsm = Crafter::from_json(
+        &serde_json::json!({"attack": "fgsm", "eps": 0.25, "clip": [0.0, 1.0], "labels": "true"}),
+    )
+    .unwrap();
+    let mut group = c.benchmark_group("batch100");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, net) in nets() {
+        let model = Model::init(&dev, &net, 0.005, &mut rng);
+        let mut sgd = Sgd::new(&dev, model.clone(), 0.01, 0.5);
+        group.bench_function(BenchmarkId::new("train_step", name), |b| {
+            b.iter(|| sgd.step(&dev, x.clone(), &y))
+        });
+        let ctx = AttackContext {
+            model: &model,
+            dev: &dev,
+        };
+        group.bench_function(BenchmarkId::new("fgsm_classify", name), |b| {
+            b.iter(|| {
+                let adv = fgsm.craft(&ctx, &x, &y);
+                ctx.predict(&adv)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, workloads);
+criterion_main!(benches);

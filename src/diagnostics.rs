@@ -53,7 +53,10 @@ pub struct Source {
 impl Source {
     /// A source named `name` with contents `text`.
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
-        Source { name: name.into(), text: text.into() }
+        Source {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     /// 1-based line and column of a byte offset (columns count characters).
@@ -85,7 +88,14 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic with a code, a message and a primary span.
     pub fn new(code: &'static str, span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { code, message: message.into(), span, label: "here".into(), notes: vec![], help: None }
+        Diagnostic {
+            code,
+            message: message.into(),
+            span,
+            label: "here".into(),
+            notes: vec![],
+            help: None,
+        }
     }
     /// Replaces the label under the primary span.
     pub fn label(mut self, label: impl Into<String>) -> Self {
@@ -164,14 +174,22 @@ impl miette::Diagnostic for Report<'_> {
         Some(Box::new(self.diag.code))
     }
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.diag
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         Some(&self.source)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let primary = LabeledSpan::new_primary_with_span(Some(self.diag.label.clone()), self.diag.span);
-        let notes = self.diag.notes.iter().map(|(s, l)| LabeledSpan::new_with_span(Some(l.clone()), *s));
+        let primary =
+            LabeledSpan::new_primary_with_span(Some(self.diag.label.clone()), self.diag.span);
+        let notes = self
+            .diag
+            .notes
+            .iter()
+            .map(|(s, l)| LabeledSpan::new_with_span(Some(l.clone()), *s));
         Some(Box::new(std::iter::once(primary).chain(notes)))
     }
 }
@@ -179,21 +197,38 @@ impl miette::Diagnostic for Report<'_> {
 /// Renders diagnostics the way `advpipe check` prints them. `color: false` gives plain
 /// ASCII-free-of-escapes text, the form the snapshot tests compare.
 pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> String {
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
     let mut out = String::new();
     for diag in diagnostics {
-        let report = Report { diag, source: NamedSource::new(&source.name, source.text.to_string()) };
+        let report = Report {
+            diag,
+            source: NamedSource::new(&source.name, source.text.to_string()),
+        };
         // Writing into a String cannot fail.
         let _ = handler.render_report(&mut out, &report);
     }
     let errors = diagnostics.len();
-    out.push_str(&format!("{} error{} in {}\n", errors, if errors == 1 { "" } else { "s" }, source.name));
+    out.push_str(&format!(
+        "{} error{} in {}\n",
+        errors,
+        if errors == 1 { "" } else { "s" },
+        source.name
+    ));
     out
 }
 
 /// The closest candidate to `name` by edit distance, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(name, c), c))

@@ -26,8 +26,14 @@ impl Metrics {
     /// Field names a pipeline may access, with a doc line each.
     pub const FIELDS: &'static [(&'static str, &'static str)] = &[
         ("error", "fraction of examples misclassified"),
-        ("confidence_on_mistakes", "mean top softmax probability on misclassified examples"),
-        ("mean_confidence", "mean top softmax probability on all examples"),
+        (
+            "confidence_on_mistakes",
+            "mean top softmax probability on misclassified examples",
+        ),
+        (
+            "mean_confidence",
+            "mean top softmax probability on all examples",
+        ),
         ("examples", "number of examples scored"),
     ];
 
@@ -45,13 +51,23 @@ impl Metrics {
 
 /// Scores `model` on `data`, attacking each batch first when `attack` is given.
 /// `progress` gets (examples done, total).
-pub fn evaluate(dev: &Dev, model: &Model, data: &Dataset, attack: Option<&Crafter>, batch: usize, progress: &mut dyn FnMut(usize, usize)) -> Metrics {
+pub fn evaluate(
+    dev: &Dev,
+    model: &Model,
+    data: &Dataset,
+    attack: Option<&Crafter>,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Metrics {
     let ctx = AttackContext { model, dev };
     let (mut errors, mut conf_sum, mut conf_wrong) = (0usize, 0.0f64, 0.0f64);
     let mut start = 0;
     while start < data.len() {
         let end = (start + batch).min(data.len());
-        let labels: Vec<usize> = data.labels[start..end].iter().map(|&l| l as usize).collect();
+        let labels: Vec<usize> = data.labels[start..end]
+            .iter()
+            .map(|&l| l as usize)
+            .collect();
         let clean = data.images_of(start..end);
         let x = match attack {
             Some(a) => a.craft(&ctx, clean, &labels),
@@ -74,7 +90,11 @@ pub fn evaluate(dev: &Dev, model: &Model, data: &Dataset, attack: Option<&Crafte
     Metrics {
         examples: data.len(),
         error: errors as f64 / n,
-        confidence_on_mistakes: if errors > 0 { conf_wrong / errors as f64 } else { 0.0 },
+        confidence_on_mistakes: if errors > 0 {
+            conf_wrong / errors as f64
+        } else {
+            0.0
+        },
         mean_confidence: conf_sum / n,
     }
 }
@@ -101,12 +121,20 @@ mod tests {
     #[test]
     fn counts_errors_and_confidences() {
         let (dev, model, x, _) = crate::attacks::testing::model_and_batch();
-        let ctx = AttackContext { model: &model, dev: &dev };
+        let ctx = AttackContext {
+            model: &model,
+            dev: &dev,
+        };
         let predicted = ctx.predict(&x);
         // Label the first row wrongly, the rest as predicted.
         let mut labels: Vec<u8> = predicted.iter().map(|&p| p as u8).collect();
         labels[0] = ((predicted[0] + 1) % 3) as u8;
-        let data = Dataset { images: x.clone(), labels, shape: vec![6], classes: 3 };
+        let data = Dataset {
+            images: x.clone(),
+            labels,
+            shape: vec![6],
+            classes: 3,
+        };
         let m = evaluate(&dev, &model, &data, None, 3, &mut |_, _| {});
         assert_eq!(m.examples, 4);
         assert_eq!(m.error, 0.25);

@@ -13,7 +13,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "advpipe", version, about = "Adversarial-robustness pipelines: check, plan, run and report")]
+#[command(
+    name = "advpipe",
+    version,
+    about = "Adversarial-robustness pipelines: check, plan, run and report",
+    after_help = "Exit status: 0 success; 1 the pipeline file has errors; 2 bad command line; 3 a run failed (missing data, I/O, divergence)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,12 +76,16 @@ fn main() -> ExitCode {
 }
 
 fn load(path: &Path) -> Result<(Source, advpipe::check::ir::Program), Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::msg(format!("cannot read pipeline file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::msg(format!("cannot read pipeline file {}: {e}", path.display())))?;
     let source = Source::new(path.display().to_string(), text);
     match advpipe::compile(&source) {
         Ok(program) => Ok((source, program)),
         Err(diags) => {
-            eprint!("{}", render(&source, &diags, std::io::stderr().is_terminal()));
+            eprint!(
+                "{}",
+                render(&source, &diags, std::io::stderr().is_terminal())
+            );
             Err(Failure::Pipeline)
         }
     }
@@ -86,7 +95,12 @@ fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
         Command::Check { file } => {
             let (_, program) = load(&file)?;
-            println!("{}: ok ({} nodes, {} tables)", file.display(), program.nodes.len(), program.tables.len());
+            println!(
+                "{}: ok ({} nodes, {} tables)",
+                file.display(),
+                program.nodes.len(),
+                program.tables.len()
+            );
             Ok(())
         }
         Command::Graph { file } => {
@@ -94,22 +108,57 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             print!("{}", plan::to_dot(&program, &plan::plan(&program)));
             Ok(())
         }
-        Command::Run { file, data_dir, cache_dir, out } => {
+        Command::Run {
+            file,
+            data_dir,
+            cache_dir,
+            out,
+        } => {
             let started = Instant::now();
             let (_, program) = load(&file)?;
-            let settings = config::resolve(config::read_file_config(Path::new("."))?, data_dir, cache_dir, None);
-            let results = out.unwrap_or_else(|| settings.results_dir.join(file.file_stem().unwrap_or_default()));
+            let settings = config::resolve(
+                config::read_file_config(Path::new("."))?,
+                data_dir,
+                cache_dir,
+                None,
+            );
+            let results = out.unwrap_or_else(|| {
+                settings
+                    .results_dir
+                    .join(file.file_stem().unwrap_or_default())
+            });
             let cache = Cache::open(&settings.cache_dir)?;
             let dag = plan::plan(&program);
-            eprintln!("advpipe: {} ({} nodes), cache {}", file.display(), program.nodes.len(), settings.cache_dir.display());
-            let opts = exec::RunOptions { data_dir: settings.data_dir, cache: &cache, progress: std::io::stderr().is_terminal() };
+            eprintln!(
+                "advpipe: {} ({} nodes), cache {}",
+                file.display(),
+                program.nodes.len(),
+                settings.cache_dir.display()
+            );
+            let opts = exec::RunOptions {
+                data_dir: settings.data_dir,
+                cache: &cache,
+                progress: std::io::stderr().is_terminal(),
+            };
             let outcome = exec::run(&program, &dag, &opts, &mut std::io::stderr())?;
             let tables = report::tables(&program, &outcome);
             let seconds = started.elapsed().as_secs_f64();
             print!("{}", report::terminal(&tables));
             report::write(&results, &file, &program, &outcome, &tables, seconds)?;
-            let computed = outcome.records.iter().filter(|r| matches!(r.status, exec::Status::Computed | exec::Status::Recomputed(_))).count();
-            eprintln!("\n{computed} node(s) computed, results in {} ({seconds:.2} s)", results.display());
+            let computed = outcome
+                .records
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.status,
+                        exec::Status::Computed | exec::Status::Recomputed(_)
+                    )
+                })
+                .count();
+            eprintln!(
+                "\n{computed} node(s) computed, results in {} ({seconds:.2} s)",
+                results.display()
+            );
             Ok(())
         }
     }

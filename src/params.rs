@@ -34,7 +34,13 @@ impl ParamType {
         match self {
             ParamType::Int => "a whole number".into(),
             ParamType::Number => "a number".into(),
-            ParamType::Choice(c) => format!("one of {}", c.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")),
+            ParamType::Choice(c) => format!(
+                "one of {}",
+                c.iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             ParamType::Shape => "a shape such as [1, 28, 28]".into(),
             ParamType::ClipRange => "a range [lo, hi] or \"none\"".into(),
             ParamType::Dataset => "a dataset".into(),
@@ -80,11 +86,28 @@ pub struct ParamSpec {
 impl ParamSpec {
     /// A parameter that must be given.
     pub const fn required(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
-        ParamSpec { name, ty, default: Default::Required, range: None, doc }
+        ParamSpec {
+            name,
+            ty,
+            default: Default::Required,
+            range: None,
+            doc,
+        }
     }
     /// A parameter with a default.
-    pub const fn with_default(name: &'static str, ty: ParamType, default: Default, doc: &'static str) -> Self {
-        ParamSpec { name, ty, default, range: None, doc }
+    pub const fn with_default(
+        name: &'static str,
+        ty: ParamType,
+        default: Default,
+        doc: &'static str,
+    ) -> Self {
+        ParamSpec {
+            name,
+            ty,
+            default,
+            range: None,
+            doc,
+        }
     }
     /// Restricts a numeric parameter to `[lo, hi]`.
     pub const fn range(mut self, lo: f64, hi: f64) -> Self {
@@ -130,5 +153,11 @@ impl Category {
         }
     }
     /// All categories, in the order the docs list them.
-    pub const ALL: [Category; 5] = [Category::Data, Category::Net, Category::Model, Category::Attack, Category::Eval];
+    pub const ALL: [Category; 5] = [
+        Category::Data,
+        Category::Net,
+        Category::Model,
+        Category::Attack,
+        Category::Eval,
+    ];
 }

@@ -21,21 +21,35 @@ pub struct Plan {
 /// Builds the DAG. The checker already rejects circles; a cycle here is a bug.
 pub fn plan(program: &Program) -> Plan {
     let mut graph = DiGraph::new();
-    let index: Vec<NodeIndex> = (0..program.nodes.len()).map(|i| graph.add_node(i)).collect();
+    let index: Vec<NodeIndex> = (0..program.nodes.len())
+        .map(|i| graph.add_node(i))
+        .collect();
     for (id, node) in program.nodes.iter().enumerate() {
         for (role, input) in &node.inputs {
             graph.add_edge(index[*input], index[id], *role);
         }
     }
-    let order = petgraph::algo::toposort(&graph, None).expect("the checker rejects cycles").into_iter().map(|i| graph[i]).collect();
+    let order = petgraph::algo::toposort(&graph, None)
+        .expect("the checker rejects cycles")
+        .into_iter()
+        .map(|i| graph[i])
+        .collect();
     Plan { graph, order }
 }
 
 /// The JSON every key hashes, for one node; `explain`-style output can print it.
-pub fn recipe(program: &Program, id: NodeId, input_keys: &[String], source_digest: Option<&str>) -> serde_json::Value {
+pub fn recipe(
+    program: &Program,
+    id: NodeId,
+    input_keys: &[String],
+    source_digest: Option<&str>,
+) -> serde_json::Value {
     let node = &program.nodes[id];
-    let inputs: serde_json::Map<String, serde_json::Value> =
-        node.inputs.iter().map(|(role, input)| (role.to_string(), input_keys[*input].clone().into())).collect();
+    let inputs: serde_json::Map<String, serde_json::Value> = node
+        .inputs
+        .iter()
+        .map(|(role, input)| (role.to_string(), input_keys[*input].clone().into()))
+        .collect();
     json!({
         "kind": node.kind.name,
         "version": node.kind.version,
@@ -47,7 +61,11 @@ pub fn recipe(program: &Program, id: NodeId, input_keys: &[String], source_diges
 }
 
 /// Every node's key. `source_digest` gives the content digest of what a data node reads.
-pub fn keys(program: &Program, plan: &Plan, source_digest: &mut dyn FnMut(NodeId) -> Result<Option<String>>) -> Result<Vec<String>> {
+pub fn keys(
+    program: &Program,
+    plan: &Plan,
+    source_digest: &mut dyn FnMut(NodeId) -> Result<Option<String>>,
+) -> Result<Vec<String>> {
     let mut keys = vec![String::new(); program.nodes.len()];
     for &id in &plan.order {
         let digest = source_digest(id)?;
@@ -61,19 +79,29 @@ pub fn keys(program: &Program, plan: &Plan, source_digest: &mut dyn FnMut(NodeId
 
 /// The DAG in Graphviz DOT: one box per node (name and kind), edges labelled by parameter.
 pub fn to_dot(program: &Program, plan: &Plan) -> String {
-    let mut out = String::from("digraph pipeline {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n");
+    let mut out = String::from(
+        "digraph pipeline {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n",
+    );
     for &id in &plan.order {
         let node = &program.nodes[id];
         let mut label = format!("{}\\n{}", node.name, node.kind.name);
         if let Some(attack) = node.params.get("attack").and_then(|a| a.get("attack")) {
-            let eps = node.params["attack"].get("eps").map_or(String::new(), |e| format!(" eps={e}"));
+            let eps = node.params["attack"]
+                .get("eps")
+                .map_or(String::new(), |e| format!(" eps={e}"));
             label.push_str(&format!("\\n{}{eps}", attack.as_str().unwrap_or("?")));
         }
-        out.push_str(&format!("  n{id} [label=\"{}\"];\n", label.replace('"', "\\\"")));
+        out.push_str(&format!(
+            "  n{id} [label=\"{}\"];\n",
+            label.replace('"', "\\\"")
+        ));
     }
     for edge in plan.graph.edge_indices() {
         let (a, b) = plan.graph.edge_endpoints(edge).expect("edge exists");
-        out.push_str(&format!("  n{} -> n{} [label=\"{}\"];\n", plan.graph[a], plan.graph[b], plan.graph[edge]));
+        out.push_str(&format!(
+            "  n{} -> n{} [label=\"{}\"];\n",
+            plan.graph[a], plan.graph[b], plan.graph[edge]
+        ));
     }
     out.push_str("}\n");
     out

@@ -25,23 +25,36 @@ fn every_error_code_has_a_fixture() {
         }
     }
     let src = include_str!("../src/diagnostics.rs");
-    let all: Vec<&str> = src.lines().filter_map(|l| l.split("&str = \"").nth(1)).map(|s| s.trim_end_matches("\";")).collect();
+    let all: Vec<&str> = src
+        .lines()
+        .filter_map(|l| l.split("&str = \"").nth(1))
+        .map(|s| s.trim_end_matches("\";"))
+        .collect();
     assert!(all.len() >= 15, "parsed the code list: {all:?}");
     for code in all {
-        assert!(seen.contains(code), "no fixture under tests/fixtures/errors produces {code}");
+        assert!(
+            seen.contains(code),
+            "no fixture under tests/fixtures/errors produces {code}"
+        );
     }
 }
 
 #[test]
 fn all_errors_are_reported_at_once() {
-    let source = Source::new("f", std::fs::read_to_string(crate::support::fixture("errors/many_errors.adv")).unwrap());
+    let source = Source::new(
+        "f",
+        std::fs::read_to_string(crate::support::fixture("errors/many_errors.adv")).unwrap(),
+    );
     let diags = advpipe::compile(&source).unwrap_err();
     assert!(diags.len() >= 3, "{diags:?}");
 }
 
 #[test]
 fn rendered_errors_start_with_file_line_col() {
-    let source = Source::new("p.adv", "data train = mnist(split: \"train\")\nmodel m = fit(n, train)\n");
+    let source = Source::new(
+        "p.adv",
+        "data train = mnist(split: \"train\")\nmodel m = fit(n, train)\n",
+    );
     let text = render(&source, &advpipe::compile(&source).unwrap_err(), false);
     assert!(text.contains("[p.adv:2:15]"), "{text}");
 }

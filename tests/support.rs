@@ -31,18 +31,35 @@ pub fn write_tiny_mnist(dir: &Path, train: usize, test: usize) {
                 pixels[i * 784 + p] = if lit { 80 + noise } else { noise };
             }
         }
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), idx::encode(&[n, 28, 28], &pixels)).unwrap();
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), idx::encode(&[n], &labels)).unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte")),
+            idx::encode(&[n, 28, 28], &pixels),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            idx::encode(&[n], &labels),
+        )
+        .unwrap();
     }
 }
 
 /// Compiles and runs pipeline text against a data folder and a cache folder.
-pub fn run_text(text: &str, data: &Path, cache: &Path) -> (advpipe::check::ir::Program, Outcome, String) {
+pub fn run_text(
+    text: &str,
+    data: &Path,
+    cache: &Path,
+) -> (advpipe::check::ir::Program, Outcome, String) {
     let source = Source::new("test.adv", text);
-    let program = advpipe::compile(&source).unwrap_or_else(|d| panic!("{}", advpipe::diagnostics::render(&source, &d, false)));
+    let program = advpipe::compile(&source)
+        .unwrap_or_else(|d| panic!("{}", advpipe::diagnostics::render(&source, &d, false)));
     let plan = advpipe::plan::plan(&program);
     let cache = Cache::open(cache).unwrap();
-    let opts = RunOptions { data_dir: data.to_path_buf(), cache: &cache, progress: false };
+    let opts = RunOptions {
+        data_dir: data.to_path_buf(),
+        cache: &cache,
+        progress: false,
+    };
     let mut log = Vec::new();
     let outcome = exec::run(&program, &plan, &opts, &mut log).unwrap();
     (program, outcome, String::from_utf8(log).unwrap())
@@ -50,10 +67,18 @@ pub fn run_text(text: &str, data: &Path, cache: &Path) -> (advpipe::check::ir::P
 
 /// The status word of the node named `name`.
 pub fn status(outcome: &Outcome, name: &str) -> &'static str {
-    outcome.records.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no node {name}")).status.word()
+    outcome
+        .records
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no node {name}"))
+        .status
+        .word()
 }
 
 /// The path of a fixture.
 pub fn fixture(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }

@@ -16,7 +16,10 @@ use serde::Deserialize;
 pub const KIND: AttackKind = AttackKind {
     name: "fgsm",
     doc: "fast gradient sign method: x + eps * sign(grad_x J)",
-    params: &[ParamSpec::required("eps", ParamType::Number, "L-infinity size of the step").range(0.0, 1.0)],
+    params: &[
+        ParamSpec::required("eps", ParamType::Number, "L-infinity size of the step")
+            .range(0.0, 1.0),
+    ],
     build,
 };
 
@@ -32,7 +35,10 @@ impl Fgsm {
         if self.eps.is_finite() && self.eps >= 0.0 {
             Ok(self)
         } else {
-            Err(format!("eps must be a non-negative number, found {}", self.eps))
+            Err(format!(
+                "eps must be a non-negative number, found {}",
+                self.eps
+            ))
         }
     }
 }
@@ -55,7 +61,10 @@ pub fn sign(v: f32) -> f32 {
 impl Attack for Fgsm {
     fn perturb(&self, ctx: &AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let grad = ctx.input_gradient(x, labels);
-        x.iter().zip(&grad).map(|(&xi, &gi)| xi + self.eps * sign(gi)).collect()
+        x.iter()
+            .zip(&grad)
+            .map(|(&xi, &gi)| xi + self.eps * sign(gi))
+            .collect()
     }
 }
 
@@ -68,7 +77,10 @@ mod tests {
     #[test]
     fn step_is_exactly_eps_times_sign_of_the_gradient() {
         let (dev, model, x, y) = model_and_batch();
-        let ctx = AttackContext { model: &model, dev: &dev };
+        let ctx = AttackContext {
+            model: &model,
+            dev: &dev,
+        };
         let grad = ctx.input_gradient(&x, &y);
         let adv = Fgsm { eps: 0.1 }.perturb(&ctx, &x, &y);
         for i in 0..x.len() {
@@ -80,25 +92,49 @@ mod tests {
     #[test]
     fn eps_zero_is_the_identity() {
         let (dev, model, x, y) = model_and_batch();
-        let ctx = AttackContext { model: &model, dev: &dev };
-        let crafter = Crafter::from_json(&json!({"attack": "fgsm", "eps": 0.0, "clip": [0.0, 1.0], "labels": "true"})).unwrap();
+        let ctx = AttackContext {
+            model: &model,
+            dev: &dev,
+        };
+        let crafter = Crafter::from_json(
+            &json!({"attack": "fgsm", "eps": 0.0, "clip": [0.0, 1.0], "labels": "true"}),
+        )
+        .unwrap();
         assert_eq!(crafter.craft(&ctx, &x, &y), x);
     }
 
     #[test]
     fn clipping_holds_and_none_lets_values_out() {
         let (dev, model, x, y) = model_and_batch();
-        let ctx = AttackContext { model: &model, dev: &dev };
-        let clipped = Crafter::from_json(&json!({"attack": "fgsm", "eps": 0.9, "clip": [0.0, 1.0], "labels": "true"})).unwrap();
-        assert!(clipped.craft(&ctx, &x, &y).iter().all(|v| (0.0..=1.0).contains(v)));
-        let free = Crafter::from_json(&json!({"attack": "fgsm", "eps": 0.9, "clip": null, "labels": "true"})).unwrap();
-        assert!(free.craft(&ctx, &x, &y).iter().any(|v| !(0.0..=1.0).contains(v)));
+        let ctx = AttackContext {
+            model: &model,
+            dev: &dev,
+        };
+        let clipped = Crafter::from_json(
+            &json!({"attack": "fgsm", "eps": 0.9, "clip": [0.0, 1.0], "labels": "true"}),
+        )
+        .unwrap();
+        assert!(clipped
+            .craft(&ctx, &x, &y)
+            .iter()
+            .all(|v| (0.0..=1.0).contains(v)));
+        let free = Crafter::from_json(
+            &json!({"attack": "fgsm", "eps": 0.9, "clip": null, "labels": "true"}),
+        )
+        .unwrap();
+        assert!(free
+            .craft(&ctx, &x, &y)
+            .iter()
+            .any(|v| !(0.0..=1.0).contains(v)));
     }
 
     #[test]
     fn input_gradient_agrees_with_finite_differences() {
         let (dev, model, x, y) = model_and_batch();
-        let ctx = AttackContext { model: &model, dev: &dev };
+        let ctx = AttackContext {
+            model: &model,
+            dev: &dev,
+        };
         let grad = ctx.input_gradient(&x, &y);
         let h = 1e-2f32;
         for i in 0..x.len() {
@@ -106,19 +142,32 @@ mod tests {
             up[i] += h;
             down[i] -= h;
             let numeric = (ctx.loss(&up, &y) - ctx.loss(&down, &y)) / (2.0 * h);
-            assert!((numeric - grad[i]).abs() <= 2e-3 + 0.02 * grad[i].abs(), "pixel {i}: numeric {numeric}, analytic {}", grad[i]);
+            assert!(
+                (numeric - grad[i]).abs() <= 2e-3 + 0.02 * grad[i].abs(),
+                "pixel {i}: numeric {numeric}, analytic {}",
+                grad[i]
+            );
         }
     }
 
     #[test]
     fn fgsm_increases_the_loss_and_predicted_labels_are_used_when_asked() {
         let (dev, model, x, y) = model_and_batch();
-        let ctx = AttackContext { model: &model, dev: &dev };
+        let ctx = AttackContext {
+            model: &model,
+            dev: &dev,
+        };
         let adv = Fgsm { eps: 0.05 }.perturb(&ctx, &x, &y);
         assert!(ctx.loss(&adv, &y) > ctx.loss(&x, &y));
         let predicted = ctx.predict(&x);
-        let by_prediction = Crafter::from_json(&json!({"attack": "fgsm", "eps": 0.05, "clip": null, "labels": "predicted"})).unwrap();
-        assert_eq!(by_prediction.craft(&ctx, &x, &y), Fgsm { eps: 0.05 }.perturb(&ctx, &x, &predicted));
+        let by_prediction = Crafter::from_json(
+            &json!({"attack": "fgsm", "eps": 0.05, "clip": null, "labels": "predicted"}),
+        )
+        .unwrap();
+        assert_eq!(
+            by_prediction.craft(&ctx, &x, &y),
+            Fgsm { eps: 0.05 }.perturb(&ctx, &x, &predicted)
+        );
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub struct AttackContext<'a> {
 impl AttackContext<'_> {
     fn batch(&self, x: &[f32]) -> Matrix {
         let width = self.model.input_width();
-        self.dev.tensor_from_vec(x.to_vec(), (x.len() / width, width))
+        self.dev
+            .tensor_from_vec(x.to_vec(), (x.len() / width, width))
     }
 
     /// Logits, `rows * classes` values.
@@ -60,7 +61,9 @@ impl AttackContext<'_> {
 
 /// The index of the largest value (the first, on ties).
 pub fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
+    row.iter()
+        .enumerate()
+        .fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
 }
 
 /// An attack, built from validated parameters.
@@ -91,8 +94,18 @@ pub struct Common {
 
 /// The parameters every attack takes, appended to its own by the checker.
 pub const COMMON_PARAMS: &[ParamSpec] = &[
-    ParamSpec::with_default("clip", ParamType::ClipRange, Default::Range(0.0, 1.0), "clamp adversarial inputs to [lo, hi], or \"none\""),
-    ParamSpec::with_default("labels", ParamType::Choice(&["true", "predicted"]), Default::Str("true"), "labels the gradient is taken against"),
+    ParamSpec::with_default(
+        "clip",
+        ParamType::ClipRange,
+        Default::Range(0.0, 1.0),
+        "clamp adversarial inputs to [lo, hi], or \"none\"",
+    ),
+    ParamSpec::with_default(
+        "labels",
+        ParamType::Choice(&["true", "predicted"]),
+        Default::Str("true"),
+        "labels the gradient is taken against",
+    ),
 ];
 
 /// A registered attack kind.
@@ -130,9 +143,15 @@ pub struct Crafter {
 impl Crafter {
     /// Builds from the checked JSON form `{"attack": name, ...params}`.
     pub fn from_json(json: &serde_json::Value) -> Result<Crafter, String> {
-        let name = json.get("attack").and_then(|n| n.as_str()).ok_or("attack JSON without a name")?;
+        let name = json
+            .get("attack")
+            .and_then(|n| n.as_str())
+            .ok_or("attack JSON without a name")?;
         let kind = find(name).ok_or_else(|| format!("unknown attack {name}"))?;
-        Ok(Crafter { attack: (kind.build)(json)?, common: params_from(json)? })
+        Ok(Crafter {
+            attack: (kind.build)(json)?,
+            common: params_from(json)?,
+        })
     }
 
     /// Adversarial versions of the rows of `x`, whose dataset labels are `labels`.
@@ -164,7 +183,11 @@ pub(crate) mod testing {
         let dev = Dev::default();
         let net = NetSpec {
             input: vec![6],
-            layers: vec![LayerSpec::Linear { units: 5 }, LayerSpec::Tanh, LayerSpec::Linear { units: 3 }],
+            layers: vec![
+                LayerSpec::Linear { units: 5 },
+                LayerSpec::Tanh,
+                LayerSpec::Linear { units: 3 },
+            ],
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let model = Model::init(&dev, &net, 1.0, &mut rng);

@@ -29,9 +29,25 @@ pub const MNIST: NodeKind = NodeKind {
     version: 1,
     doc: "MNIST digits, [1, 28, 28] in [0, 1], 10 classes",
     params: &[
-        ParamSpec::required("split", ParamType::Choice(&["train", "test"]), "which file pair: 60,000 train or 10,000 test"),
-        ParamSpec::with_default("skip", ParamType::Int, Default::Int(0), "examples dropped from the front").range(0.0, 60000.0),
-        ParamSpec::with_default("take", ParamType::Int, Default::Optional, "examples kept after skip (default: all)").range(1.0, 60000.0),
+        ParamSpec::required(
+            "split",
+            ParamType::Choice(&["train", "test"]),
+            "which file pair: 60,000 train or 10,000 test",
+        ),
+        ParamSpec::with_default(
+            "skip",
+            ParamType::Int,
+            Default::Int(0),
+            "examples dropped from the front",
+        )
+        .range(0.0, 60000.0),
+        ParamSpec::with_default(
+            "take",
+            ParamType::Int,
+            Default::Optional,
+            "examples kept after skip (default: all)",
+        )
+        .range(1.0, 60000.0),
     ],
 };
 
@@ -44,12 +60,48 @@ pub const FIT: NodeKind = NodeKind {
     params: &[
         ParamSpec::required("net", ParamType::Net, "the architecture"),
         ParamSpec::required("data", ParamType::Dataset, "the training set"),
-        ParamSpec::with_default("epochs", ParamType::Int, Default::Int(10), "passes over the training set").range(1.0, 100000.0),
-        ParamSpec::with_default("batch", ParamType::Int, Default::Int(100), "examples per step").range(1.0, 100000.0),
-        ParamSpec::with_default("lr", ParamType::Number, Default::Number(0.1), "learning rate").range(1e-9, 100.0),
-        ParamSpec::with_default("momentum", ParamType::Number, Default::Number(0.5), "momentum coefficient").range(0.0, 0.999),
-        ParamSpec::with_default("init", ParamType::Number, Default::Number(0.005), "initial weights uniform in [-init, init]").range(0.0, 10.0),
-        ParamSpec::with_default("seed", ParamType::Int, Default::Optional, "initialisation and shuffling seed (default: the file's seed)").range(0.0, 9.0e15),
+        ParamSpec::with_default(
+            "epochs",
+            ParamType::Int,
+            Default::Int(10),
+            "passes over the training set",
+        )
+        .range(1.0, 100000.0),
+        ParamSpec::with_default(
+            "batch",
+            ParamType::Int,
+            Default::Int(100),
+            "examples per step",
+        )
+        .range(1.0, 100000.0),
+        ParamSpec::with_default(
+            "lr",
+            ParamType::Number,
+            Default::Number(0.1),
+            "learning rate",
+        )
+        .range(1e-9, 100.0),
+        ParamSpec::with_default(
+            "momentum",
+            ParamType::Number,
+            Default::Number(0.5),
+            "momentum coefficient",
+        )
+        .range(0.0, 0.999),
+        ParamSpec::with_default(
+            "init",
+            ParamType::Number,
+            Default::Number(0.005),
+            "initial weights uniform in [-init, init]",
+        )
+        .range(0.0, 10.0),
+        ParamSpec::with_default(
+            "seed",
+            ParamType::Int,
+            Default::Optional,
+            "initialisation and shuffling seed (default: the file's seed)",
+        )
+        .range(0.0, 9.0e15),
     ],
 };
 
@@ -62,8 +114,19 @@ pub const EVALUATE: NodeKind = NodeKind {
     params: &[
         ParamSpec::required("model", ParamType::Model, "the model scored"),
         ParamSpec::required("data", ParamType::Dataset, "the examples"),
-        ParamSpec::with_default("attack", ParamType::Attack, Default::Optional, "perturb each batch first"),
-        ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch (bounds memory)").range(1.0, 100000.0),
+        ParamSpec::with_default(
+            "attack",
+            ParamType::Attack,
+            Default::Optional,
+            "perturb each batch first",
+        ),
+        ParamSpec::with_default(
+            "batch",
+            ParamType::Int,
+            Default::Int(500),
+            "examples per batch (bounds memory)",
+        )
+        .range(1.0, 100000.0),
     ],
 };
 
@@ -73,7 +136,11 @@ pub const INPUT: NodeKind = NodeKind {
     category: Category::Net,
     version: 1,
     doc: "the start of a net: the shape of one example",
-    params: &[ParamSpec::required("shape", ParamType::Shape, "one example's shape, e.g. [1, 28, 28]")],
+    params: &[ParamSpec::required(
+        "shape",
+        ParamType::Shape,
+        "one example's shape, e.g. [1, 28, 28]",
+    )],
 };
 
 /// Every computing kind plus `input`.

@@ -23,16 +23,29 @@ use std::collections::HashMap;
 /// What an expression evaluates to while checking.
 #[derive(Clone, Debug)]
 enum Value {
-    Number { value: f64, percent: bool },
+    Number {
+        value: f64,
+        percent: bool,
+    },
     Str(String),
     List(Vec<(Value, Span)>),
-    Data { node: NodeId, shape: Vec<usize>, classes: usize },
+    Data {
+        node: NodeId,
+        shape: Vec<usize>,
+        classes: usize,
+    },
     Net(NetSpec),
     Layer(LayerSpec),
-    Model { node: NodeId, net: NetSpec },
+    Model {
+        node: NodeId,
+        net: NetSpec,
+    },
     Attack(Json),
     Metrics(NodeId),
-    MetricRef { node: NodeId, field: String },
+    MetricRef {
+        node: NodeId,
+        field: String,
+    },
 }
 
 impl Value {
@@ -53,8 +66,15 @@ impl Value {
             Value::Number { .. } => "a number".into(),
             Value::Str(_) => "a string".into(),
             Value::List(_) => "a list".into(),
-            Value::Data { shape, classes, .. } => format!("a dataset of {} images, {classes} classes", show_shape(shape)),
-            Value::Net(n) => format!("a net {} -> {}", show_shape(&n.input), n.output_shape().map_or("?".into(), |s| show_shape(&s))),
+            Value::Data { shape, classes, .. } => format!(
+                "a dataset of {} images, {classes} classes",
+                show_shape(shape)
+            ),
+            Value::Net(n) => format!(
+                "a net {} -> {}",
+                show_shape(&n.input),
+                n.output_shape().map_or("?".into(), |s| show_shape(&s))
+            ),
             Value::Layer(_) => "a layer".into(),
             Value::Model { .. } => "a model".into(),
             Value::Attack(_) => "an attack".into(),
@@ -85,7 +105,11 @@ pub fn check(file: &ast::File, source: &str) -> Result<Program, Vec<Diagnostic>>
     let mut c = Checker {
         decls: Vec::new(),
         state: HashMap::new(),
-        program: Program { seed: 0, nodes: Vec::new(), tables: Vec::new() },
+        program: Program {
+            seed: 0,
+            nodes: Vec::new(),
+            tables: Vec::new(),
+        },
         diags: Vec::new(),
         source,
         current_decl: None,
@@ -97,28 +121,43 @@ pub fn check(file: &ast::File, source: &str) -> Result<Program, Vec<Diagnostic>>
                 if let Some(first) = c.decls.iter().find(|e| e.name.name == d.name.name) {
                     let first_span = first.name.span;
                     c.diags.push(
-                        Diagnostic::new(codes::DUPLICATE_NAME, d.name.span, format!("`{}` is declared twice", d.name.name))
-                            .label("declared again here")
-                            .note(first_span, "first declared here")
-                            .help("rename one of the two declarations"),
+                        Diagnostic::new(
+                            codes::DUPLICATE_NAME,
+                            d.name.span,
+                            format!("`{}` is declared twice", d.name.name),
+                        )
+                        .label("declared again here")
+                        .note(first_span, "first declared here")
+                        .help("rename one of the two declarations"),
                     );
                     continue;
                 }
-                c.state.insert(&d.name.name, DeclState::Pending(c.decls.len()));
+                c.state
+                    .insert(&d.name.name, DeclState::Pending(c.decls.len()));
                 c.decls.push(d);
             }
             Item::Seed { value, span } => {
                 if let Some(first) = seed_span {
-                    c.diags.push(Diagnostic::new(codes::BAD_SETTING, *span, "`seed` is set twice").note(first, "first set here"));
+                    c.diags.push(
+                        Diagnostic::new(codes::BAD_SETTING, *span, "`seed` is set twice")
+                            .note(first, "first set here"),
+                    );
                     continue;
                 }
                 seed_span = Some(*span);
                 match &value.kind {
-                    ExprKind::Number { value: v, percent: false } if v.fract() == 0.0 && *v >= 0.0 && *v < 9.0e15 => c.program.seed = *v as u64,
+                    ExprKind::Number {
+                        value: v,
+                        percent: false,
+                    } if v.fract() == 0.0 && *v >= 0.0 && *v < 9.0e15 => c.program.seed = *v as u64,
                     _ => c.diags.push(
-                        Diagnostic::new(codes::BAD_SETTING, value.span, "the seed must be a whole number >= 0")
-                            .label("not a whole number")
-                            .help("write e.g. `seed 1234`"),
+                        Diagnostic::new(
+                            codes::BAD_SETTING,
+                            value.span,
+                            "the seed must be a whole number >= 0",
+                        )
+                        .label("not a whole number")
+                        .help("write e.g. `seed 1234`"),
                     ),
                 }
             }
@@ -153,7 +192,11 @@ impl<'a> Checker<'a> {
         let index = match self.state.get(name)? {
             DeclState::Done(v) => return Some(v.clone()),
             DeclState::InProgress => {
-                let decl = self.decls.iter().find(|d| d.name.name == name).expect("declared");
+                let decl = self
+                    .decls
+                    .iter()
+                    .find(|d| d.name.name == name)
+                    .expect("declared");
                 let span = used_at.unwrap_or(decl.name.span);
                 self.diags.push(
                     Diagnostic::new(codes::CYCLE, span, format!("`{name}` depends on itself"))
@@ -170,7 +213,8 @@ impl<'a> Checker<'a> {
         let outer = self.current_decl.replace((&decl.name.name, decl.name.span));
         let value = self.declaration(decl);
         self.current_decl = outer;
-        self.state.insert(&decl.name.name, DeclState::Done(value.clone()));
+        self.state
+            .insert(&decl.name.name, DeclState::Done(value.clone()));
         Some(value)
     }
 
@@ -184,22 +228,33 @@ impl<'a> Checker<'a> {
             };
             self.expr(&decl.value, Some(&decl.name.name));
             return self.error(
-                Diagnostic::new(codes::UNKNOWN_CATEGORY, decl.category.span, format!("unknown declaration kind `{word}`"))
-                    .label("not a declaration kind")
-                    .help(help),
+                Diagnostic::new(
+                    codes::UNKNOWN_CATEGORY,
+                    decl.category.span,
+                    format!("unknown declaration kind `{word}`"),
+                )
+                .label("not a declaration kind")
+                .help(help),
             );
         };
         let value = self.expr(&decl.value, Some(&decl.name.name))?;
         if value.category() != Some(category) {
             let help = match value.category() {
                 Some(c) => format!("declare it as `{} {} = ...`", c.word(), decl.name.name),
-                None => format!("a `{word}` declaration needs a value such as {}", example_of(category)),
+                None => format!(
+                    "a `{word}` declaration needs a value such as {}",
+                    example_of(category)
+                ),
             };
             return self.error(
                 Diagnostic::new(
                     codes::CATEGORY_MISMATCH,
                     decl.value.span,
-                    format!("`{}` is declared as {word} but its value is {}", decl.name.name, value.describe()),
+                    format!(
+                        "`{}` is declared as {word} but its value is {}",
+                        decl.name.name,
+                        value.describe()
+                    ),
                 )
                 .label(format!("this is {}", value.describe()))
                 .note(decl.category.span, format!("declared as {word} here"))
@@ -212,11 +267,20 @@ impl<'a> Checker<'a> {
     /// Evaluates an expression. `decl_name` names the node a top-level call creates.
     fn expr(&mut self, expr: &'a Expr, decl_name: Option<&str>) -> Option<Value> {
         match &expr.kind {
-            ExprKind::Number { value, percent } => Some(Value::Number { value: *value, percent: *percent }),
+            ExprKind::Number { value, percent } => Some(Value::Number {
+                value: *value,
+                percent: *percent,
+            }),
             ExprKind::Str(s) => Some(Value::Str(s.clone())),
             ExprKind::List(items) => {
-                let values: Vec<Option<(Value, Span)>> = items.iter().map(|e| self.expr(e, None).map(|v| (v, e.span))).collect();
-                values.into_iter().collect::<Option<Vec<_>>>().map(Value::List)
+                let values: Vec<Option<(Value, Span)>> = items
+                    .iter()
+                    .map(|e| self.expr(e, None).map(|v| (v, e.span)))
+                    .collect();
+                values
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(Value::List)
             }
             ExprKind::Name(name) => self.name(name, expr.span),
             ExprKind::Call { callee, args } => self.call(callee, args, expr.span, decl_name),
@@ -225,24 +289,36 @@ impl<'a> Checker<'a> {
                 match base_value {
                     Value::Metrics(node) => {
                         if Metrics::FIELDS.iter().any(|(f, _)| *f == field.name) {
-                            Some(Value::MetricRef { node, field: field.name.clone() })
+                            Some(Value::MetricRef {
+                                node,
+                                field: field.name.clone(),
+                            })
                         } else {
-                            let fields: Vec<&str> = Metrics::FIELDS.iter().map(|(f, _)| *f).collect();
+                            let fields: Vec<&str> =
+                                Metrics::FIELDS.iter().map(|(f, _)| *f).collect();
                             let help = match did_you_mean(&field.name, fields.iter().copied()) {
                                 Some(s) => format!("did you mean `{s}`?"),
                                 None => format!("an evaluation has: {}", fields.join(", ")),
                             };
                             self.error(
-                                Diagnostic::new(codes::UNKNOWN_FIELD, field.span, format!("an evaluation has no metric `{}`", field.name))
-                                    .label("unknown metric")
-                                    .help(help),
+                                Diagnostic::new(
+                                    codes::UNKNOWN_FIELD,
+                                    field.span,
+                                    format!("an evaluation has no metric `{}`", field.name),
+                                )
+                                .label("unknown metric")
+                                .help(help),
                             )
                         }
                     }
                     other => self.error(
-                        Diagnostic::new(codes::UNKNOWN_FIELD, field.span, format!("{} has no fields", other.describe()))
-                            .label(format!("`.{}` on {}", field.name, other.describe()))
-                            .help("only evaluations have fields (their metrics)"),
+                        Diagnostic::new(
+                            codes::UNKNOWN_FIELD,
+                            field.span,
+                            format!("{} has no fields", other.describe()),
+                        )
+                        .label(format!("`.{}` on {}", field.name, other.describe()))
+                        .help("only evaluations have fields (their metrics)"),
                     ),
                 }
             }
@@ -260,9 +336,22 @@ impl<'a> Checker<'a> {
                 return self.layer(name, &Map::new());
             }
             return self.error(
-                Diagnostic::new(codes::MISSING_PARAM, span, format!("`{name}` needs arguments"))
-                    .label("used without arguments")
-                    .help(format!("write `{name}({})`", layer.params.iter().filter(|p| p.default == Default::Required).map(|p| p.name).collect::<Vec<_>>().join(", "))),
+                Diagnostic::new(
+                    codes::MISSING_PARAM,
+                    span,
+                    format!("`{name}` needs arguments"),
+                )
+                .label("used without arguments")
+                .help(format!(
+                    "write `{name}({})`",
+                    layer
+                        .params
+                        .iter()
+                        .filter(|p| p.default == Default::Required)
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
             );
         }
         let mut candidates: Vec<&str> = self.decls.iter().map(|d| d.name.name.as_str()).collect();
@@ -271,7 +360,11 @@ impl<'a> Checker<'a> {
             Some(s) => format!("did you mean `{s}`?"),
             None => "declare it first, e.g. `data train = mnist(split: \"train\")`".into(),
         };
-        self.error(Diagnostic::new(codes::UNKNOWN_NAME, span, format!("unknown name `{name}`")).label("not declared").help(help))
+        self.error(
+            Diagnostic::new(codes::UNKNOWN_NAME, span, format!("unknown name `{name}`"))
+                .label("not declared")
+                .help(help),
+        )
     }
 
     fn stack(&mut self, parts: &'a [Expr]) -> Option<Value> {
@@ -280,9 +373,16 @@ impl<'a> Checker<'a> {
             Value::Net(net) => net,
             other => {
                 return self.error(
-                    Diagnostic::new(codes::WRONG_TYPE, parts[0].span, format!("a layer stack must start with a net, found {}", other.describe()))
-                        .label("not a net")
-                        .help("start with `input([1, 28, 28])` or the name of a net"),
+                    Diagnostic::new(
+                        codes::WRONG_TYPE,
+                        parts[0].span,
+                        format!(
+                            "a layer stack must start with a net, found {}",
+                            other.describe()
+                        ),
+                    )
+                    .label("not a net")
+                    .help("start with `input([1, 28, 28])` or the name of a net"),
                 )
             }
         };
@@ -293,17 +393,28 @@ impl<'a> Checker<'a> {
                 Value::Net(other) => {
                     if other.input != shape {
                         return self.error(
-                            Diagnostic::new(codes::SHAPE_MISMATCH, part.span, "this net's input does not fit what comes before it")
-                                .label(format!("expects {}", show_shape(&other.input)))
-                                .help(format!("the stack so far produces {}", show_shape(&shape))),
+                            Diagnostic::new(
+                                codes::SHAPE_MISMATCH,
+                                part.span,
+                                "this net's input does not fit what comes before it",
+                            )
+                            .label(format!("expects {}", show_shape(&other.input)))
+                            .help(format!("the stack so far produces {}", show_shape(&shape))),
                         );
                     }
                     other.layers
                 }
                 other => {
                     return self.error(
-                        Diagnostic::new(codes::WRONG_TYPE, part.span, format!("only layers and nets can be stacked, found {}", other.describe()))
-                            .label("not a layer"),
+                        Diagnostic::new(
+                            codes::WRONG_TYPE,
+                            part.span,
+                            format!(
+                                "only layers and nets can be stacked, found {}",
+                                other.describe()
+                            ),
+                        )
+                        .label("not a layer"),
                     )
                 }
             };
@@ -312,8 +423,12 @@ impl<'a> Checker<'a> {
                     Ok(next) => shape = next,
                     Err(why) => {
                         return self.error(
-                            Diagnostic::new(codes::SHAPE_MISMATCH, part.span, format!("shape mismatch: {why}"))
-                                .label(format!("receives {}", show_shape(&shape))),
+                            Diagnostic::new(
+                                codes::SHAPE_MISMATCH,
+                                part.span,
+                                format!("shape mismatch: {why}"),
+                            )
+                            .label(format!("receives {}", show_shape(&shape))),
                         )
                     }
                 }
@@ -323,7 +438,13 @@ impl<'a> Checker<'a> {
         Some(Value::Net(net))
     }
 
-    fn call(&mut self, callee: &'a ast::Ident, args: &'a [ast::Arg], span: Span, decl_name: Option<&str>) -> Option<Value> {
+    fn call(
+        &mut self,
+        callee: &'a ast::Ident,
+        args: &'a [ast::Arg],
+        span: Span,
+        decl_name: Option<&str>,
+    ) -> Option<Value> {
         let name = callee.name.as_str();
         if let Some(kind) = kinds::find(name) {
             let bound = self.bind(callee, kind.params, args, span)?;
@@ -334,20 +455,32 @@ impl<'a> Checker<'a> {
             return self.layer(name, &bound.json);
         }
         if let Some(attack) = attacks::find(name) {
-            let params: Vec<ParamSpec> = attack.params.iter().chain(COMMON_PARAMS).copied().collect();
+            let params: Vec<ParamSpec> =
+                attack.params.iter().chain(COMMON_PARAMS).copied().collect();
             let bound = self.bind(callee, &params, args, span)?;
             let mut json = Json::Object(bound.json);
             json["attack"] = name.into();
             if let Err(why) = (attack.build)(&json) {
-                return self.error(Diagnostic::new(codes::OUT_OF_RANGE, span, format!("invalid {name} attack: {why}")).label("rejected by the attack"));
+                return self.error(
+                    Diagnostic::new(
+                        codes::OUT_OF_RANGE,
+                        span,
+                        format!("invalid {name} attack: {why}"),
+                    )
+                    .label("rejected by the attack"),
+                );
             }
             return Some(Value::Attack(json));
         }
         if self.state.contains_key(name) {
             return self.error(
-                Diagnostic::new(codes::UNKNOWN_KIND, callee.span, format!("`{name}` is a declared name, not something to call"))
-                    .label("called here")
-                    .help(format!("use it without parentheses: `{name}`")),
+                Diagnostic::new(
+                    codes::UNKNOWN_KIND,
+                    callee.span,
+                    format!("`{name}` is a declared name, not something to call"),
+                )
+                .label("called here")
+                .help(format!("use it without parentheses: `{name}`")),
             );
         }
         let mut all: Vec<&str> = kinds::KINDS.iter().map(|k| k.name).collect();
@@ -357,21 +490,39 @@ impl<'a> Checker<'a> {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("known kinds: {}", all.join(", ")),
         };
-        self.error(Diagnostic::new(codes::UNKNOWN_KIND, callee.span, format!("unknown node kind `{name}`")).label("not a registered kind").help(help))
+        self.error(
+            Diagnostic::new(
+                codes::UNKNOWN_KIND,
+                callee.span,
+                format!("unknown node kind `{name}`"),
+            )
+            .label("not a registered kind")
+            .help(help),
+        )
     }
 
     fn layer(&mut self, name: &str, params: &Map<String, Json>) -> Option<Value> {
         let mut json = Json::Object(params.clone());
         json["layer"] = name.into();
-        let layer: LayerSpec = serde_json::from_value(json).expect("bound layer parameters match LayerSpec");
+        let layer: LayerSpec =
+            serde_json::from_value(json).expect("bound layer parameters match LayerSpec");
         Some(Value::Layer(layer))
     }
 
     /// Creates the value of a registered kind from bound arguments.
-    fn node(&mut self, kind: &'static NodeKind, mut bound: Bound, span: Span, decl_name: Option<&str>) -> Option<Value> {
+    fn node(
+        &mut self,
+        kind: &'static NodeKind,
+        mut bound: Bound,
+        span: Span,
+        decl_name: Option<&str>,
+    ) -> Option<Value> {
         if kind.name == "input" {
             let shape: Vec<usize> = serde_json::from_value(bound.json["shape"].clone()).ok()?;
-            return Some(Value::Net(NetSpec { input: shape, layers: vec![] }));
+            return Some(Value::Net(NetSpec {
+                input: shape,
+                layers: vec![],
+            }));
         }
         let mut inputs = Vec::new();
         match kind.name {
@@ -381,7 +532,12 @@ impl<'a> Checker<'a> {
                 let size = crate::data::mnist::split_size(split) as u64;
                 let take = bound.json["take"].as_u64();
                 if skip + take.unwrap_or(1) > size {
-                    let s = bound.spans.get("take").or(bound.spans.get("skip")).copied().unwrap_or(span);
+                    let s = bound
+                        .spans
+                        .get("take")
+                        .or(bound.spans.get("skip"))
+                        .copied()
+                        .unwrap_or(span);
                     return self.error(
                         Diagnostic::new(codes::OUT_OF_RANGE, s, format!("the MNIST {split} split has {size} examples; skip {skip} + take {} exceeds it", take.map_or("1".into(), |t| t.to_string())))
                             .label("too many examples"),
@@ -389,57 +545,124 @@ impl<'a> Checker<'a> {
                 }
             }
             "fit" => {
-                let Some(Value::Net(net)) = bound.values.remove("net") else { return None };
-                let Some(Value::Data { node: data, shape, classes }) = bound.values.remove("data") else { return None };
+                let Some(Value::Net(net)) = bound.values.remove("net") else {
+                    return None;
+                };
+                let Some(Value::Data {
+                    node: data,
+                    shape,
+                    classes,
+                }) = bound.values.remove("data")
+                else {
+                    return None;
+                };
                 let net_span = bound.spans["net"];
                 self.fits(&net, &shape, classes, net_span, bound.spans["data"])?;
                 if bound.json["seed"].is_null() {
                     bound.json["seed"] = self.program.seed.into();
                 }
-                bound.json.insert("net".into(), serde_json::to_value(&net).expect("nets serialize"));
+                bound.json.insert(
+                    "net".into(),
+                    serde_json::to_value(&net).expect("nets serialize"),
+                );
                 inputs.push(("data", data));
-                return Some(Value::Model { node: self.push(kind, bound.json, inputs, span, decl_name), net });
+                return Some(Value::Model {
+                    node: self.push(kind, bound.json, inputs, span, decl_name),
+                    net,
+                });
             }
             "evaluate" => {
-                let Some(Value::Model { node: model, net }) = bound.values.remove("model") else { return None };
-                let Some(Value::Data { node: data, shape, classes }) = bound.values.remove("data") else { return None };
-                self.fits(&net, &shape, classes, bound.spans["model"], bound.spans["data"])?;
+                let Some(Value::Model { node: model, net }) = bound.values.remove("model") else {
+                    return None;
+                };
+                let Some(Value::Data {
+                    node: data,
+                    shape,
+                    classes,
+                }) = bound.values.remove("data")
+                else {
+                    return None;
+                };
+                self.fits(
+                    &net,
+                    &shape,
+                    classes,
+                    bound.spans["model"],
+                    bound.spans["data"],
+                )?;
                 if let Some(Value::Attack(a)) = bound.values.remove("attack") {
                     bound.json.insert("attack".into(), a);
                 }
                 inputs.push(("model", model));
                 inputs.push(("data", data));
-                return Some(Value::Metrics(self.push(kind, bound.json, inputs, span, decl_name)));
+                return Some(Value::Metrics(
+                    self.push(kind, bound.json, inputs, span, decl_name),
+                ));
             }
             _ => {}
         }
         let node = self.push(kind, bound.json, inputs, span, decl_name);
-        Some(Value::Data { node, shape: vec![1, 28, 28], classes: 10 })
+        Some(Value::Data {
+            node,
+            shape: vec![1, 28, 28],
+            classes: 10,
+        })
     }
 
     /// Checks that a net fits a dataset: input shape and output width.
-    fn fits(&mut self, net: &NetSpec, shape: &[usize], classes: usize, net_span: Span, data_span: Span) -> Option<()> {
+    fn fits(
+        &mut self,
+        net: &NetSpec,
+        shape: &[usize],
+        classes: usize,
+        net_span: Span,
+        data_span: Span,
+    ) -> Option<()> {
         if net.input != shape {
             return self.error(
-                Diagnostic::new(codes::SHAPE_MISMATCH, net_span, format!("the net takes {} inputs but the dataset's examples are {}", show_shape(&net.input), show_shape(shape)))
-                    .label(format!("expects {}", show_shape(&net.input)))
-                    .note(data_span, format!("examples are {}", show_shape(shape)))
-                    .help(format!("start the net with `input({})`", show_shape(shape))),
+                Diagnostic::new(
+                    codes::SHAPE_MISMATCH,
+                    net_span,
+                    format!(
+                        "the net takes {} inputs but the dataset's examples are {}",
+                        show_shape(&net.input),
+                        show_shape(shape)
+                    ),
+                )
+                .label(format!("expects {}", show_shape(&net.input)))
+                .note(data_span, format!("examples are {}", show_shape(shape)))
+                .help(format!("start the net with `input({})`", show_shape(shape))),
             );
         }
         let out = net.output_shape().ok()?;
         if out != [classes] {
             return self.error(
-                Diagnostic::new(codes::CLASS_MISMATCH, net_span, format!("the net outputs {} but the dataset has {classes} classes", show_shape(&out)))
-                    .label(format!("outputs {}", show_shape(&out)))
-                    .note(data_span, format!("{classes} classes"))
-                    .help(format!("end the net with a layer of {classes} units, e.g. `linear({classes})`")),
+                Diagnostic::new(
+                    codes::CLASS_MISMATCH,
+                    net_span,
+                    format!(
+                        "the net outputs {} but the dataset has {classes} classes",
+                        show_shape(&out)
+                    ),
+                )
+                .label(format!("outputs {}", show_shape(&out)))
+                .note(data_span, format!("{classes} classes"))
+                .help(format!(
+                    "end the net with a layer of {classes} units, e.g. `linear({classes})`"
+                )),
             );
         }
         Some(())
     }
 
-    fn push(&mut self, kind: &'static NodeKind, params: Map<String, Json>, inputs: Vec<(&'static str, NodeId)>, span: Span, decl_name: Option<&str>) -> NodeId {
+    fn push(
+        &mut self,
+        kind: &'static NodeKind,
+        params: Map<String, Json>,
+        inputs: Vec<(&'static str, NodeId)>,
+        span: Span,
+        decl_name: Option<&str>,
+    ) -> NodeId {
         let name = match decl_name {
             Some(n) => n.to_string(),
             None => {
@@ -450,12 +673,24 @@ impl<'a> Checker<'a> {
                 format!("{}@{line}:{col}", kind.name)
             }
         };
-        self.program.nodes.push(ir::Node { name, kind, params: Json::Object(params), inputs, span });
+        self.program.nodes.push(ir::Node {
+            name,
+            kind,
+            params: Json::Object(params),
+            inputs,
+            span,
+        });
         self.program.nodes.len() - 1
     }
 
     /// Matches arguments to parameters and converts each to its type.
-    fn bind(&mut self, callee: &ast::Ident, params: &[ParamSpec], args: &'a [ast::Arg], call_span: Span) -> Option<Bound> {
+    fn bind(
+        &mut self,
+        callee: &ast::Ident,
+        params: &[ParamSpec],
+        args: &'a [ast::Arg],
+        call_span: Span,
+    ) -> Option<Bound> {
         let mut given: Vec<Option<&'a ast::Arg>> = vec![None; params.len()];
         let mut ok = true;
         let mut positional = 0;
@@ -466,9 +701,18 @@ impl<'a> Checker<'a> {
                     if positional > params.len() {
                         ok = false;
                         self.diags.push(
-                            Diagnostic::new(codes::EXTRA_ARG, arg.value.span, format!("`{}` takes {} argument{}, this is one too many", callee.name, params.len(), if params.len() == 1 { "" } else { "s" }))
-                                .label("extra argument")
-                                .help(signature(&callee.name, params)),
+                            Diagnostic::new(
+                                codes::EXTRA_ARG,
+                                arg.value.span,
+                                format!(
+                                    "`{}` takes {} argument{}, this is one too many",
+                                    callee.name,
+                                    params.len(),
+                                    if params.len() == 1 { "" } else { "s" }
+                                ),
+                            )
+                            .label("extra argument")
+                            .help(signature(&callee.name, params)),
                         );
                         continue;
                     }
@@ -479,11 +723,19 @@ impl<'a> Checker<'a> {
                     None => {
                         ok = false;
                         let help = match did_you_mean(&name.name, params.iter().map(|p| p.name)) {
-                            Some(s) => format!("did you mean `{s}`? {}", signature(&callee.name, params)),
+                            Some(s) => {
+                                format!("did you mean `{s}`? {}", signature(&callee.name, params))
+                            }
                             None => signature(&callee.name, params),
                         };
                         self.diags.push(
-                            Diagnostic::new(codes::UNKNOWN_PARAM, name.span, format!("`{}` has no parameter `{}`", callee.name, name.name)).label("unknown parameter").help(help),
+                            Diagnostic::new(
+                                codes::UNKNOWN_PARAM,
+                                name.span,
+                                format!("`{}` has no parameter `{}`", callee.name, name.name),
+                            )
+                            .label("unknown parameter")
+                            .help(help),
                         );
                         continue;
                     }
@@ -491,30 +743,47 @@ impl<'a> Checker<'a> {
             };
             if let Some(previous) = given[slot] {
                 ok = false;
-                let prev_span = previous.name.as_ref().map_or(previous.value.span, |n| n.span);
+                let prev_span = previous
+                    .name
+                    .as_ref()
+                    .map_or(previous.value.span, |n| n.span);
                 self.diags.push(
-                    Diagnostic::new(codes::EXTRA_ARG, arg.name.as_ref().map_or(arg.value.span, |n| n.span), format!("`{}` is given twice", params[slot].name))
-                        .label("given again")
-                        .note(prev_span, "first given here"),
+                    Diagnostic::new(
+                        codes::EXTRA_ARG,
+                        arg.name.as_ref().map_or(arg.value.span, |n| n.span),
+                        format!("`{}` is given twice", params[slot].name),
+                    )
+                    .label("given again")
+                    .note(prev_span, "first given here"),
                 );
                 continue;
             }
             given[slot] = Some(arg);
         }
-        let mut bound = Bound { json: Map::new(), values: HashMap::new(), spans: HashMap::new() };
+        let mut bound = Bound {
+            json: Map::new(),
+            values: HashMap::new(),
+            spans: HashMap::new(),
+        };
         for (spec, arg) in params.iter().zip(given) {
             let Some(arg) = arg else {
                 match spec.default {
                     Default::Required => {
                         ok = false;
                         self.diags.push(
-                            Diagnostic::new(codes::MISSING_PARAM, call_span, format!("`{}` needs `{}` ({})", callee.name, spec.name, spec.doc))
-                                .label(format!("`{}` missing", spec.name))
-                                .help(signature(&callee.name, params)),
+                            Diagnostic::new(
+                                codes::MISSING_PARAM,
+                                call_span,
+                                format!("`{}` needs `{}` ({})", callee.name, spec.name, spec.doc),
+                            )
+                            .label(format!("`{}` missing", spec.name))
+                            .help(signature(&callee.name, params)),
                         );
                     }
                     _ => {
-                        bound.json.insert(spec.name.into(), spec.default_json().unwrap_or(Json::Null));
+                        bound
+                            .json
+                            .insert(spec.name.into(), spec.default_json().unwrap_or(Json::Null));
                     }
                 }
                 continue;
@@ -537,16 +806,37 @@ impl<'a> Checker<'a> {
         ok.then_some(bound)
     }
 
-    fn coerce(&mut self, spec: &ParamSpec, value: Value, span: Span, callee: &str) -> Option<Coerced> {
+    fn coerce(
+        &mut self,
+        spec: &ParamSpec,
+        value: Value,
+        span: Span,
+        callee: &str,
+    ) -> Option<Coerced> {
         let wrong = |this: &mut Self, value: &Value| -> Option<Coerced> {
             this.error(
-                Diagnostic::new(codes::WRONG_TYPE, span, format!("`{}` of `{callee}` must be {}, found {}", spec.name, spec.ty.describe(), value.describe()))
-                    .label(format!("expected {}", spec.ty.describe()))
-                    .help(format!("{}: {}", spec.name, spec.doc)),
+                Diagnostic::new(
+                    codes::WRONG_TYPE,
+                    span,
+                    format!(
+                        "`{}` of `{callee}` must be {}, found {}",
+                        spec.name,
+                        spec.ty.describe(),
+                        value.describe()
+                    ),
+                )
+                .label(format!("expected {}", spec.ty.describe()))
+                .help(format!("{}: {}", spec.name, spec.doc)),
             )
         };
         let number = match (&spec.ty, &value) {
-            (ParamType::Int, Value::Number { value: v, percent: false }) if v.fract() == 0.0 => Some(*v),
+            (
+                ParamType::Int,
+                Value::Number {
+                    value: v,
+                    percent: false,
+                },
+            ) if v.fract() == 0.0 => Some(*v),
             (ParamType::Number, Value::Number { value: v, .. }) => Some(*v),
             (ParamType::Int | ParamType::Number, _) => return wrong(self, &value),
             _ => None,
@@ -554,16 +844,25 @@ impl<'a> Checker<'a> {
         if let Some(v) = number {
             if let Some((lo, hi)) = spec.range {
                 if !(lo..=hi).contains(&v) {
-                    return self
-                        .error(
-                            Diagnostic::new(codes::OUT_OF_RANGE, span, format!("`{}` of `{callee}` must be in [{lo}, {hi}], found {v}", spec.name))
-                                .label("out of range")
-                                .help(format!("{}: {}", spec.name, spec.doc)),
+                    return self.error(
+                        Diagnostic::new(
+                            codes::OUT_OF_RANGE,
+                            span,
+                            format!(
+                                "`{}` of `{callee}` must be in [{lo}, {hi}], found {v}",
+                                spec.name
+                            ),
                         )
-                        ;
+                        .label("out of range")
+                        .help(format!("{}: {}", spec.name, spec.doc)),
+                    );
                 }
             }
-            return Some(Coerced::Json(if spec.ty == ParamType::Int { json!(v as i64) } else { json!(v) }));
+            return Some(Coerced::Json(if spec.ty == ParamType::Int {
+                json!(v as i64)
+            } else {
+                json!(v)
+            }));
         }
         match (&spec.ty, value) {
             (ParamType::Choice(choices), Value::Str(s)) => {
@@ -574,36 +873,68 @@ impl<'a> Checker<'a> {
                         Some(c) => format!("did you mean \"{c}\"?"),
                         None => format!("`{}` is {}", spec.name, spec.ty.describe()),
                     };
-                    self.error(Diagnostic::new(codes::OUT_OF_RANGE, span, format!("`{}` of `{callee}` cannot be \"{s}\"", spec.name)).label("not an allowed value").help(help))
+                    self.error(
+                        Diagnostic::new(
+                            codes::OUT_OF_RANGE,
+                            span,
+                            format!("`{}` of `{callee}` cannot be \"{s}\"", spec.name),
+                        )
+                        .label("not an allowed value")
+                        .help(help),
+                    )
                 }
             }
             (ParamType::Shape, Value::List(items)) if !items.is_empty() => {
                 let dims: Option<Vec<usize>> = items
                     .iter()
                     .map(|(v, _)| match v {
-                        Value::Number { value, percent: false } if value.fract() == 0.0 && *value >= 1.0 && *value <= 1e6 => Some(*value as usize),
+                        Value::Number {
+                            value,
+                            percent: false,
+                        } if value.fract() == 0.0 && *value >= 1.0 && *value <= 1e6 => {
+                            Some(*value as usize)
+                        }
                         _ => None,
                     })
                     .collect();
                 match dims {
                     Some(d) => Some(Coerced::Json(json!(d))),
                     None => self.error(
-                        Diagnostic::new(codes::WRONG_TYPE, span, "a shape is a list of positive whole numbers").label("not a shape").help("e.g. [1, 28, 28]"),
+                        Diagnostic::new(
+                            codes::WRONG_TYPE,
+                            span,
+                            "a shape is a list of positive whole numbers",
+                        )
+                        .label("not a shape")
+                        .help("e.g. [1, 28, 28]"),
                     ),
                 }
             }
             (ParamType::ClipRange, Value::Str(s)) if s == "none" => Some(Coerced::Json(Json::Null)),
             (ParamType::ClipRange, Value::List(items)) => match items.as_slice() {
-                [(Value::Number { value: lo, .. }, _), (Value::Number { value: hi, .. }, _)] if lo < hi => Some(Coerced::Json(json!([lo, hi]))),
+                [(Value::Number { value: lo, .. }, _), (Value::Number { value: hi, .. }, _)]
+                    if lo < hi =>
+                {
+                    Some(Coerced::Json(json!([lo, hi])))
+                }
                 _ => self.error(
-                    Diagnostic::new(codes::WRONG_TYPE, span, "a clip range is [lo, hi] with lo < hi, or \"none\"").label("not a clip range").help("e.g. clip: [0, 1]"),
+                    Diagnostic::new(
+                        codes::WRONG_TYPE,
+                        span,
+                        "a clip range is [lo, hi] with lo < hi, or \"none\"",
+                    )
+                    .label("not a clip range")
+                    .help("e.g. clip: [0, 1]"),
                 ),
             },
-            (ParamType::Dataset, v @ Value::Data { .. }) | (ParamType::Model, v @ Value::Model { .. }) | (ParamType::Attack, v @ Value::Attack(_)) | (ParamType::Net, v @ Value::Net(_)) => {
-                Some(Coerced::Value(v))
-            }
+            (ParamType::Dataset, v @ Value::Data { .. })
+            | (ParamType::Model, v @ Value::Model { .. })
+            | (ParamType::Attack, v @ Value::Attack(_))
+            | (ParamType::Net, v @ Value::Net(_)) => Some(Coerced::Value(v)),
             (ParamType::Net, Value::Layer(_)) => self.error(
-                Diagnostic::new(codes::WRONG_TYPE, span, "a layer alone is not a net").label("a layer").help("start a net with `input([1, 28, 28]) >> ...`"),
+                Diagnostic::new(codes::WRONG_TYPE, span, "a layer alone is not a net")
+                    .label("a layer")
+                    .help("start a net with `input([1, 28, 28]) >> ...`"),
             ),
             (_, v) => wrong(self, &v),
         }
@@ -620,37 +951,72 @@ impl<'a> Checker<'a> {
                         Some(Value::MetricRef { node, field }) => measured = Some((node, field)),
                         Some(other) => {
                             self.diags.push(
-                                Diagnostic::new(codes::BAD_ROW, expr.span, format!("a row's value must be a metric, found {}", other.describe()))
-                                    .label("not a metric")
-                                    .help("write e.g. `value: adv.error`, where `adv` is an eval"),
+                                Diagnostic::new(
+                                    codes::BAD_ROW,
+                                    expr.span,
+                                    format!(
+                                        "a row's value must be a metric, found {}",
+                                        other.describe()
+                                    ),
+                                )
+                                .label("not a metric")
+                                .help("write e.g. `value: adv.error`, where `adv` is an eval"),
                             );
                         }
                         None => {}
                     },
                     "paper" => match &expr.kind {
                         ExprKind::Number { value, .. } => paper = Some(*value),
-                        _ => self.diags.push(Diagnostic::new(codes::BAD_ROW, expr.span, "`paper` must be a number or percentage").label("not a number").help("e.g. paper: 99.9%")),
+                        _ => self.diags.push(
+                            Diagnostic::new(
+                                codes::BAD_ROW,
+                                expr.span,
+                                "`paper` must be a number or percentage",
+                            )
+                            .label("not a number")
+                            .help("e.g. paper: 99.9%"),
+                        ),
                     },
                     other => {
                         let help = match did_you_mean(other, ["value", "paper"]) {
                             Some(s) => format!("did you mean `{s}`?"),
                             None => "a row has `value:` (a metric) and optionally `paper:` (the published number)".into(),
                         };
-                        self.diags.push(Diagnostic::new(codes::BAD_ROW, name.span, format!("table rows have no field `{other}`")).label("unknown field").help(help));
+                        self.diags.push(
+                            Diagnostic::new(
+                                codes::BAD_ROW,
+                                name.span,
+                                format!("table rows have no field `{other}`"),
+                            )
+                            .label("unknown field")
+                            .help(help),
+                        );
                     }
                 }
             }
             match measured {
-                Some((node, field)) => rows.push(ir::Row { label: row.label.clone(), node, field, paper }),
+                Some((node, field)) => rows.push(ir::Row {
+                    label: row.label.clone(),
+                    node,
+                    field,
+                    paper,
+                }),
                 None if !row.fields.iter().any(|(n, _)| n.name == "value") => self.diags.push(
-                    Diagnostic::new(codes::BAD_ROW, row.span, format!("row \"{}\" has no `value:`", row.label))
-                        .label("nothing measured")
-                        .help("add `value: <eval>.<metric>`"),
+                    Diagnostic::new(
+                        codes::BAD_ROW,
+                        row.span,
+                        format!("row \"{}\" has no `value:`", row.label),
+                    )
+                    .label("nothing measured")
+                    .help("add `value: <eval>.<metric>`"),
                 ),
                 None => {}
             }
         }
-        self.program.tables.push(ir::Table { title: t.title.clone(), rows });
+        self.program.tables.push(ir::Table {
+            title: t.title.clone(),
+            rows,
+        });
     }
 }
 

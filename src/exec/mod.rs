@@ -93,7 +93,12 @@ struct Executor<'a> {
 }
 
 /// Runs a planned program. Status lines go to `log`.
-pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Write) -> Result<Outcome> {
+pub fn run(
+    program: &Program,
+    plan: &Plan,
+    opts: &RunOptions,
+    log: &mut dyn Write,
+) -> Result<Outcome> {
     let needs_mnist = program.nodes.iter().any(|n| n.kind.name == "mnist");
     if needs_mnist {
         mnist::ensure(&opts.data_dir, &mut |m| {
@@ -116,27 +121,59 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
         .nodes
         .iter()
         .zip(&keys)
-        .map(|(n, k)| NodeRecord { name: n.name.clone(), kind: n.kind.name, key: k.clone(), status: Status::NotNeeded, seconds: 0.0 })
+        .map(|(n, k)| NodeRecord {
+            name: n.name.clone(),
+            kind: n.kind.name,
+            key: k.clone(),
+            status: Status::NotNeeded,
+            seconds: 0.0,
+        })
         .collect();
-    let mut exec = Executor { program, opts, dev: crate::nn::Dev::default(), keys, artifacts: HashMap::new(), records, log };
+    let mut exec = Executor {
+        program,
+        opts,
+        dev: crate::nn::Dev::default(),
+        keys,
+        artifacts: HashMap::new(),
+        records,
+        log,
+    };
     for &id in &plan.order {
         if program.nodes[id].kind.name != "mnist" {
             exec.node(id)?;
         }
     }
-    let metrics = exec.artifacts.iter().filter_map(|(id, a)| a.metrics().map(|m| (*id, m.clone()))).collect();
-    Ok(Outcome { records: exec.records, metrics })
+    let metrics = exec
+        .artifacts
+        .iter()
+        .filter_map(|(id, a)| a.metrics().map(|m| (*id, m.clone())))
+        .collect();
+    Ok(Outcome {
+        records: exec.records,
+        metrics,
+    })
 }
 
 impl Executor<'_> {
     fn say(&mut self, id: NodeId) {
         let r = &self.records[id];
-        let time = if r.seconds >= 0.05 { format!(" ({:.1} s)", r.seconds) } else { String::new() };
+        let time = if r.seconds >= 0.05 {
+            format!(" ({:.1} s)", r.seconds)
+        } else {
+            String::new()
+        };
         let extra = match &r.status {
             Status::Recomputed(why) => format!(" - the cache entry was corrupt: {why}"),
             _ => String::new(),
         };
-        let _ = writeln!(self.log, "  {:<10} {:<8} {:<20} {}{time}{extra}", r.status.word(), r.kind, r.name, &r.key[..12]);
+        let _ = writeln!(
+            self.log,
+            "  {:<10} {:<8} {:<20} {}{time}{extra}",
+            r.status.word(),
+            r.kind,
+            r.name,
+            &r.key[..12]
+        );
     }
 
     fn node(&mut self, id: NodeId) -> Result<()> {
@@ -158,10 +195,26 @@ impl Executor<'_> {
             Lookup::Corrupt(why) => status = Status::Recomputed(why),
             Lookup::Miss => {}
         }
-        let _ = writeln!(self.log, "  {:<10} {:<8} {:<20} {}", "running", node.kind.name, node.name, &key[..12]);
-        let artifact = self.compute(id).map_err(|e| Error::msg(format!("node `{}` ({}) failed: {e}", node.name, node.kind.name)))?;
+        let _ = writeln!(
+            self.log,
+            "  {:<10} {:<8} {:<20} {}",
+            "running",
+            node.kind.name,
+            node.name,
+            &key[..12]
+        );
+        let artifact = self.compute(id).map_err(|e| {
+            Error::msg(format!(
+                "node `{}` ({}) failed: {e}",
+                node.name, node.kind.name
+            ))
+        })?;
         let seconds = started.elapsed().as_secs_f64();
-        let inputs: serde_json::Map<String, serde_json::Value> = node.inputs.iter().map(|(r, i)| (r.to_string(), self.keys[*i].clone().into())).collect();
+        let inputs: serde_json::Map<String, serde_json::Value> = node
+            .inputs
+            .iter()
+            .map(|(r, i)| (r.to_string(), self.keys[*i].clone().into()))
+            .collect();
         let recipe = serde_json::json!({"kind": node.kind.name, "version": node.kind.version, "params": node.params, "inputs": inputs, "seed": self.program.seed});
         let manifest = Manifest {
             key: key.clone(),
@@ -172,7 +225,9 @@ impl Executor<'_> {
             files: BTreeMap::new(),
             recipe,
         };
-        self.opts.cache.store(manifest, &artifact.encode(seconds)?)?;
+        self.opts
+            .cache
+            .store(manifest, &artifact.encode(seconds)?)?;
         self.artifacts.insert(id, artifact);
         self.records[id].status = status;
         self.records[id].seconds = seconds;
@@ -185,7 +240,8 @@ impl Executor<'_> {
             return Ok(d.clone());
         }
         let started = Instant::now();
-        let params: MnistParams = serde_json::from_value(self.program.nodes[id].params.clone()).map_err(|e| Error::msg(e.to_string()))?;
+        let params: MnistParams = serde_json::from_value(self.program.nodes[id].params.clone())
+            .map_err(|e| Error::msg(e.to_string()))?;
         let data = Arc::new(mnist::load(&self.opts.data_dir, &params)?);
         self.artifacts.insert(id, Artifact::Data(data.clone()));
         self.records[id].status = Status::Loaded;
@@ -195,7 +251,12 @@ impl Executor<'_> {
     }
 
     fn input(&self, id: NodeId, role: &str) -> NodeId {
-        self.program.nodes[id].inputs.iter().find(|(r, _)| *r == role).map(|(_, i)| *i).expect("checked inputs")
+        self.program.nodes[id]
+            .inputs
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, i)| *i)
+            .expect("checked inputs")
     }
 
     fn bar(&self, len: u64, what: &str) -> ProgressBar {
@@ -203,7 +264,11 @@ impl Executor<'_> {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::new(len);
-        bar.set_style(ProgressStyle::with_template("  {prefix:>10} [{bar:30}] {pos}/{len} {msg} ({eta})").expect("valid template").progress_chars("=> "));
+        bar.set_style(
+            ProgressStyle::with_template("  {prefix:>10} [{bar:30}] {pos}/{len} {msg} ({eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
         bar.set_prefix(what.to_string());
         bar
     }
@@ -213,17 +278,32 @@ impl Executor<'_> {
         match node.kind.name {
             "fit" => {
                 let data = self.dataset(self.input(id, "data"))?;
-                let net = serde_json::from_value(node.params["net"].clone()).map_err(|e| Error::msg(e.to_string()))?;
-                let params: crate::nn::train::FitParams = serde_json::from_value(node.params.clone()).map_err(|e| Error::msg(e.to_string()))?;
+                let net = serde_json::from_value(node.params["net"].clone())
+                    .map_err(|e| Error::msg(e.to_string()))?;
+                let params: crate::nn::train::FitParams =
+                    serde_json::from_value(node.params.clone())
+                        .map_err(|e| Error::msg(e.to_string()))?;
                 let bar = self.bar(params.epochs as u64, "epochs");
-                let (model, history) = crate::nn::train::fit(&self.dev, &net, &data, &params, &mut |epoch, step, steps, loss| {
-                    if step == steps {
-                        bar.set_position(epoch as u64);
-                    }
-                    bar.set_message(format!("epoch {epoch} step {step}/{steps} loss {loss:.4}"));
-                })?;
+                let (model, history) = crate::nn::train::fit(
+                    &self.dev,
+                    &net,
+                    &data,
+                    &params,
+                    &mut |epoch, step, steps, loss| {
+                        if step == steps {
+                            bar.set_position(epoch as u64);
+                        }
+                        bar.set_message(format!(
+                            "epoch {epoch} step {step}/{steps} loss {loss:.4}"
+                        ));
+                    },
+                )?;
                 bar.finish_and_clear();
-                Ok(Artifact::Model { model: Arc::new(model), params, history })
+                Ok(Artifact::Model {
+                    model: Arc::new(model),
+                    params,
+                    history,
+                })
             }
             "evaluate" => {
                 let model = match self.artifacts.get(&self.input(id, "model")) {
@@ -232,12 +312,21 @@ impl Executor<'_> {
                 };
                 let data = self.dataset(self.input(id, "data"))?;
                 let attack = match node.params.get("attack") {
-                    Some(json) if !json.is_null() => Some(crate::attacks::Crafter::from_json(json).map_err(Error::msg)?),
+                    Some(json) if !json.is_null() => {
+                        Some(crate::attacks::Crafter::from_json(json).map_err(Error::msg)?)
+                    }
                     _ => None,
                 };
                 let batch = node.params["batch"].as_u64().unwrap_or(500) as usize;
                 let bar = self.bar(data.len() as u64, "examples");
-                let metrics = crate::eval::evaluate(&self.dev, &model, &data, attack.as_ref(), batch, &mut |done, _| bar.set_position(done as u64));
+                let metrics = crate::eval::evaluate(
+                    &self.dev,
+                    &model,
+                    &data,
+                    attack.as_ref(),
+                    batch,
+                    &mut |done, _| bar.set_position(done as u64),
+                );
                 bar.finish_and_clear();
                 Ok(Artifact::Metrics(metrics))
             }

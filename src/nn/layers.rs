@@ -44,21 +44,48 @@ pub struct LayerKind {
     pub params: &'static [ParamSpec],
 }
 
-const UNITS: ParamSpec = ParamSpec::required("units", ParamType::Int, "output width").range(1.0, 65536.0);
+const UNITS: ParamSpec =
+    ParamSpec::required("units", ParamType::Int, "output width").range(1.0, 65536.0);
 
 /// Every layer the language knows. `input(shape)` starts a stack and is handled by the checker.
 pub const LAYERS: &[LayerKind] = &[
-    LayerKind { name: "flatten", doc: "collapse [c, h, w] into one dimension", params: &[] },
-    LayerKind { name: "linear", doc: "affine map to `units` outputs", params: &[UNITS] },
-    LayerKind { name: "relu", doc: "max(0, x)", params: &[] },
-    LayerKind { name: "sigmoid", doc: "logistic sigmoid", params: &[] },
-    LayerKind { name: "tanh", doc: "hyperbolic tangent", params: &[] },
+    LayerKind {
+        name: "flatten",
+        doc: "collapse [c, h, w] into one dimension",
+        params: &[],
+    },
+    LayerKind {
+        name: "linear",
+        doc: "affine map to `units` outputs",
+        params: &[UNITS],
+    },
+    LayerKind {
+        name: "relu",
+        doc: "max(0, x)",
+        params: &[],
+    },
+    LayerKind {
+        name: "sigmoid",
+        doc: "logistic sigmoid",
+        params: &[],
+    },
+    LayerKind {
+        name: "tanh",
+        doc: "hyperbolic tangent",
+        params: &[],
+    },
     LayerKind {
         name: "maxout",
         doc: "max over `pieces` affine pieces per unit",
         params: &[
             UNITS,
-            ParamSpec::with_default("pieces", ParamType::Int, Default::Int(5), "linear pieces per unit").range(2.0, 64.0),
+            ParamSpec::with_default(
+                "pieces",
+                ParamType::Int,
+                Default::Int(5),
+                "linear pieces per unit",
+            )
+            .range(2.0, 64.0),
         ],
     },
 ];
@@ -69,7 +96,10 @@ impl LayerSpec {
         let flat = |what: &str| -> Result<usize, String> {
             match input {
                 [n] => Ok(*n),
-                _ => Err(format!("{what} needs a flat input, found {}; add `flatten` before it", show_shape(input))),
+                _ => Err(format!(
+                    "{what} needs a flat input, found {}; add `flatten` before it",
+                    show_shape(input)
+                )),
             }
         };
         match self {
@@ -93,13 +123,25 @@ pub struct NetSpec {
 impl NetSpec {
     /// The output shape, or the first layer whose input does not fit.
     pub fn output_shape(&self) -> Result<Vec<usize>, (usize, String)> {
-        self.layers.iter().enumerate().try_fold(self.input.clone(), |shape, (i, l)| l.output_shape(&shape).map_err(|e| (i, e)))
+        self.layers
+            .iter()
+            .enumerate()
+            .try_fold(self.input.clone(), |shape, (i, l)| {
+                l.output_shape(&shape).map_err(|e| (i, e))
+            })
     }
 }
 
 /// `[1, 28, 28]`
 pub fn show_shape(shape: &[usize]) -> String {
-    format!("[{}]", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -108,15 +150,28 @@ mod tests {
 
     #[test]
     fn shapes_flow_through_the_stack() {
-        let net = NetSpec { input: vec![1, 28, 28], layers: vec![LayerSpec::Flatten, LayerSpec::Linear { units: 10 }] };
+        let net = NetSpec {
+            input: vec![1, 28, 28],
+            layers: vec![LayerSpec::Flatten, LayerSpec::Linear { units: 10 }],
+        };
         assert_eq!(net.output_shape().unwrap(), vec![10]);
-        let bad = NetSpec { input: vec![1, 28, 28], layers: vec![LayerSpec::Linear { units: 10 }] };
+        let bad = NetSpec {
+            input: vec![1, 28, 28],
+            layers: vec![LayerSpec::Linear { units: 10 }],
+        };
         assert_eq!(bad.output_shape().unwrap_err().0, 0);
     }
 
     #[test]
     fn serde_form_is_tagged() {
-        let l: LayerSpec = serde_json::from_str(r#"{"layer":"maxout","units":240,"pieces":5}"#).unwrap();
-        assert_eq!(l, LayerSpec::Maxout { units: 240, pieces: 5 });
+        let l: LayerSpec =
+            serde_json::from_str(r#"{"layer":"maxout","units":240,"pieces":5}"#).unwrap();
+        assert_eq!(
+            l,
+            LayerSpec::Maxout {
+                units: 240,
+                pieces: 5
+            }
+        );
     }
 }

@@ -134,8 +134,14 @@ impl fmt::Display for File {
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ExprKind::Number { value, percent: false } => write!(f, "{value}"),
-            ExprKind::Number { value, percent: true } => write!(f, "{}%", value * 100.0),
+            ExprKind::Number {
+                value,
+                percent: false,
+            } => write!(f, "{value}"),
+            ExprKind::Number {
+                value,
+                percent: true,
+            } => write!(f, "{}%", value * 100.0),
             ExprKind::Str(s) => write!(f, "{s:?}"),
             ExprKind::Name(n) => write!(f, "{n}"),
             ExprKind::List(items) => {

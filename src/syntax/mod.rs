@@ -39,7 +39,10 @@ pub fn parse(text: &str) -> Result<File, Vec<Diagnostic>> {
 }
 
 fn ident(pair: Pair<Rule>) -> Ident {
-    Ident { name: pair.as_str().to_string(), span: pair.as_span().into() }
+    Ident {
+        name: pair.as_str().to_string(),
+        span: pair.as_span().into(),
+    }
 }
 
 fn lower_decl(pair: Pair<Rule>) -> Decl {
@@ -48,7 +51,12 @@ fn lower_decl(pair: Pair<Rule>) -> Decl {
     let category = ident(inner.next().expect("category"));
     let name = ident(inner.next().expect("name"));
     let value = lower_expr(inner.next().expect("value"));
-    Decl { category, name, value, span }
+    Decl {
+        category,
+        name,
+        value,
+        span,
+    }
 }
 
 fn lower_table(pair: Pair<Rule>) -> Table {
@@ -69,10 +77,19 @@ fn lower_table(pair: Pair<Rule>) -> Table {
                     (name, lower_expr(f.next().expect("field value")))
                 })
                 .collect();
-            Row { label, span, fields }
+            Row {
+                label,
+                span,
+                fields,
+            }
         })
         .collect();
-    Table { title, title_span, rows, span }
+    Table {
+        title,
+        title_span,
+        rows,
+        span,
+    }
 }
 
 fn unescape(string: Pair<Rule>) -> String {
@@ -101,7 +118,10 @@ fn lower_expr(pair: Pair<Rule>) -> Expr {
             if parts.len() == 1 {
                 parts.pop().expect("one part")
             } else {
-                Expr { kind: ExprKind::Stack(parts), span }
+                Expr {
+                    kind: ExprKind::Stack(parts),
+                    span,
+                }
             }
         }
         Rule::postfix => {
@@ -110,7 +130,13 @@ fn lower_expr(pair: Pair<Rule>) -> Expr {
             for field in inner {
                 let field = ident(field);
                 let span = expr.span.to(field.span);
-                expr = Expr { kind: ExprKind::Field { base: Box::new(expr), field }, span };
+                expr = Expr {
+                    kind: ExprKind::Field {
+                        base: Box::new(expr),
+                        field,
+                    },
+                    span,
+                };
             }
             expr
         }
@@ -121,12 +147,21 @@ fn lower_expr(pair: Pair<Rule>) -> Expr {
                 .map(|arg| {
                     let mut parts: Vec<Pair<Rule>> = arg.into_inner().collect();
                     let value = lower_expr(parts.pop().expect("argument value"));
-                    Arg { name: parts.pop().map(ident), value }
+                    Arg {
+                        name: parts.pop().map(ident),
+                        value,
+                    }
                 })
                 .collect();
-            Expr { kind: ExprKind::Call { callee, args }, span }
+            Expr {
+                kind: ExprKind::Call { callee, args },
+                span,
+            }
         }
-        Rule::list => Expr { kind: ExprKind::List(pair.into_inner().map(lower_expr).collect()), span },
+        Rule::list => Expr {
+            kind: ExprKind::List(pair.into_inner().map(lower_expr).collect()),
+            span,
+        },
         Rule::number => {
             let text = pair.as_str();
             let (digits, percent) = match text.strip_suffix('%') {
@@ -134,13 +169,30 @@ fn lower_expr(pair: Pair<Rule>) -> Expr {
                 None => (text, false),
             };
             // `99.9%` is read as `99.9e-2`, which rounds once (to 0.999) instead of twice.
-            let text = if percent { format!("{digits}e-2") } else { digits.to_string() };
-            let text = if percent && digits.contains(['e', 'E']) { format!("{}", digits.parse::<f64>().unwrap_or(f64::NAN) / 100.0) } else { text };
+            let text = if percent {
+                format!("{digits}e-2")
+            } else {
+                digits.to_string()
+            };
+            let text = if percent && digits.contains(['e', 'E']) {
+                format!("{}", digits.parse::<f64>().unwrap_or(f64::NAN) / 100.0)
+            } else {
+                text
+            };
             let value: f64 = text.parse().expect("the grammar only admits float syntax");
-            Expr { kind: ExprKind::Number { value, percent }, span }
+            Expr {
+                kind: ExprKind::Number { value, percent },
+                span,
+            }
         }
-        Rule::string => Expr { kind: ExprKind::Str(unescape(pair)), span },
-        Rule::ident => Expr { kind: ExprKind::Name(pair.as_str().to_string()), span },
+        Rule::string => Expr {
+            kind: ExprKind::Str(unescape(pair)),
+            span,
+        },
+        Rule::ident => Expr {
+            kind: ExprKind::Name(pair.as_str().to_string()),
+            span,
+        },
         r => unreachable!("unexpected expression rule {r:?}"),
     }
 }
@@ -175,10 +227,17 @@ fn syntax_error(err: pest::error::Error<Rule>) -> Diagnostic {
         InputLocation::Span((s, _)) => s,
     };
     let (message, label) = match &err.variant {
-        ErrorVariant::ParsingError { positives, negatives } => {
+        ErrorVariant::ParsingError {
+            positives,
+            negatives,
+        } => {
             let mut expected: Vec<&str> = positives.iter().map(rule_phrase).collect();
             expected.dedup();
-            let found = if negatives.is_empty() { String::new() } else { " here".into() };
+            let found = if negatives.is_empty() {
+                String::new()
+            } else {
+                " here".into()
+            };
             let list = match expected.len() {
                 0 => "something else".to_string(),
                 1 => expected[0].to_string(),
@@ -187,9 +246,14 @@ fn syntax_error(err: pest::error::Error<Rule>) -> Diagnostic {
                     format!("{} or {}", rest.join(", "), last)
                 }
             };
-            (format!("syntax error: expected {list}{found}"), format!("expected {list}"))
+            (
+                format!("syntax error: expected {list}{found}"),
+                format!("expected {list}"),
+            )
         }
-        ErrorVariant::CustomError { message } => (format!("syntax error: {message}"), message.clone()),
+        ErrorVariant::CustomError { message } => {
+            (format!("syntax error: {message}"), message.clone())
+        }
     };
     Diagnostic::new(codes::SYNTAX, Span::new(at, at + 1), message)
         .label(label)
@@ -207,10 +271,17 @@ mod tests {
     #[test]
     fn numbers_percentages_and_leading_dots() {
         assert_eq!(show("seed 1234"), "(seed 1234)\n");
-        assert_eq!(show("attack a = fgsm(eps: .25)"), "(attack a (fgsm eps: 0.25))\n");
+        assert_eq!(
+            show("attack a = fgsm(eps: .25)"),
+            "(attack a (fgsm eps: 0.25))\n"
+        );
         let file = parse("table \"t\" { row \"r\" paper: 99.9% }").unwrap();
-        let Item::Table(t) = &file.items[0] else { panic!() };
-        let ExprKind::Number { value, percent } = t.rows[0].fields[0].1.kind else { panic!() };
+        let Item::Table(t) = &file.items[0] else {
+            panic!()
+        };
+        let ExprKind::Number { value, percent } = t.rows[0].fields[0].1.kind else {
+            panic!()
+        };
         assert!(percent && (value - 0.999).abs() < 1e-12);
     }
 
