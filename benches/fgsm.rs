@@ -5,7 +5,7 @@
 //! workloads in PyTorch: run both in one sitting (see the README's "Benchmarks").
 
 use advpipe::attacks::{AttackContext, Crafter};
-use advpipe::nn::train::Sgd;
+use advpipe::nn::train::{FitParams, Trainer};
 use advpipe::nn::{Dev, LayerSpec, Model, NetSpec};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
@@ -53,7 +53,7 @@ fn workloads(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     for (name, net) in nets() {
         let model = Model::init(&dev, &net, 0.005, &mut rng);
-        let mut sgd = Sgd::new(&dev, model.clone(), 0.01, 0.5);
+        let mut sgd = Trainer::new(&dev, model.clone(), &FitParams::sgd(1, BATCH, 0.01, 0.5, 0));
         group.bench_function(BenchmarkId::new("train_step", name), |b| {
             b.iter(|| sgd.step(&dev, x.clone(), &y))
         });

@@ -558,6 +558,16 @@ impl<'a> Checker<'a> {
                 };
                 let net_span = bound.spans["net"];
                 self.fits(&net, &shape, classes, net_span, bound.spans["data"])?;
+                if let Some(Value::Data { node: valid, shape, classes }) = bound.values.remove("valid") {
+                    self.fits(&net, &shape, classes, net_span, bound.spans["valid"])?;
+                    inputs.push(("valid", valid));
+                } else if !bound.json["patience"].is_null() {
+                    return self.error(
+                        Diagnostic::new(codes::MISSING_PARAM, bound.spans["patience"], "early stopping needs a validation set")
+                            .label("`patience` without `valid`")
+                            .help("add `valid: <data>`, e.g. `data valid = mnist(split: \"train\", skip: 50000)`"),
+                    );
+                }
                 if bound.json["seed"].is_null() {
                     bound.json["seed"] = self.program.seed.into();
                 }

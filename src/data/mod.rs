@@ -34,6 +34,17 @@ impl Dataset {
     pub fn width(&self) -> usize {
         self.shape.iter().product()
     }
+    /// This dataset followed by `other` (same shape and classes).
+    pub fn concat(&self, other: &Dataset) -> crate::error::Result<Dataset> {
+        if self.shape != other.shape || self.classes != other.classes {
+            return Err(crate::error::Error::msg("cannot join datasets of different shapes or classes"));
+        }
+        let mut joined = self.clone();
+        joined.images.extend_from_slice(&other.images);
+        joined.labels.extend_from_slice(&other.labels);
+        Ok(joined)
+    }
+
     /// The pixels of examples `start..end`.
     pub fn images_of(&self, range: std::ops::Range<usize>) -> &[f32] {
         let w = self.width();

@@ -1,12 +1,12 @@
 //! Artifacts in memory and their files in the cache.
 //!
 //! A model is `model.safetensors` (see `nn::model` for tensor names) plus `training.json`
-//! (parameters, per-epoch loss, wall time); an evaluation is `metrics.json`.
+//! (parameters, the training curve, best epoch, wall time); an evaluation is `metrics.json`.
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::Metrics;
-use crate::nn::train::{EpochRecord, FitParams};
+use crate::nn::train::{FitParams, FitSummary};
 use crate::nn::{Dev, Model};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ pub enum Artifact {
     Model {
         model: Arc<Model>,
         params: FitParams,
-        history: Vec<EpochRecord>,
+        summary: FitSummary,
     },
     /// An evaluation's metrics.
     Metrics(Metrics),
@@ -29,7 +29,7 @@ pub enum Artifact {
 #[derive(Serialize, Deserialize)]
 struct TrainingRecord {
     params: FitParams,
-    history: Vec<EpochRecord>,
+    summary: FitSummary,
     seconds: f64,
 }
 
@@ -48,12 +48,12 @@ impl Artifact {
             Artifact::Model {
                 model,
                 params,
-                history,
+                summary,
             } => {
                 let weights = model.to_safetensors(&[("advpipe.seed", params.seed.to_string())])?;
                 let record = TrainingRecord {
                     params: params.clone(),
-                    history: history.clone(),
+                    summary: summary.clone(),
                     seconds,
                 };
                 Ok(vec![
@@ -81,7 +81,7 @@ impl Artifact {
                 Ok(Artifact::Model {
                     model: Arc::new(model),
                     params: record.params,
-                    history: record.history,
+                    summary: record.summary,
                 })
             }
             "evaluate" => Ok(Artifact::Metrics(

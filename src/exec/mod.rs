@@ -278,16 +278,20 @@ impl Executor<'_> {
         match node.kind.name {
             "fit" => {
                 let data = self.dataset(self.input(id, "data"))?;
+                let valid = match node.inputs.iter().find(|(role, _)| *role == "valid") {
+                    Some((_, v)) => Some(self.dataset(*v)?),
+                    None => None,
+                };
                 let net = serde_json::from_value(node.params["net"].clone())
                     .map_err(|e| Error::msg(e.to_string()))?;
                 let params: crate::nn::train::FitParams =
                     serde_json::from_value(node.params.clone())
                         .map_err(|e| Error::msg(e.to_string()))?;
                 let bar = self.bar(params.epochs as u64, "epochs");
-                let (model, history) = crate::nn::train::fit(
-                    &self.dev,
+                let (model, summary) = crate::nn::train::fit(
                     &net,
                     &data,
+                    valid.as_deref(),
                     &params,
                     &mut |epoch, step, steps, loss| {
                         if step == steps {
@@ -302,7 +306,7 @@ impl Executor<'_> {
                 Ok(Artifact::Model {
                     model: Arc::new(model),
                     params,
-                    history,
+                    summary,
                 })
             }
             "evaluate" => {

@@ -25,6 +25,12 @@ pub enum LayerSpec {
     Sigmoid,
     /// tanh(x).
     Tanh,
+    /// Zeroes each value with probability `p` while training, scaling the rest by
+    /// `1 / (1 - p)`; the identity when evaluating.
+    Dropout {
+        /// Drop probability.
+        p: f64,
+    },
     /// Goodfellow et al. 2013: `units` outputs, each the max of `pieces` linear pieces.
     Maxout {
         /// Output width.
@@ -106,7 +112,7 @@ impl LayerSpec {
             LayerSpec::Flatten => Ok(vec![input.iter().product()]),
             LayerSpec::Linear { units } => flat("linear").map(|_| vec![*units]),
             LayerSpec::Maxout { units, .. } => flat("maxout").map(|_| vec![*units]),
-            LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh => Ok(input.to_vec()),
+            LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh | LayerSpec::Dropout { .. } => Ok(input.to_vec()),
         }
     }
 }

@@ -25,6 +25,15 @@ pub type Matrix<T = NoneTape> = Tensor<(usize, usize), f32, Dev, T>;
 /// A bias vector.
 pub type Vector<T = NoneTape> = Tensor<(usize,), f32, Dev, T>;
 
+/// Whether stochastic layers (dropout) are active.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Dropout on.
+    Train,
+    /// Dropout off: the deterministic network.
+    Eval,
+}
+
 /// The parameters of one layer that has any.
 #[derive(Clone, Debug)]
 pub struct Affine {
@@ -79,13 +88,21 @@ impl Model {
         self.net.input.iter().product()
     }
 
-    /// Logits for a batch. Parameters join `x`'s tape, so with an `OwnedTape` the backward
-    /// pass reaches both the input and every parameter.
+    /// Logits for a batch, in evaluation mode (dropout off).
     pub fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>) -> Matrix<T> {
+        self.forward_mode(x, Mode::Eval)
+    }
+
+    /// Logits for a batch. Parameters join `x`'s tape, so with an `OwnedTape` the backward
+    /// pass reaches both the input and every parameter. In [`Mode::Train`], dropout draws
+    /// from the device's random stream.
+    pub fn forward_mode<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
         let mut h = x;
         for (layer, params) in self.net.layers.iter().zip(&self.params) {
             h = match (layer, params) {
                 (LayerSpec::Flatten, _) => h,
+                (LayerSpec::Dropout { p }, _) if mode == Mode::Train && *p > 0.0 => h.dropout(*p),
+                (LayerSpec::Dropout { .. }, _) => h,
                 (LayerSpec::Relu, _) => h.relu(),
                 (LayerSpec::Sigmoid, _) => h.sigmoid(),
                 (LayerSpec::Tanh, _) => h.tanh(),

@@ -1,13 +1,21 @@
-//! Training (`fit`): minibatch SGD with momentum on the softmax cross-entropy.
+//! Training (`fit`): minibatch SGD with momentum (or Adam) on the softmax cross-entropy,
+//! with the knobs of the paper's maxout recipe (pylearn2's `mnist_pi.yaml`).
 //!
-//! The optimizer is ours, not dfdx's: dfdx's optimizers need compile-time shapes. Each step
-//! traces the parameters on a fresh tape, takes the gradients and applies
-//! `v <- momentum * v - lr * g; w <- w + v` in place. Everything random (initial weights,
-//! the order of examples) comes from one ChaCha stream seeded by the node's seed, so a
-//! seed fixes the result bit for bit on one machine.
+//! The optimizers are ours, not dfdx's: dfdx's need compile-time shapes. Each step traces
+//! the parameters on a fresh tape, takes the gradients and updates in place. Per epoch:
+//! momentum ramps linearly from `momentum` to `momentum_end` by epoch `momentum_epochs`;
+//! after every update the learning rate is *divided* by `lr_decay` down to `lr_min`; after
+//! every update each weight column (one unit's incoming weights) is rescaled to norm at
+//! most `max_norm`. With a validation set, the validation error is recorded every epoch and
+//! training stops when it has not improved for `patience` epochs; the result is then the
+//! best epoch's parameters, or (`after_stop: "refit"`) a fresh run on train + valid for
+//! the best epoch count.
+//!
+//! Everything random (initial weights, the order of examples, dropout masks) comes from
+//! the node's seed, so a seed fixes the result bit for bit on one machine.
 
 use super::layers::NetSpec;
-use super::model::{Dev, Matrix, Model, Vector};
+use super::model::{Dev, Matrix, Mode, Model, Vector};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use dfdx::prelude::*;
@@ -15,74 +23,175 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+/// Which update rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimizer {
+    /// `v <- momentum * v - lr * g; w <- w + v`
+    Sgd,
+    /// Kingma & Ba (2015), beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8.
+    Adam,
+}
+
+/// What `fit` returns when early stopping ends training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterStop {
+    /// The parameters of the epoch with the lowest validation error.
+    Best,
+    /// Train again from scratch on train + valid for the best epoch count.
+    Refit,
+}
+
 /// The `fit(...)` node's parameters (the net and data travel separately).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FitParams {
-    /// Passes over the training data.
+    /// Most passes over the training data.
     pub epochs: usize,
     /// Examples per step.
     pub batch: usize,
-    /// Learning rate.
+    /// Update rule.
+    pub optimizer: Optimizer,
+    /// Initial learning rate.
     pub lr: f64,
-    /// Momentum coefficient.
+    /// The learning rate is divided by this after every update (1 = constant).
+    pub lr_decay: f64,
+    /// Floor of the decayed learning rate.
+    pub lr_min: f64,
+    /// Momentum at epoch 1 (SGD only).
     pub momentum: f64,
+    /// Momentum reached at `momentum_epochs` (default: `momentum`).
+    pub momentum_end: Option<f64>,
+    /// The epoch at which the ramp reaches `momentum_end`.
+    pub momentum_epochs: usize,
+    /// Largest allowed norm of a unit's incoming weight vector (none: unconstrained).
+    pub max_norm: Option<f64>,
     /// Initial weights are uniform in `[-init, init]`.
     pub init: f64,
-    /// Seed of initialisation and shuffling.
+    /// Seed of initialisation, shuffling and dropout.
     pub seed: u64,
+    /// Epochs without validation improvement before stopping (needs a validation set).
+    pub patience: Option<usize>,
+    /// What to return after early stopping.
+    pub after_stop: AfterStop,
 }
 
-/// One epoch's record, kept in the model artifact.
+impl FitParams {
+    /// Plain SGD with the given basics and every recipe knob off.
+    pub fn sgd(epochs: usize, batch: usize, lr: f64, momentum: f64, seed: u64) -> FitParams {
+        FitParams {
+            epochs,
+            batch,
+            optimizer: Optimizer::Sgd,
+            lr,
+            lr_decay: 1.0,
+            lr_min: 0.0,
+            momentum,
+            momentum_end: None,
+            momentum_epochs: 1,
+            max_norm: None,
+            init: 0.005,
+            seed,
+            patience: None,
+            after_stop: AfterStop::Best,
+        }
+    }
+
+    /// The momentum used during `epoch` (1-based).
+    pub fn momentum_at(&self, epoch: usize) -> f64 {
+        let end = self.momentum_end.unwrap_or(self.momentum);
+        let ramp = self.momentum_epochs.max(2) - 1;
+        let t = ((epoch.max(1) - 1) as f64 / ramp as f64).min(1.0);
+        self.momentum + (end - self.momentum) * t
+    }
+}
+
+/// One epoch's record, kept in the model artifact (the training curve).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
     /// Mean training loss over the epoch's steps.
     pub loss: f64,
+    /// Error on the validation set after the epoch, when there is one.
+    pub valid_error: Option<f64>,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    /// Momentum used in the epoch.
+    pub momentum: f64,
+}
+
+/// How training ended, recorded with the model.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FitSummary {
+    /// Every epoch run (of the first phase, when refitting).
+    pub history: Vec<EpochRecord>,
+    /// The epoch whose parameters (or count) were kept.
+    pub best_epoch: usize,
+    /// Whether early stopping ended training before `epochs`.
+    pub stopped_early: bool,
+    /// Epochs of the refit on train + valid, when there was one.
+    pub refit_history: Vec<EpochRecord>,
 }
 
 /// Called after every step with (epoch, step, steps per epoch, running mean loss).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, usize, f64);
 
-/// SGD with momentum over one model's parameters: `v <- momentum * v - lr * g; w <- w + v`.
-pub struct Sgd {
-    /// The model being trained.
-    pub model: Model,
-    /// Per layer with parameters: the weight and bias velocities.
-    velocity: Vec<Option<(Matrix, Vector)>>,
-    lr: f64,
-    momentum: f64,
+/// Per-layer optimizer state.
+enum State {
+    Sgd { vw: Matrix, vb: Vector },
+    Adam { m: Vec<f32>, v: Vec<f32>, mb: Vec<f32>, vb: Vec<f32> },
 }
 
-impl Sgd {
-    /// Starts from `model` with zero velocity.
-    pub fn new(dev: &Dev, model: Model, lr: f64, momentum: f64) -> Sgd {
-        let velocity = model
+/// One model and its optimizer state.
+pub struct Trainer {
+    /// The model being trained.
+    pub model: Model,
+    state: Vec<Option<State>>,
+    /// Current learning rate.
+    pub lr: f64,
+    /// Current momentum (SGD).
+    pub momentum: f64,
+    lr_decay: f64,
+    lr_min: f64,
+    max_norm: Option<f64>,
+    steps: i32,
+}
+
+impl Trainer {
+    /// Starts from `model` with zero optimizer state.
+    pub fn new(dev: &Dev, model: Model, p: &FitParams) -> Trainer {
+        let state = model
             .params
             .iter()
             .map(|a| {
-                a.as_ref().map(|a| {
-                    (
-                        dev.zeros_like(a.weight.shape()),
-                        dev.zeros_like(a.bias.shape()),
-                    )
+                a.as_ref().map(|a| match p.optimizer {
+                    Optimizer::Sgd => State::Sgd { vw: dev.zeros_like(a.weight.shape()), vb: dev.zeros_like(a.bias.shape()) },
+                    Optimizer::Adam => {
+                        let (nw, nb) = (a.weight.shape().num_elements(), a.bias.shape().0);
+                        State::Adam { m: vec![0.0; nw], v: vec![0.0; nw], mb: vec![0.0; nb], vb: vec![0.0; nb] }
+                    }
                 })
             })
             .collect();
-        Sgd {
+        Trainer {
             model,
-            velocity,
-            lr,
-            momentum,
+            state,
+            lr: p.lr,
+            momentum: p.momentum,
+            lr_decay: p.lr_decay,
+            lr_min: p.lr_min,
+            max_norm: p.max_norm,
+            steps: 0,
         }
     }
 
-    /// One step on a batch (`labels.len()` rows of `x`); returns the batch's mean loss
-    /// before the update. A non-finite loss is returned without updating.
+    /// One step on a batch (`labels.len()` rows of `x`), dropout on; returns the batch's
+    /// mean loss before the update. A non-finite loss is returned without updating.
     pub fn step(&mut self, dev: &Dev, x: Vec<f32>, labels: &[usize]) -> f64 {
         let width = self.model.input_width();
         let x: Matrix = dev.tensor_from_vec(x, (labels.len(), width));
-        let logits = self.model.forward(x.retaped::<OwnedTape<f32, Dev>>());
+        let logits = self.model.forward_mode(x.retaped::<OwnedTape<f32, Dev>>(), Mode::Train);
         let classes = logits.shape().1;
         let loss = cross_entropy(dev, logits, labels, classes);
         let loss_value = loss.array() as f64;
@@ -90,40 +199,90 @@ impl Sgd {
             return loss_value;
         }
         let grads = loss.backward();
-        for (params, vel) in self.model.params.iter_mut().zip(self.velocity.iter_mut()) {
-            if let (Some(params), Some((vw, vb))) = (params, vel) {
-                vw.axpy(self.momentum, &grads.get(&params.weight), -self.lr);
-                vb.axpy(self.momentum, &grads.get(&params.bias), -self.lr);
-                params.weight.axpy(1.0, vw, 1.0);
-                params.bias.axpy(1.0, vb, 1.0);
+        self.steps += 1;
+        for (params, state) in self.model.params.iter_mut().zip(self.state.iter_mut()) {
+            let (Some(params), Some(state)) = (params, state) else { continue };
+            let (gw, gb) = (grads.get(&params.weight), grads.get(&params.bias));
+            match state {
+                State::Sgd { vw, vb } => {
+                    vw.axpy(self.momentum, &gw, -self.lr);
+                    vb.axpy(self.momentum, &gb, -self.lr);
+                    params.weight.axpy(1.0, vw, 1.0);
+                    params.bias.axpy(1.0, vb, 1.0);
+                }
+                State::Adam { m, v, mb, vb } => {
+                    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+                    let step_size = (self.lr as f32) * (1.0 - b2.powi(self.steps)).sqrt() / (1.0 - b1.powi(self.steps));
+                    let adam = |w: &mut Vec<f32>, g: &[f32], m: &mut [f32], v: &mut [f32]| {
+                        for i in 0..w.len() {
+                            m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+                            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+                            w[i] -= step_size * m[i] / (v[i].sqrt() + eps);
+                        }
+                    };
+                    let mut w = params.weight.as_vec();
+                    adam(&mut w, &gw.as_vec(), m, v);
+                    params.weight.copy_from(&w);
+                    let mut b = params.bias.as_vec();
+                    adam(&mut b, &gb.as_vec(), mb, vb);
+                    params.bias.copy_from(&b);
+                }
+            }
+            if let Some(limit) = self.max_norm {
+                clip_column_norms(&mut params.weight, limit as f32);
             }
         }
+        self.lr = (self.lr / self.lr_decay).max(self.lr_min);
         loss_value
     }
 }
 
-/// Trains `net` on `data`. Fails if the loss stops being finite, naming the epoch.
-pub fn fit(
-    dev: &Dev,
+/// Rescales every column of `w` (`[in, out]`: one unit's incoming weights) whose L2 norm
+/// exceeds `limit` down to norm `limit`, as pylearn2's `max_col_norm` does.
+pub fn clip_column_norms(w: &mut Matrix, limit: f32) {
+    let (rows, cols) = *w.shape();
+    let mut values = w.as_vec();
+    let mut norms = vec![0.0f32; cols];
+    for row in values.chunks(cols) {
+        for (n, v) in norms.iter_mut().zip(row) {
+            *n += v * v;
+        }
+    }
+    let scale: Vec<f32> = norms.iter().map(|n| if n.sqrt() > limit { limit / n.sqrt() } else { 1.0 }).collect();
+    if scale.iter().all(|&s| s == 1.0) {
+        return;
+    }
+    for row in values.chunks_mut(cols) {
+        for (v, s) in row.iter_mut().zip(&scale) {
+            *v *= s;
+        }
+    }
+    debug_assert_eq!(values.len(), rows * cols);
+    w.copy_from(&values);
+}
+
+/// Runs `epochs` epochs (or until early stopping) on `data`.
+fn train_phase(
     net: &NetSpec,
     data: &Dataset,
+    valid: Option<&Dataset>,
     p: &FitParams,
+    epochs: usize,
     progress: Progress,
-) -> Result<(Model, Vec<EpochRecord>)> {
+) -> Result<(Model, Vec<EpochRecord>, usize, bool)> {
     if data.is_empty() {
         return Err(Error::msg("the training set is empty"));
     }
+    // The device's stream drives dropout; seeding it per fit makes masks reproducible.
+    let dev = Dev::seed_from_u64(p.seed);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed);
-    let mut sgd = Sgd::new(
-        dev,
-        Model::init(dev, net, p.init, &mut rng),
-        p.lr,
-        p.momentum,
-    );
+    let mut trainer = Trainer::new(&dev, Model::init(&dev, net, p.init, &mut rng), p);
     let mut order: Vec<usize> = (0..data.len()).collect();
     let steps = data.len().div_ceil(p.batch);
-    let mut history = Vec::with_capacity(p.epochs);
-    for epoch in 1..=p.epochs {
+    let mut history = Vec::with_capacity(epochs);
+    let mut best: Option<(f64, usize, Model)> = None;
+    for epoch in 1..=epochs {
+        trainer.momentum = p.momentum_at(epoch);
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         for (step, chunk) in order.chunks(p.batch).enumerate() {
@@ -132,28 +291,49 @@ pub fn fit(
                 x.extend_from_slice(data.images_of(i..i + 1));
             }
             let labels: Vec<usize> = chunk.iter().map(|&i| data.labels[i] as usize).collect();
-            let loss = sgd.step(dev, x, &labels);
+            let loss = trainer.step(&dev, x, &labels);
             if !loss.is_finite() {
                 return Err(Error::msg(format!("training diverged: the loss became {loss} in epoch {epoch}, step {}; try a smaller lr", step + 1)));
             }
             loss_sum += loss;
             progress(epoch, step + 1, steps, loss_sum / (step + 1) as f64);
         }
-        history.push(EpochRecord {
-            epoch,
-            loss: loss_sum / steps as f64,
-        });
+        let valid_error = valid.map(|v| crate::eval::evaluate(&dev, &trainer.model, v, None, 1000, &mut |_, _| {}).error);
+        history.push(EpochRecord { epoch, loss: loss_sum / steps as f64, valid_error, lr: trainer.lr, momentum: trainer.momentum });
+        if let Some(err) = valid_error {
+            if best.as_ref().map_or(true, |(b, _, _)| err < *b) {
+                best = Some((err, epoch, trainer.model.clone()));
+            }
+            let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
+            if p.patience.is_some_and(|patience| epoch - best_epoch >= patience) {
+                let (_, best_epoch, model) = best.expect("set above");
+                return Ok((model, history, best_epoch, true));
+            }
+        }
     }
-    Ok((sgd.model, history))
+    match best {
+        Some((_, best_epoch, model)) if p.patience.is_some() => Ok((model, history, best_epoch, false)),
+        _ => Ok((trainer.model, history, epochs, false)),
+    }
+}
+
+/// Trains `net` on `data`, validating on `valid` when given. Fails if the loss stops being
+/// finite, naming the epoch.
+pub fn fit(net: &NetSpec, data: &Dataset, valid: Option<&Dataset>, p: &FitParams, progress: Progress) -> Result<(Model, FitSummary)> {
+    let (model, history, best_epoch, stopped_early) = train_phase(net, data, valid, p, p.epochs, progress)?;
+    match (valid, p.patience, p.after_stop) {
+        (Some(valid), Some(_), AfterStop::Refit) => {
+            let all = data.concat(valid)?;
+            let refit = FitParams { patience: None, ..p.clone() };
+            let (model, refit_history, _, _) = train_phase(net, &all, None, &refit, best_epoch, progress)?;
+            Ok((model, FitSummary { history, best_epoch, stopped_early, refit_history }))
+        }
+        _ => Ok((model, FitSummary { history, best_epoch, stopped_early, refit_history: vec![] })),
+    }
 }
 
 /// Mean softmax cross-entropy of `logits` against integer labels.
-pub fn cross_entropy<T: Tape<f32, Dev>>(
-    dev: &Dev,
-    logits: Matrix<T>,
-    labels: &[usize],
-    classes: usize,
-) -> Tensor<(), f32, Dev, T> {
+pub fn cross_entropy<T: Tape<f32, Dev>>(dev: &Dev, logits: Matrix<T>, labels: &[usize], classes: usize) -> Tensor<(), f32, Dev, T> {
     let mut one_hot = vec![0.0f32; labels.len() * classes];
     for (row, &label) in labels.iter().enumerate() {
         one_hot[row * classes + label] = 1.0;
@@ -167,65 +347,129 @@ mod tests {
     use super::*;
     use crate::nn::layers::LayerSpec;
 
-    fn blobs() -> Dataset {
-        // Two separable classes in 2-D.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    fn blobs(n: usize, seed: u64) -> Dataset {
+        // Two overlapping classes in 2-D.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut images = Vec::new();
         let mut labels = Vec::new();
-        for i in 0..200 {
+        for i in 0..n {
             let c = i % 2;
-            let centre = if c == 0 { 0.25 } else { 0.75 };
-            images.push(centre + rand::Rng::gen_range(&mut rng, -0.2..0.2f32));
-            images.push(centre + rand::Rng::gen_range(&mut rng, -0.2..0.2f32));
+            let centre = if c == 0 { 0.35 } else { 0.65 };
+            images.push(centre + rand::Rng::gen_range(&mut rng, -0.3..0.3f32));
+            images.push(centre + rand::Rng::gen_range(&mut rng, -0.3..0.3f32));
             labels.push(c as u8);
         }
-        Dataset {
-            images,
-            labels,
-            shape: vec![2],
-            classes: 2,
-        }
+        Dataset { images, labels, shape: vec![2], classes: 2 }
+    }
+
+    fn linear() -> NetSpec {
+        NetSpec { input: vec![2], layers: vec![LayerSpec::Linear { units: 2 }] }
     }
 
     fn params(seed: u64) -> FitParams {
-        FitParams {
-            epochs: 20,
-            batch: 20,
-            lr: 0.5,
-            momentum: 0.5,
-            init: 0.05,
-            seed,
-        }
+        FitParams { init: 0.05, ..FitParams::sgd(20, 20, 0.5, 0.5, seed) }
+    }
+
+    fn quiet() -> impl FnMut(usize, usize, usize, f64) {
+        |_, _, _, _| {}
     }
 
     #[test]
     fn fit_learns_and_is_deterministic() {
-        let dev = Dev::default();
-        let net = NetSpec {
-            input: vec![2],
-            layers: vec![LayerSpec::Linear { units: 2 }],
-        };
-        let data = blobs();
-        let (a, hist) = fit(&dev, &net, &data, &params(1), &mut |_, _, _, _| {}).unwrap();
-        assert!(hist.last().unwrap().loss < hist[0].loss * 0.5, "{hist:?}");
-        let (b, _) = fit(&dev, &net, &data, &params(1), &mut |_, _, _, _| {}).unwrap();
+        let data = blobs(200, 3);
+        let (a, s) = fit(&linear(), &data, None, &params(1), &mut quiet()).unwrap();
+        assert!(s.history.last().unwrap().loss < s.history[0].loss * 0.8, "{:?}", s.history);
+        let (b, _) = fit(&linear(), &data, None, &params(1), &mut quiet()).unwrap();
         assert_eq!(a.named_tensors(), b.named_tensors());
-        let (c, _) = fit(&dev, &net, &data, &params(2), &mut |_, _, _, _| {}).unwrap();
+        let (c, _) = fit(&linear(), &data, None, &params(2), &mut quiet()).unwrap();
         assert_ne!(a.named_tensors(), c.named_tensors());
     }
 
     #[test]
+    fn dropout_training_is_deterministic_per_seed() {
+        let net = NetSpec { input: vec![2], layers: vec![LayerSpec::Dropout { p: 0.5 }, LayerSpec::Linear { units: 2 }] };
+        let data = blobs(100, 3);
+        let (a, _) = fit(&net, &data, None, &params(4), &mut quiet()).unwrap();
+        let (b, _) = fit(&net, &data, None, &params(4), &mut quiet()).unwrap();
+        assert_eq!(a.named_tensors(), b.named_tensors());
+        let (plain, _) = fit(&linear(), &data, None, &params(4), &mut quiet()).unwrap();
+        assert_ne!(a.named_tensors()[0].2, plain.named_tensors()[0].2, "dropout changed the updates");
+    }
+
+    #[test]
     fn divergence_is_an_error_naming_the_epoch() {
-        let dev = Dev::default();
-        let net = NetSpec {
-            input: vec![2],
-            layers: vec![LayerSpec::Linear { units: 2 }],
-        };
-        let mut data = blobs();
+        let mut data = blobs(200, 3);
         data.images[0] = f32::NAN;
-        let err = fit(&dev, &net, &data, &params(1), &mut |_, _, _, _| {})
-            .unwrap_err()
-            .to_string();
+        let err = fit(&linear(), &data, None, &params(1), &mut quiet()).unwrap_err().to_string();
         assert!(err.contains("diverged") && err.contains("epoch 1"), "{err}");
+    }
+
+    #[test]
+    fn momentum_ramps_linearly_then_holds() {
+        let p = FitParams { momentum_end: Some(0.7), momentum_epochs: 250, ..FitParams::sgd(1, 1, 0.1, 0.5, 0) };
+        assert_eq!(p.momentum_at(1), 0.5);
+        assert!((p.momentum_at(125) - (0.5 + 0.2 * 124.0 / 249.0)).abs() < 1e-12);
+        assert!((p.momentum_at(250) - 0.7).abs() < 1e-12);
+        assert!((p.momentum_at(400) - 0.7).abs() < 1e-12);
+    }
+
+    #[test]
+    fn learning_rate_is_divided_after_every_update_down_to_the_floor() {
+        let data = blobs(100, 3);
+        let p = FitParams { lr_decay: 2.0, lr_min: 0.01, ..params(1) };
+        let dev = Dev::default();
+        let mut t = Trainer::new(&dev, Model::init(&dev, &linear(), 0.1, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)), &p);
+        let labels: Vec<usize> = data.labels[..10].iter().map(|&l| l as usize).collect();
+        t.step(&dev, data.images_of(0..10).to_vec(), &labels);
+        assert_eq!(t.lr, 0.25);
+        for _ in 0..10 {
+            t.step(&dev, data.images_of(0..10).to_vec(), &labels);
+        }
+        assert_eq!(t.lr, 0.01);
+    }
+
+    #[test]
+    fn max_norm_bounds_every_column() {
+        let dev = Dev::default();
+        let mut w: Matrix = dev.tensor_from_vec(vec![3.0, 0.1, 4.0, 0.1], (2, 2));
+        clip_column_norms(&mut w, 1.0);
+        let v = w.as_vec();
+        assert!(((v[0] * v[0] + v[2] * v[2]).sqrt() - 1.0).abs() < 1e-6, "long column scaled to the limit");
+        assert_eq!((v[1], v[3]), (0.1, 0.1), "short column untouched");
+        let data = blobs(200, 3);
+        let p = FitParams { max_norm: Some(0.5), lr: 5.0, ..params(1) };
+        let (model, _) = fit(&linear(), &data, None, &p, &mut quiet()).unwrap();
+        let w = model.params[0].as_ref().unwrap().weight.as_vec();
+        for col in 0..2 {
+            assert!((w[col] * w[col] + w[2 + col] * w[2 + col]).sqrt() <= 0.5 + 1e-5);
+        }
+    }
+
+    #[test]
+    fn adam_learns() {
+        let data = blobs(200, 3);
+        let p = FitParams { optimizer: Optimizer::Adam, lr: 0.05, ..params(1) };
+        let (_, s) = fit(&linear(), &data, None, &p, &mut quiet()).unwrap();
+        assert!(s.history.last().unwrap().loss < s.history[0].loss * 0.8, "{:?}", s.history);
+    }
+
+    #[test]
+    fn early_stopping_keeps_the_best_epoch_and_refit_trains_that_long_on_everything() {
+        let (train, valid) = (blobs(60, 3), blobs(200, 4));
+        let p = FitParams { epochs: 60, patience: Some(3), lr: 2.0, ..params(1) };
+        let (model, s) = fit(&linear(), &train, Some(&valid), &p, &mut quiet()).unwrap();
+        let errors: Vec<f64> = s.history.iter().map(|h| h.valid_error.unwrap()).collect();
+        let best = errors.iter().cloned().fold(f64::INFINITY, f64::min);
+        assert_eq!(errors[s.best_epoch - 1], best);
+        assert_eq!(errors.iter().position(|&e| e == best).unwrap() + 1, s.best_epoch, "the first best epoch wins ties");
+        if s.stopped_early {
+            assert_eq!(s.history.len(), s.best_epoch + 3);
+        }
+        let dev = Dev::default();
+        assert_eq!(crate::eval::evaluate(&dev, &model, &valid, None, 50, &mut |_, _| {}).error, best);
+
+        let refit = FitParams { after_stop: AfterStop::Refit, ..p };
+        let (_, r) = fit(&linear(), &train, Some(&valid), &refit, &mut quiet()).unwrap();
+        assert_eq!(r.refit_history.len(), r.best_epoch);
     }
 }
