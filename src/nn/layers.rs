@@ -81,6 +81,16 @@ pub const LAYERS: &[LayerKind] = &[
         params: &[],
     },
     LayerKind {
+        name: "dropout",
+        doc: "drop each value with probability p while training",
+        params: &[ParamSpec::required(
+            "p",
+            ParamType::Number,
+            "drop probability (pylearn2's include_prob .8 is p = 0.2)",
+        )
+        .range(0.0, 0.95)],
+    },
+    LayerKind {
         name: "maxout",
         doc: "max over `pieces` affine pieces per unit",
         params: &[
