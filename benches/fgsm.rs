@@ -57,13 +57,11 @@ fn workloads(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("train_step", name), |b| {
             b.iter(|| sgd.step(&dev, x.clone(), &y))
         });
-        let ctx = AttackContext {
-            model: &model,
-            dev: &dev,
-        };
+        let mut ctx = AttackContext::new(&model, &dev, 0);
         group.bench_function(BenchmarkId::new("fgsm_classify", name), |b| {
             b.iter(|| {
-                let adv = fgsm.craft(&ctx, &x, &y);
+                let adv = fgsm.craft(&mut ctx, &x, &y);
+
                 ctx.predict(&adv)
             })
         });

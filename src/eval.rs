@@ -56,10 +56,11 @@ pub fn evaluate(
     model: &Model,
     data: &Dataset,
     attack: Option<&Crafter>,
+    seed: u64,
     batch: usize,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Metrics {
-    let ctx = AttackContext { model, dev };
+    let mut ctx = AttackContext::new(model, dev, seed);
     let (mut errors, mut conf_sum, mut conf_wrong) = (0usize, 0.0f64, 0.0f64);
     let mut start = 0;
     while start < data.len() {
@@ -70,7 +71,7 @@ pub fn evaluate(
             .collect();
         let clean = data.images_of(start..end);
         let x = match attack {
-            Some(a) => a.craft(&ctx, clean, &labels),
+            Some(a) => a.craft(&mut ctx, clean, &labels),
             None => clean.to_vec(),
         };
         let logits = ctx.logits(&x);
@@ -121,10 +122,8 @@ mod tests {
     #[test]
     fn counts_errors_and_confidences() {
         let (dev, model, x, _) = crate::attacks::testing::model_and_batch();
-        let ctx = AttackContext {
-            model: &model,
-            dev: &dev,
-        };
+        let ctx = AttackContext::new(&model, &dev, 0);
+
         let predicted = ctx.predict(&x);
         // Label the first row wrongly, the rest as predicted.
         let mut labels: Vec<u8> = predicted.iter().map(|&p| p as u8).collect();
@@ -135,7 +134,7 @@ mod tests {
             shape: vec![6],
             classes: 3,
         };
-        let m = evaluate(&dev, &model, &data, None, 3, &mut |_, _| {});
+        let m = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
         assert_eq!(m.examples, 4);
         assert_eq!(m.error, 0.25);
         let first = top_probability(&ctx.logits(&x[..6])) as f64;

@@ -5,5 +5,6 @@
 mod support;
 
 mod diagnostics;
+mod extension;
 mod parse;
 mod run;

@@ -43,13 +43,25 @@ fn run_fixtures_check() {
 
 #[test]
 fn readme_examples_check() {
-    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let blocks: Vec<&str> = readme.split("```adv\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
-    assert!(!blocks.is_empty(), "the README's language reference has ```adv examples");
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```adv\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert!(
+        !blocks.is_empty(),
+        "the README's language reference has ```adv examples"
+    );
     for block in blocks {
         let source = Source::new("README.md", block);
         if let Err(d) = advpipe::compile(&source) {
-            panic!("a README example does not check:\n{}", render(&source, &d, false));
+            panic!(
+                "a README example does not check:\n{}",
+                render(&source, &d, false)
+            );
         }
     }
 }

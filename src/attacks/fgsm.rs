@@ -8,18 +8,14 @@
 //! attack leaky  = fgsm(eps: 0.1, labels: "predicted", clip: "none")
 //! ```
 
-use super::{params_from, Attack, AttackContext, AttackKind};
-use crate::params::{ParamSpec, ParamType};
+use super::{params_from, sign, Attack, AttackContext, AttackKind, EPS_PARAM};
 use serde::Deserialize;
 
 /// The registry entry.
 pub const KIND: AttackKind = AttackKind {
     name: "fgsm",
     doc: "fast gradient sign method: x + eps * sign(grad_x J)",
-    params: &[
-        ParamSpec::required("eps", ParamType::Number, "L-infinity size of the step")
-            .range(0.0, 1.0),
-    ],
+    params: &[EPS_PARAM],
     build,
 };
 
@@ -47,20 +43,9 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
     Ok(Box::new(params_from::<Fgsm>(json)?.validate()?))
 }
 
-/// `-1`, `0` or `1`.
-pub fn sign(v: f32) -> f32 {
-    if v > 0.0 {
-        1.0
-    } else if v < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}
-
 impl Attack for Fgsm {
-    fn perturb(&self, ctx: &AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
-        let grad = ctx.input_gradient(x, labels);
+    fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
+        let grad = ctx.objective_gradient(x, labels);
         x.iter()
             .zip(&grad)
             .map(|(&xi, &gi)| xi + self.eps * sign(gi))
@@ -71,18 +56,15 @@ impl Attack for Fgsm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attacks::{testing::model_and_batch, Crafter};
+    use crate::attacks::testing::{craft, model_and_batch};
     use serde_json::json;
 
     #[test]
     fn step_is_exactly_eps_times_sign_of_the_gradient() {
         let (dev, model, x, y) = model_and_batch();
-        let ctx = AttackContext {
-            model: &model,
-            dev: &dev,
-        };
+        let mut ctx = AttackContext::new(&model, &dev, 0);
         let grad = ctx.input_gradient(&x, &y);
-        let adv = Fgsm { eps: 0.1 }.perturb(&ctx, &x, &y);
+        let adv = Fgsm { eps: 0.1 }.perturb(&mut ctx, &x, &y);
         for i in 0..x.len() {
             assert_eq!(adv[i], x[i] + 0.1 * sign(grad[i]));
             assert!(grad[i] != 0.0, "the test model should have no dead pixels");
@@ -90,51 +72,22 @@ mod tests {
     }
 
     #[test]
-    fn eps_zero_is_the_identity() {
+    fn clip_none_lets_values_out() {
         let (dev, model, x, y) = model_and_batch();
-        let ctx = AttackContext {
-            model: &model,
-            dev: &dev,
-        };
-        let crafter = Crafter::from_json(
-            &json!({"attack": "fgsm", "eps": 0.0, "clip": [0.0, 1.0], "labels": "true"}),
-        )
-        .unwrap();
-        assert_eq!(crafter.craft(&ctx, &x, &y), x);
-    }
-
-    #[test]
-    fn clipping_holds_and_none_lets_values_out() {
-        let (dev, model, x, y) = model_and_batch();
-        let ctx = AttackContext {
-            model: &model,
-            dev: &dev,
-        };
-        let clipped = Crafter::from_json(
-            &json!({"attack": "fgsm", "eps": 0.9, "clip": [0.0, 1.0], "labels": "true"}),
-        )
-        .unwrap();
-        assert!(clipped
-            .craft(&ctx, &x, &y)
-            .iter()
-            .all(|v| (0.0..=1.0).contains(v)));
-        let free = Crafter::from_json(
-            &json!({"attack": "fgsm", "eps": 0.9, "clip": null, "labels": "true"}),
-        )
-        .unwrap();
-        assert!(free
-            .craft(&ctx, &x, &y)
-            .iter()
-            .any(|v| !(0.0..=1.0).contains(v)));
+        let free = craft(
+            json!({"attack": "fgsm", "eps": 0.9, "clip": null}),
+            &model,
+            &dev,
+            &x,
+            &y,
+        );
+        assert!(free.iter().any(|v| !(0.0..=1.0).contains(v)));
     }
 
     #[test]
     fn input_gradient_agrees_with_finite_differences() {
         let (dev, model, x, y) = model_and_batch();
-        let ctx = AttackContext {
-            model: &model,
-            dev: &dev,
-        };
+        let ctx = AttackContext::new(&model, &dev, 0);
         let grad = ctx.input_gradient(&x, &y);
         let h = 1e-2f32;
         for i in 0..x.len() {
@@ -151,22 +104,20 @@ mod tests {
     }
 
     #[test]
-    fn fgsm_increases_the_loss_and_predicted_labels_are_used_when_asked() {
+    fn predicted_labels_are_used_when_asked() {
         let (dev, model, x, y) = model_and_batch();
-        let ctx = AttackContext {
-            model: &model,
-            dev: &dev,
-        };
-        let adv = Fgsm { eps: 0.05 }.perturb(&ctx, &x, &y);
-        assert!(ctx.loss(&adv, &y) > ctx.loss(&x, &y));
+        let mut ctx = AttackContext::new(&model, &dev, 0);
         let predicted = ctx.predict(&x);
-        let by_prediction = Crafter::from_json(
-            &json!({"attack": "fgsm", "eps": 0.05, "clip": null, "labels": "predicted"}),
-        )
-        .unwrap();
+        let by_prediction = craft(
+            json!({"attack": "fgsm", "eps": 0.05, "clip": null, "labels": "predicted"}),
+            &model,
+            &dev,
+            &x,
+            &y,
+        );
         assert_eq!(
-            by_prediction.craft(&ctx, &x, &y),
-            Fgsm { eps: 0.05 }.perturb(&ctx, &x, &predicted)
+            by_prediction,
+            Fgsm { eps: 0.05 }.perturb(&mut ctx, &x, &predicted)
         );
     }
 

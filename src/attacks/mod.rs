@@ -1,19 +1,41 @@
 //! Attacks: the extension point. One file per attack, one line in [`ATTACKS`].
 //!
 //! An attack is a serde params struct with a `validate`, and an [`Attack`] impl whose
-//! `perturb` turns a batch into its adversarial version using an [`AttackContext`] (input
-//! gradients, predictions). The options every attack shares, the clip policy and the label
-//! source, are [`Common`] and handled here, so an attack file only says what is its own.
+//! `perturb` turns a batch into its adversarial version using an [`AttackContext`]
+//! (gradients of the attacker's objective, predictions, losses, a seeded random stream and
+//! the clip range). The options every attack shares (clip policy, label source, target,
+//! crafting mode) are [`Common`] and handled by [`Crafter`], so an attack file only says
+//! what is its own. Attacks defined outside the crate join with [`register`].
 //!
 //! Adding one: see "Adding an attack" in the README.
 
+pub mod bim;
+pub mod fgm;
 pub mod fgsm;
+pub mod gaussian_noise;
+pub mod mi_fgsm;
+pub mod pgd;
+pub mod random_sign;
+pub mod uniform_noise;
 
-use crate::nn::model::{Dev, Matrix, Model};
+use crate::nn::model::{Dev, Matrix, Mode, Model};
 use crate::nn::train::cross_entropy;
 use crate::params::{Default, ParamSpec, ParamType};
 use dfdx::prelude::*;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+/// Every built-in attack. A new attack adds its `KIND` here.
+pub const ATTACKS: &[AttackKind] = &[
+    fgsm::KIND,
+    fgm::KIND,
+    random_sign::KIND,
+    uniform_noise::KIND,
+    gaussian_noise::KIND,
+    bim::KIND,
+    pgd::KIND,
+    mi_fgsm::KIND,
+];
 
 /// What an attack needs from the model it attacks.
 pub struct AttackContext<'a> {
@@ -21,41 +43,100 @@ pub struct AttackContext<'a> {
     pub model: &'a Model,
     /// The device it lives on.
     pub dev: &'a Dev,
+    /// A seeded stream for noise and random starts.
+    pub rng: ChaCha8Rng,
+    /// Dropout off (`Eval`) or on (`Train`) while taking gradients.
+    pub mode: Mode,
+    targeted: bool,
+    clip: Option<[f32; 2]>,
 }
 
-impl AttackContext<'_> {
+impl<'a> AttackContext<'a> {
+    /// An untargeted, unclipped context in evaluation mode.
+    pub fn new(model: &'a Model, dev: &'a Dev, seed: u64) -> Self {
+        let rng = rand::SeedableRng::seed_from_u64(seed);
+        AttackContext {
+            model,
+            dev,
+            rng,
+            mode: Mode::Eval,
+            targeted: false,
+            clip: None,
+        }
+    }
+
     fn batch(&self, x: &[f32]) -> Matrix {
         let width = self.model.input_width();
         self.dev
             .tensor_from_vec(x.to_vec(), (x.len() / width, width))
     }
 
-    /// Logits, `rows * classes` values.
+    /// Logits (dropout off), `rows * classes` values.
     pub fn logits(&self, x: &[f32]) -> Vec<f32> {
         self.model.forward(self.batch(x)).as_vec()
     }
 
-    /// The predicted class of every row.
+    /// The predicted class of every row (dropout off).
     pub fn predict(&self, x: &[f32]) -> Vec<usize> {
         let logits = self.logits(x);
         let classes = logits.len() / (x.len() / self.model.input_width());
         logits.chunks(classes).map(argmax).collect()
     }
 
-    /// Mean cross-entropy of the batch against `labels`.
+    /// Mean cross-entropy of the batch against `labels` (dropout off).
     pub fn loss(&self, x: &[f32], labels: &[usize]) -> f32 {
-        let logits = self.model.forward(self.batch(x));
-        let classes = logits.shape().1;
-        cross_entropy(self.dev, logits, labels, classes).array()
+        self.per_example_loss(x, labels).iter().sum::<f32>() / labels.len() as f32
     }
 
-    /// The gradient of the mean cross-entropy with respect to the input, one value per pixel.
+    /// Cross-entropy of every row against its label (dropout off).
+    pub fn per_example_loss(&self, x: &[f32], labels: &[usize]) -> Vec<f32> {
+        let logits = self.logits(x);
+        let classes = logits.len() / labels.len();
+        logits
+            .chunks(classes)
+            .zip(labels)
+            .map(|(row, &y)| {
+                let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let log_total = row.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+                log_total + max - row[y]
+            })
+            .collect()
+    }
+
+    /// The gradient of the mean cross-entropy against `labels` with respect to the input,
+    /// in the crafting mode.
     pub fn input_gradient(&self, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let x = self.batch(x);
-        let logits = self.model.forward(x.leaky_trace());
+        let logits = self.model.forward_mode(x.leaky_trace(), self.mode);
         let classes = logits.shape().1;
         let grads = cross_entropy(self.dev, logits, labels, classes).backward();
         grads.get(&x).as_vec()
+    }
+
+    /// The direction that helps the attacker: the loss gradient for an untargeted attack,
+    /// its negative for a targeted one (whose `labels` are then the targets).
+    pub fn objective_gradient(&self, x: &[f32], labels: &[usize]) -> Vec<f32> {
+        let mut g = self.input_gradient(x, labels);
+        if self.targeted {
+            g.iter_mut().for_each(|v| *v = -*v);
+        }
+        g
+    }
+
+    /// The attacker's objective per row: the loss, or minus the loss to the target.
+    pub fn objective(&self, x: &[f32], labels: &[usize]) -> Vec<f32> {
+        let sign = if self.targeted { -1.0 } else { 1.0 };
+        self.per_example_loss(x, labels)
+            .into_iter()
+            .map(|l| sign * l)
+            .collect()
+    }
+
+    /// Clamps to the clip range, if there is one (iterative attacks call it every step).
+    pub fn clip(&self, x: &mut [f32]) {
+        if let Some([lo, hi]) = self.clip {
+            x.iter_mut().for_each(|v| *v = v.clamp(lo, hi));
+        }
     }
 }
 
@@ -66,11 +147,23 @@ pub fn argmax(row: &[f32]) -> usize {
         .fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
 }
 
+/// `-1`, `0` or `1`.
+pub fn sign(v: f32) -> f32 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
 /// An attack, built from validated parameters.
 pub trait Attack: Send + Sync {
-    /// The adversarial version of the batch `x` (rows of the model's input width), given the
-    /// labels whose loss it should increase. Clipping is applied afterwards by [`Crafter`].
-    fn perturb(&self, ctx: &AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32>;
+    /// The adversarial version of the batch `x` (rows of the model's input width), given
+    /// the labels of the objective (true, predicted, or target labels). The final clip is
+    /// applied afterwards by [`Crafter`].
+    fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32>;
 }
 
 /// Which labels the gradient is taken against (the paper leaves it open).
@@ -83,6 +176,28 @@ pub enum LabelSource {
     Predicted,
 }
 
+/// Untargeted, or which class to push every example towards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Increase the loss of the label.
+    None,
+    /// Decrease the loss of the class the model finds least likely.
+    LeastLikely,
+    /// Decrease the loss of `target_class`.
+    Class,
+}
+
+/// Dropout while crafting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CraftMode {
+    /// Dropout off.
+    Eval,
+    /// Dropout on, as during training.
+    Train,
+}
+
 /// Options every attack takes.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Common {
@@ -90,6 +205,12 @@ pub struct Common {
     pub clip: Option<[f32; 2]>,
     /// The labels the loss is taken against.
     pub labels: LabelSource,
+    /// Targeted or not.
+    pub target: Target,
+    /// The class of `target: "class"`.
+    pub target_class: Option<usize>,
+    /// Dropout while crafting.
+    pub mode: CraftMode,
 }
 
 /// The parameters every attack takes, appended to its own by the checker.
@@ -106,6 +227,25 @@ pub const COMMON_PARAMS: &[ParamSpec] = &[
         Default::Str("true"),
         "labels the gradient is taken against",
     ),
+    ParamSpec::with_default(
+        "target",
+        ParamType::Choice(&["none", "least_likely", "class"]),
+        Default::Str("none"),
+        "untargeted, or push towards the least likely class or target_class",
+    ),
+    ParamSpec::with_default(
+        "target_class",
+        ParamType::Int,
+        Default::Optional,
+        "the class of target: \"class\"",
+    )
+    .range(0.0, 100000.0),
+    ParamSpec::with_default(
+        "mode",
+        ParamType::Choice(&["eval", "train"]),
+        Default::Str("eval"),
+        "dropout off (eval) or on (train) while crafting",
+    ),
 ];
 
 /// A registered attack kind.
@@ -120,12 +260,33 @@ pub struct AttackKind {
     pub build: fn(&serde_json::Value) -> Result<Box<dyn Attack>, String>,
 }
 
-/// Every attack the language knows.
-pub const ATTACKS: &[AttackKind] = &[fgsm::KIND];
+static REGISTERED: std::sync::RwLock<Vec<&'static AttackKind>> = std::sync::RwLock::new(Vec::new());
+
+/// Adds an attack defined outside this crate (a plugin, or a test) to the registry, for the
+/// rest of the process. A name already taken is refused.
+pub fn register(kind: &'static AttackKind) -> Result<(), String> {
+    if find(kind.name).is_some() || crate::check::kinds::find(kind.name).is_some() {
+        return Err(format!(
+            "an attack or node kind named `{}` already exists",
+            kind.name
+        ));
+    }
+    REGISTERED
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(kind);
+    Ok(())
+}
+
+/// Every attack kind: the built-in [`ATTACKS`], then the [`register`]ed ones.
+pub fn all() -> Vec<&'static AttackKind> {
+    let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+    ATTACKS.iter().chain(registered.iter().copied()).collect()
+}
 
 /// Looks an attack kind up by name.
 pub fn find(name: &str) -> Option<&'static AttackKind> {
-    ATTACKS.iter().find(|a| a.name == name)
+    all().into_iter().find(|a| a.name == name)
 }
 
 /// Deserializes an attack's params struct from checked JSON.
@@ -141,40 +302,55 @@ pub struct Crafter {
 }
 
 impl Crafter {
-    /// Builds from the checked JSON form `{"attack": name, ...params}`.
+    /// Builds from the checked JSON form `{"attack": name, ...params}`, validating both the
+    /// attack's own parameters and the shared ones.
     pub fn from_json(json: &serde_json::Value) -> Result<Crafter, String> {
         let name = json
             .get("attack")
             .and_then(|n| n.as_str())
             .ok_or("attack JSON without a name")?;
         let kind = find(name).ok_or_else(|| format!("unknown attack {name}"))?;
+        let common: Common = params_from(json)?;
+        if (common.target == Target::Class) != common.target_class.is_some() {
+            return Err("target: \"class\" and target_class go together".into());
+        }
         Ok(Crafter {
             attack: (kind.build)(json)?,
-            common: params_from(json)?,
+            common,
         })
     }
 
     /// Adversarial versions of the rows of `x`, whose dataset labels are `labels`.
-    pub fn craft(&self, ctx: &AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
-        let predicted;
-        let labels = match self.common.labels {
-            LabelSource::True => labels,
-            LabelSource::Predicted => {
-                predicted = ctx.predict(x);
-                &predicted
+    pub fn craft(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
+        let objective_labels: Vec<usize> = match (self.common.target, self.common.labels) {
+            (Target::None, LabelSource::True) => labels.to_vec(),
+            (Target::None, LabelSource::Predicted) => ctx.predict(x),
+            (Target::Class, _) => vec![self.common.target_class.expect("validated"); labels.len()],
+            (Target::LeastLikely, _) => {
+                let logits = ctx.logits(x);
+                let classes = logits.len() / labels.len();
+                logits
+                    .chunks(classes)
+                    .map(|row| argmax(&row.iter().map(|v| -v).collect::<Vec<_>>()))
+                    .collect()
             }
         };
-        let mut adv = self.attack.perturb(ctx, x, labels);
-        if let Some([lo, hi]) = self.common.clip {
-            adv.iter_mut().for_each(|v| *v = v.clamp(lo, hi));
-        }
+        ctx.targeted = self.common.target != Target::None;
+        ctx.clip = self.common.clip;
+        ctx.mode = match self.common.mode {
+            CraftMode::Eval => Mode::Eval,
+            CraftMode::Train => Mode::Train,
+        };
+        let mut adv = self.attack.perturb(ctx, x, &objective_labels);
+        ctx.clip(&mut adv);
         adv
     }
 }
 
 #[cfg(test)]
 pub(crate) mod testing {
-    //! A small model and batch the attack tests share.
+    //! A small model and batch the attack tests share, and checks every attack must pass.
+    use super::*;
     use crate::nn::{layers::LayerSpec, Dev, Model, NetSpec};
     use rand::{Rng, SeedableRng};
 
@@ -194,4 +370,257 @@ pub(crate) mod testing {
         let x: Vec<f32> = (0..24).map(|_| rng.gen_range(0.0..1.0)).collect();
         (dev, model, x, vec![0, 1, 2, 1])
     }
+
+    /// A softmax regression (the loss is convex in the input), its batch and labels.
+    pub fn convex_model_and_batch() -> (Dev, Model, Vec<f32>, Vec<usize>) {
+        let dev = Dev::default();
+        let net = NetSpec {
+            input: vec![6],
+            layers: vec![LayerSpec::Linear { units: 3 }],
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let model = Model::init(&dev, &net, 1.0, &mut rng);
+        let x: Vec<f32> = (0..24).map(|_| rng.gen_range(0.2..0.8)).collect();
+        (dev, model, x, vec![0, 1, 2, 1])
+    }
+
+    /// Crafts with an attack given as JSON parameters (common options defaulted).
+    pub fn craft(
+        mut json: serde_json::Value,
+        model: &Model,
+        dev: &Dev,
+        x: &[f32],
+        y: &[usize],
+    ) -> Vec<f32> {
+        let defaults = serde_json::json!({"clip": [0.0, 1.0], "labels": "true", "target": "none", "target_class": null, "mode": "eval"});
+        for (k, v) in defaults.as_object().unwrap() {
+            if json.get(k).is_none() {
+                json[k] = v.clone();
+            }
+        }
+        let crafter = Crafter::from_json(&json).unwrap();
+        crafter.craft(&mut AttackContext::new(model, dev, 0), x, y)
+    }
+
+    /// Largest |a - b| per row, and largest L2 norm of a row of a - b.
+    pub fn norms(a: &[f32], b: &[f32], width: usize) -> (f32, f32) {
+        let d: Vec<f32> = a.iter().zip(b).map(|(p, q)| p - q).collect();
+        let linf = d.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let l2 = d
+            .chunks(width)
+            .map(|r| r.iter().map(|v| v * v).sum::<f32>().sqrt())
+            .fold(0.0, f32::max);
+        (linf, l2)
+    }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use serde_json::json;
+
+    /// Every built-in attack, with a budget of `eps` and its norm.
+    fn every_attack(eps: f64) -> Vec<(serde_json::Value, &'static str)> {
+        vec![
+            (json!({"attack": "fgsm", "eps": eps}), "linf"),
+            (json!({"attack": "fgm", "eps": eps}), "l2"),
+            (json!({"attack": "random_sign", "eps": eps}), "linf"),
+            (json!({"attack": "uniform_noise", "eps": eps}), "linf"),
+            (
+                json!({"attack": "bim", "eps": eps, "steps": 5, "step_size": null}),
+                "linf",
+            ),
+            (
+                json!({"attack": "pgd", "eps": eps, "norm": "linf", "steps": 5, "step_size": null, "start": "random", "restarts": 2}),
+                "linf",
+            ),
+            (
+                json!({"attack": "pgd", "eps": eps, "norm": "l2", "steps": 5, "step_size": null, "start": "random", "restarts": 1}),
+                "l2",
+            ),
+            (
+                json!({"attack": "mi_fgsm", "eps": eps, "steps": 5, "step_size": null, "decay": 1.0}),
+                "linf",
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_attack_is_registered_and_tested_here() {
+        let tested: std::collections::BTreeSet<String> = every_attack(0.1)
+            .iter()
+            .map(|(j, _)| j["attack"].as_str().unwrap().to_string())
+            .collect();
+        for kind in ATTACKS {
+            assert!(
+                tested.contains(kind.name) || kind.name == "gaussian_noise",
+                "{} is not in every_attack()",
+                kind.name
+            );
+        }
+    }
+
+    #[test]
+    fn eps_zero_is_the_identity_for_every_attack() {
+        let (dev, model, x, y) = model_and_batch();
+        for (params, _) in every_attack(0.0) {
+            assert_eq!(craft(params.clone(), &model, &dev, &x, &y), x, "{params}");
+        }
+    }
+
+    #[test]
+    fn the_norm_budget_holds_for_every_attack() {
+        let (dev, model, x, y) = model_and_batch();
+        let eps = 0.1f32;
+        for (mut params, norm) in every_attack(eps as f64) {
+            params["clip"] = serde_json::Value::Null;
+            let adv = craft(params.clone(), &model, &dev, &x, &y);
+            let (linf, l2) = norms(&adv, &x, 6);
+            let used = if norm == "linf" { linf } else { l2 };
+            assert!(used <= eps * (1.0 + 1e-5), "{params}: {norm} = {used}");
+            assert!(used >= eps * 0.5, "{params} barely moved: {used}");
+        }
+    }
+
+    #[test]
+    fn clipping_holds_for_every_attack() {
+        let (dev, model, x, y) = model_and_batch();
+        for (params, _) in every_attack(0.6) {
+            let adv = craft(params.clone(), &model, &dev, &x, &y);
+            assert!(adv.iter().all(|v| (0.0..=1.0).contains(v)), "{params}");
+        }
+    }
+
+    #[test]
+    fn gradient_attacks_increase_the_loss() {
+        let (dev, model, x, y) = model_and_batch();
+        let ctx = AttackContext::new(&model, &dev, 0);
+        let clean = ctx.loss(&x, &y);
+        for (params, _) in every_attack(0.05) {
+            let name = params["attack"].as_str().unwrap().to_string();
+            if ["random_sign", "uniform_noise"].contains(&name.as_str()) {
+                continue;
+            }
+            let adv = craft(params, &model, &dev, &x, &y);
+            assert!(ctx.loss(&adv, &y) > clean, "{name}");
+        }
+    }
+
+    #[test]
+    fn targeted_attacks_raise_the_target_probability() {
+        let (dev, model, x, y) = model_and_batch();
+        let ctx = AttackContext::new(&model, &dev, 0);
+        let target = vec![2; 4];
+        for attack in ["fgsm", "bim", "pgd", "mi_fgsm"] {
+            let params = json!({"attack": attack, "eps": 0.1, "steps": 5, "step_size": null, "norm": "linf", "start": "clean", "restarts": 1, "decay": 1.0, "target": "class", "target_class": 2});
+            let adv = craft(params, &model, &dev, &x, &y);
+            assert!(ctx.loss(&adv, &target) < ctx.loss(&x, &target), "{attack}");
+        }
+        let ll = craft(
+            json!({"attack": "fgsm", "eps": 0.1, "target": "least_likely"}),
+            &model,
+            &dev,
+            &x,
+            &y,
+        );
+        let logits = ctx.logits(&x);
+        let least: Vec<usize> = logits
+            .chunks(3)
+            .map(|r| argmax(&r.iter().map(|v| -v).collect::<Vec<_>>()))
+            .collect();
+        assert!(ctx.loss(&ll, &least) < ctx.loss(&x, &least));
+    }
+
+    #[test]
+    fn pgd_reaches_at_least_fgsm_loss_on_a_convex_model() {
+        let (dev, model, x, y) = convex_model_and_batch();
+        let ctx = AttackContext::new(&model, &dev, 0);
+        let fgsm = craft(
+            json!({"attack": "fgsm", "eps": 0.1, "clip": null}),
+            &model,
+            &dev,
+            &x,
+            &y,
+        );
+        let pgd = craft(
+            json!({"attack": "pgd", "eps": 0.1, "norm": "linf", "steps": 20, "step_size": null, "start": "clean", "restarts": 1, "clip": null}),
+            &model,
+            &dev,
+            &x,
+            &y,
+        );
+        assert!(ctx.loss(&pgd, &y) >= ctx.loss(&fgsm, &y) - 1e-6);
+    }
+
+    #[test]
+    fn target_class_is_validated() {
+        let bad = json!({"attack": "fgsm", "eps": 0.1, "clip": null, "labels": "true", "target": "class", "target_class": null, "mode": "eval"});
+        assert!(Crafter::from_json(&bad).is_err());
+    }
+
+    #[test]
+    fn per_example_loss_matches_the_tape() {
+        let (dev, model, x, y) = model_and_batch();
+        let ctx = AttackContext::new(&model, &dev, 0);
+        let logits = model.forward(dev.tensor_from_vec(x.clone(), (4, 6)));
+        let tape_loss = cross_entropy(&dev, logits, &y, 3).array();
+        assert!((ctx.loss(&x, &y) - tape_loss).abs() < 1e-5);
+    }
+}
+
+/// Pulls every value of `adv` back within `eps` of `x` (the L-infinity ball).
+pub fn project_linf(adv: &mut [f32], x: &[f32], eps: f32) {
+    for (a, &c) in adv.iter_mut().zip(x) {
+        *a = a.clamp(c - eps, c + eps);
+    }
+}
+
+/// Scales each row of `adv - x` down to L2 norm at most `eps` (the L2 ball).
+pub fn project_l2(adv: &mut [f32], x: &[f32], eps: f32, width: usize) {
+    for (a, c) in adv.chunks_mut(width).zip(x.chunks(width)) {
+        let norm = a
+            .iter()
+            .zip(c)
+            .map(|(p, q)| (p - q) * (p - q))
+            .sum::<f32>()
+            .sqrt();
+        if norm > eps {
+            let scale = eps / norm;
+            for (p, &q) in a.iter_mut().zip(c) {
+                *p = q + (*p - q) * scale;
+            }
+        }
+    }
+}
+
+/// Each row divided by its L2 norm (rows of zeros stay zero).
+pub fn l2_normalize_rows(g: &mut [f32], width: usize) {
+    for row in g.chunks_mut(width) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+}
+
+/// The step size iterative attacks use when none is given: 2.5 * eps / steps (Madry et
+/// al. 2018), so the iterates can cross the whole ball.
+pub fn default_step_size(eps: f32, steps: usize) -> f32 {
+    2.5 * eps / steps.max(1) as f32
+}
+
+/// Parameters shared by the iterative attacks' signatures.
+pub(crate) const EPS_PARAM: ParamSpec =
+    ParamSpec::required("eps", ParamType::Number, "size of the perturbation budget")
+        .range(0.0, 1.0);
+pub(crate) const STEPS_PARAM: ParamSpec =
+    ParamSpec::with_default("steps", ParamType::Int, Default::Int(10), "iterations")
+        .range(1.0, 10000.0);
+pub(crate) const STEP_SIZE_PARAM: ParamSpec = ParamSpec::with_default(
+    "step_size",
+    ParamType::Number,
+    Default::Optional,
+    "size of each step (default 2.5 * eps / steps)",
+)
+.range(0.0, 1.0);

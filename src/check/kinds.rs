@@ -82,7 +82,7 @@ pub const FIT: NodeKind = NodeKind {
 pub const EVALUATE: NodeKind = NodeKind {
     name: "evaluate",
     category: Category::Eval,
-    version: 1,
+    version: 2,
     doc: "error and confidences of a model on a dataset, optionally under attack",
     params: &[
         ParamSpec::required("model", ParamType::Model, "the model scored"),
@@ -100,6 +100,13 @@ pub const EVALUATE: NodeKind = NodeKind {
             "examples per batch (bounds memory)",
         )
         .range(1.0, 100000.0),
+        ParamSpec::with_default(
+            "seed",
+            ParamType::Int,
+            Default::Optional,
+            "seed of random attacks and noise (default: the file's seed)",
+        )
+        .range(0.0, 9.0e15),
     ],
 };
 

@@ -460,7 +460,7 @@ impl<'a> Checker<'a> {
             let bound = self.bind(callee, &params, args, span)?;
             let mut json = Json::Object(bound.json);
             json["attack"] = name.into();
-            if let Err(why) = (attack.build)(&json) {
+            if let Err(why) = attacks::Crafter::from_json(&json) {
                 return self.error(
                     Diagnostic::new(
                         codes::OUT_OF_RANGE,
@@ -485,7 +485,7 @@ impl<'a> Checker<'a> {
         }
         let mut all: Vec<&str> = kinds::KINDS.iter().map(|k| k.name).collect();
         all.extend(LAYERS.iter().map(|l| l.name));
-        all.extend(attacks::ATTACKS.iter().map(|a| a.name));
+        all.extend(attacks::all().iter().map(|a| a.name));
         let help = match did_you_mean(name, all.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("known kinds: {}", all.join(", ")),
@@ -558,7 +558,12 @@ impl<'a> Checker<'a> {
                 };
                 let net_span = bound.spans["net"];
                 self.fits(&net, &shape, classes, net_span, bound.spans["data"])?;
-                if let Some(Value::Data { node: valid, shape, classes }) = bound.values.remove("valid") {
+                if let Some(Value::Data {
+                    node: valid,
+                    shape,
+                    classes,
+                }) = bound.values.remove("valid")
+                {
                     self.fits(&net, &shape, classes, net_span, bound.spans["valid"])?;
                     inputs.push(("valid", valid));
                 } else if !bound.json["patience"].is_null() {
@@ -603,6 +608,10 @@ impl<'a> Checker<'a> {
                 if let Some(Value::Attack(a)) = bound.values.remove("attack") {
                     bound.json.insert("attack".into(), a);
                 }
+                if bound.json["seed"].is_null() {
+                    bound.json["seed"] = self.program.seed.into();
+                }
+
                 inputs.push(("model", model));
                 inputs.push(("data", data));
                 return Some(Value::Metrics(

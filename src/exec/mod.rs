@@ -328,6 +328,7 @@ impl Executor<'_> {
                     &model,
                     &data,
                     attack.as_ref(),
+                    node.params["seed"].as_u64().unwrap_or(self.program.seed),
                     batch,
                     &mut |done, _| bar.set_position(done as u64),
                 );

@@ -122,7 +122,9 @@ impl LayerSpec {
             LayerSpec::Flatten => Ok(vec![input.iter().product()]),
             LayerSpec::Linear { units } => flat("linear").map(|_| vec![*units]),
             LayerSpec::Maxout { units, .. } => flat("maxout").map(|_| vec![*units]),
-            LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh | LayerSpec::Dropout { .. } => Ok(input.to_vec()),
+            LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh | LayerSpec::Dropout { .. } => {
+                Ok(input.to_vec())
+            }
         }
     }
 }

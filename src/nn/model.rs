@@ -96,7 +96,11 @@ impl Model {
     /// Logits for a batch. Parameters join `x`'s tape, so with an `OwnedTape` the backward
     /// pass reaches both the input and every parameter. In [`Mode::Train`], dropout draws
     /// from the device's random stream.
-    pub fn forward_mode<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
+    pub fn forward_mode<T: Tape<f32, Dev> + Merge<T>>(
+        &self,
+        x: Matrix<T>,
+        mode: Mode,
+    ) -> Matrix<T> {
         let mut h = x;
         for (layer, params) in self.net.layers.iter().zip(&self.params) {
             h = match (layer, params) {

@@ -139,8 +139,16 @@ pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, usize, f64);
 
 /// Per-layer optimizer state.
 enum State {
-    Sgd { vw: Matrix, vb: Vector },
-    Adam { m: Vec<f32>, v: Vec<f32>, mb: Vec<f32>, vb: Vec<f32> },
+    Sgd {
+        vw: Matrix,
+        vb: Vector,
+    },
+    Adam {
+        m: Vec<f32>,
+        v: Vec<f32>,
+        mb: Vec<f32>,
+        vb: Vec<f32>,
+    },
 }
 
 /// One model and its optimizer state.
@@ -166,10 +174,18 @@ impl Trainer {
             .iter()
             .map(|a| {
                 a.as_ref().map(|a| match p.optimizer {
-                    Optimizer::Sgd => State::Sgd { vw: dev.zeros_like(a.weight.shape()), vb: dev.zeros_like(a.bias.shape()) },
+                    Optimizer::Sgd => State::Sgd {
+                        vw: dev.zeros_like(a.weight.shape()),
+                        vb: dev.zeros_like(a.bias.shape()),
+                    },
                     Optimizer::Adam => {
                         let (nw, nb) = (a.weight.shape().num_elements(), a.bias.shape().0);
-                        State::Adam { m: vec![0.0; nw], v: vec![0.0; nw], mb: vec![0.0; nb], vb: vec![0.0; nb] }
+                        State::Adam {
+                            m: vec![0.0; nw],
+                            v: vec![0.0; nw],
+                            mb: vec![0.0; nb],
+                            vb: vec![0.0; nb],
+                        }
                     }
                 })
             })
@@ -191,7 +207,9 @@ impl Trainer {
     pub fn step(&mut self, dev: &Dev, x: Vec<f32>, labels: &[usize]) -> f64 {
         let width = self.model.input_width();
         let x: Matrix = dev.tensor_from_vec(x, (labels.len(), width));
-        let logits = self.model.forward_mode(x.retaped::<OwnedTape<f32, Dev>>(), Mode::Train);
+        let logits = self
+            .model
+            .forward_mode(x.retaped::<OwnedTape<f32, Dev>>(), Mode::Train);
         let classes = logits.shape().1;
         let loss = cross_entropy(dev, logits, labels, classes);
         let loss_value = loss.array() as f64;
@@ -201,7 +219,9 @@ impl Trainer {
         let grads = loss.backward();
         self.steps += 1;
         for (params, state) in self.model.params.iter_mut().zip(self.state.iter_mut()) {
-            let (Some(params), Some(state)) = (params, state) else { continue };
+            let (Some(params), Some(state)) = (params, state) else {
+                continue;
+            };
             let (gw, gb) = (grads.get(&params.weight), grads.get(&params.bias));
             match state {
                 State::Sgd { vw, vb } => {
@@ -212,7 +232,8 @@ impl Trainer {
                 }
                 State::Adam { m, v, mb, vb } => {
                     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
-                    let step_size = (self.lr as f32) * (1.0 - b2.powi(self.steps)).sqrt() / (1.0 - b1.powi(self.steps));
+                    let step_size = (self.lr as f32) * (1.0 - b2.powi(self.steps)).sqrt()
+                        / (1.0 - b1.powi(self.steps));
                     let adam = |w: &mut Vec<f32>, g: &[f32], m: &mut [f32], v: &mut [f32]| {
                         for i in 0..w.len() {
                             m[i] = b1 * m[i] + (1.0 - b1) * g[i];
@@ -248,7 +269,16 @@ pub fn clip_column_norms(w: &mut Matrix, limit: f32) {
             *n += v * v;
         }
     }
-    let scale: Vec<f32> = norms.iter().map(|n| if n.sqrt() > limit { limit / n.sqrt() } else { 1.0 }).collect();
+    let scale: Vec<f32> = norms
+        .iter()
+        .map(|n| {
+            if n.sqrt() > limit {
+                limit / n.sqrt()
+            } else {
+                1.0
+            }
+        })
+        .collect();
     if scale.iter().all(|&s| s == 1.0) {
         return;
     }
@@ -298,42 +328,86 @@ fn train_phase(
             loss_sum += loss;
             progress(epoch, step + 1, steps, loss_sum / (step + 1) as f64);
         }
-        let valid_error = valid.map(|v| crate::eval::evaluate(&dev, &trainer.model, v, None, 1000, &mut |_, _| {}).error);
-        history.push(EpochRecord { epoch, loss: loss_sum / steps as f64, valid_error, lr: trainer.lr, momentum: trainer.momentum });
+        let valid_error = valid.map(|v| {
+            crate::eval::evaluate(&dev, &trainer.model, v, None, 0, 1000, &mut |_, _| {}).error
+        });
+        history.push(EpochRecord {
+            epoch,
+            loss: loss_sum / steps as f64,
+            valid_error,
+            lr: trainer.lr,
+            momentum: trainer.momentum,
+        });
         if let Some(err) = valid_error {
-            if best.as_ref().map_or(true, |(b, _, _)| err < *b) {
+            if best.as_ref().is_none_or(|(b, _, _)| err < *b) {
                 best = Some((err, epoch, trainer.model.clone()));
             }
             let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
-            if p.patience.is_some_and(|patience| epoch - best_epoch >= patience) {
+            if p.patience
+                .is_some_and(|patience| epoch - best_epoch >= patience)
+            {
                 let (_, best_epoch, model) = best.expect("set above");
                 return Ok((model, history, best_epoch, true));
             }
         }
     }
     match best {
-        Some((_, best_epoch, model)) if p.patience.is_some() => Ok((model, history, best_epoch, false)),
+        Some((_, best_epoch, model)) if p.patience.is_some() => {
+            Ok((model, history, best_epoch, false))
+        }
         _ => Ok((trainer.model, history, epochs, false)),
     }
 }
 
 /// Trains `net` on `data`, validating on `valid` when given. Fails if the loss stops being
 /// finite, naming the epoch.
-pub fn fit(net: &NetSpec, data: &Dataset, valid: Option<&Dataset>, p: &FitParams, progress: Progress) -> Result<(Model, FitSummary)> {
-    let (model, history, best_epoch, stopped_early) = train_phase(net, data, valid, p, p.epochs, progress)?;
+pub fn fit(
+    net: &NetSpec,
+    data: &Dataset,
+    valid: Option<&Dataset>,
+    p: &FitParams,
+    progress: Progress,
+) -> Result<(Model, FitSummary)> {
+    let (model, history, best_epoch, stopped_early) =
+        train_phase(net, data, valid, p, p.epochs, progress)?;
     match (valid, p.patience, p.after_stop) {
         (Some(valid), Some(_), AfterStop::Refit) => {
             let all = data.concat(valid)?;
-            let refit = FitParams { patience: None, ..p.clone() };
-            let (model, refit_history, _, _) = train_phase(net, &all, None, &refit, best_epoch, progress)?;
-            Ok((model, FitSummary { history, best_epoch, stopped_early, refit_history }))
+            let refit = FitParams {
+                patience: None,
+                ..p.clone()
+            };
+            let (model, refit_history, _, _) =
+                train_phase(net, &all, None, &refit, best_epoch, progress)?;
+            Ok((
+                model,
+                FitSummary {
+                    history,
+                    best_epoch,
+                    stopped_early,
+                    refit_history,
+                },
+            ))
         }
-        _ => Ok((model, FitSummary { history, best_epoch, stopped_early, refit_history: vec![] })),
+        _ => Ok((
+            model,
+            FitSummary {
+                history,
+                best_epoch,
+                stopped_early,
+                refit_history: vec![],
+            },
+        )),
     }
 }
 
 /// Mean softmax cross-entropy of `logits` against integer labels.
-pub fn cross_entropy<T: Tape<f32, Dev>>(dev: &Dev, logits: Matrix<T>, labels: &[usize], classes: usize) -> Tensor<(), f32, Dev, T> {
+pub fn cross_entropy<T: Tape<f32, Dev>>(
+    dev: &Dev,
+    logits: Matrix<T>,
+    labels: &[usize],
+    classes: usize,
+) -> Tensor<(), f32, Dev, T> {
     let mut one_hot = vec![0.0f32; labels.len() * classes];
     for (row, &label) in labels.iter().enumerate() {
         one_hot[row * classes + label] = 1.0;
@@ -359,15 +433,26 @@ mod tests {
             images.push(centre + rand::Rng::gen_range(&mut rng, -0.3..0.3f32));
             labels.push(c as u8);
         }
-        Dataset { images, labels, shape: vec![2], classes: 2 }
+        Dataset {
+            images,
+            labels,
+            shape: vec![2],
+            classes: 2,
+        }
     }
 
     fn linear() -> NetSpec {
-        NetSpec { input: vec![2], layers: vec![LayerSpec::Linear { units: 2 }] }
+        NetSpec {
+            input: vec![2],
+            layers: vec![LayerSpec::Linear { units: 2 }],
+        }
     }
 
     fn params(seed: u64) -> FitParams {
-        FitParams { init: 0.05, ..FitParams::sgd(20, 20, 0.5, 0.5, seed) }
+        FitParams {
+            init: 0.05,
+            ..FitParams::sgd(20, 20, 0.5, 0.5, seed)
+        }
     }
 
     fn quiet() -> impl FnMut(usize, usize, usize, f64) {
@@ -378,7 +463,11 @@ mod tests {
     fn fit_learns_and_is_deterministic() {
         let data = blobs(200, 3);
         let (a, s) = fit(&linear(), &data, None, &params(1), &mut quiet()).unwrap();
-        assert!(s.history.last().unwrap().loss < s.history[0].loss * 0.8, "{:?}", s.history);
+        assert!(
+            s.history.last().unwrap().loss < s.history[0].loss * 0.8,
+            "{:?}",
+            s.history
+        );
         let (b, _) = fit(&linear(), &data, None, &params(1), &mut quiet()).unwrap();
         assert_eq!(a.named_tensors(), b.named_tensors());
         let (c, _) = fit(&linear(), &data, None, &params(2), &mut quiet()).unwrap();
@@ -387,26 +476,42 @@ mod tests {
 
     #[test]
     fn dropout_training_is_deterministic_per_seed() {
-        let net = NetSpec { input: vec![2], layers: vec![LayerSpec::Dropout { p: 0.5 }, LayerSpec::Linear { units: 2 }] };
+        let net = NetSpec {
+            input: vec![2],
+            layers: vec![
+                LayerSpec::Dropout { p: 0.5 },
+                LayerSpec::Linear { units: 2 },
+            ],
+        };
         let data = blobs(100, 3);
         let (a, _) = fit(&net, &data, None, &params(4), &mut quiet()).unwrap();
         let (b, _) = fit(&net, &data, None, &params(4), &mut quiet()).unwrap();
         assert_eq!(a.named_tensors(), b.named_tensors());
         let (plain, _) = fit(&linear(), &data, None, &params(4), &mut quiet()).unwrap();
-        assert_ne!(a.named_tensors()[0].2, plain.named_tensors()[0].2, "dropout changed the updates");
+        assert_ne!(
+            a.named_tensors()[0].2,
+            plain.named_tensors()[0].2,
+            "dropout changed the updates"
+        );
     }
 
     #[test]
     fn divergence_is_an_error_naming_the_epoch() {
         let mut data = blobs(200, 3);
         data.images[0] = f32::NAN;
-        let err = fit(&linear(), &data, None, &params(1), &mut quiet()).unwrap_err().to_string();
+        let err = fit(&linear(), &data, None, &params(1), &mut quiet())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("diverged") && err.contains("epoch 1"), "{err}");
     }
 
     #[test]
     fn momentum_ramps_linearly_then_holds() {
-        let p = FitParams { momentum_end: Some(0.7), momentum_epochs: 250, ..FitParams::sgd(1, 1, 0.1, 0.5, 0) };
+        let p = FitParams {
+            momentum_end: Some(0.7),
+            momentum_epochs: 250,
+            ..FitParams::sgd(1, 1, 0.1, 0.5, 0)
+        };
         assert_eq!(p.momentum_at(1), 0.5);
         assert!((p.momentum_at(125) - (0.5 + 0.2 * 124.0 / 249.0)).abs() < 1e-12);
         assert!((p.momentum_at(250) - 0.7).abs() < 1e-12);
@@ -416,9 +521,22 @@ mod tests {
     #[test]
     fn learning_rate_is_divided_after_every_update_down_to_the_floor() {
         let data = blobs(100, 3);
-        let p = FitParams { lr_decay: 2.0, lr_min: 0.01, ..params(1) };
+        let p = FitParams {
+            lr_decay: 2.0,
+            lr_min: 0.01,
+            ..params(1)
+        };
         let dev = Dev::default();
-        let mut t = Trainer::new(&dev, Model::init(&dev, &linear(), 0.1, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)), &p);
+        let mut t = Trainer::new(
+            &dev,
+            Model::init(
+                &dev,
+                &linear(),
+                0.1,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+            ),
+            &p,
+        );
         let labels: Vec<usize> = data.labels[..10].iter().map(|&l| l as usize).collect();
         t.step(&dev, data.images_of(0..10).to_vec(), &labels);
         assert_eq!(t.lr, 0.25);
@@ -434,10 +552,17 @@ mod tests {
         let mut w: Matrix = dev.tensor_from_vec(vec![3.0, 0.1, 4.0, 0.1], (2, 2));
         clip_column_norms(&mut w, 1.0);
         let v = w.as_vec();
-        assert!(((v[0] * v[0] + v[2] * v[2]).sqrt() - 1.0).abs() < 1e-6, "long column scaled to the limit");
+        assert!(
+            ((v[0] * v[0] + v[2] * v[2]).sqrt() - 1.0).abs() < 1e-6,
+            "long column scaled to the limit"
+        );
         assert_eq!((v[1], v[3]), (0.1, 0.1), "short column untouched");
         let data = blobs(200, 3);
-        let p = FitParams { max_norm: Some(0.5), lr: 5.0, ..params(1) };
+        let p = FitParams {
+            max_norm: Some(0.5),
+            lr: 5.0,
+            ..params(1)
+        };
         let (model, _) = fit(&linear(), &data, None, &p, &mut quiet()).unwrap();
         let w = model.params[0].as_ref().unwrap().weight.as_vec();
         for col in 0..2 {
@@ -448,27 +573,50 @@ mod tests {
     #[test]
     fn adam_learns() {
         let data = blobs(200, 3);
-        let p = FitParams { optimizer: Optimizer::Adam, lr: 0.05, ..params(1) };
+        let p = FitParams {
+            optimizer: Optimizer::Adam,
+            lr: 0.05,
+            ..params(1)
+        };
         let (_, s) = fit(&linear(), &data, None, &p, &mut quiet()).unwrap();
-        assert!(s.history.last().unwrap().loss < s.history[0].loss * 0.8, "{:?}", s.history);
+        assert!(
+            s.history.last().unwrap().loss < s.history[0].loss * 0.8,
+            "{:?}",
+            s.history
+        );
     }
 
     #[test]
     fn early_stopping_keeps_the_best_epoch_and_refit_trains_that_long_on_everything() {
         let (train, valid) = (blobs(60, 3), blobs(200, 4));
-        let p = FitParams { epochs: 60, patience: Some(3), lr: 2.0, ..params(1) };
+        let p = FitParams {
+            epochs: 60,
+            patience: Some(3),
+            lr: 2.0,
+            ..params(1)
+        };
         let (model, s) = fit(&linear(), &train, Some(&valid), &p, &mut quiet()).unwrap();
         let errors: Vec<f64> = s.history.iter().map(|h| h.valid_error.unwrap()).collect();
         let best = errors.iter().cloned().fold(f64::INFINITY, f64::min);
         assert_eq!(errors[s.best_epoch - 1], best);
-        assert_eq!(errors.iter().position(|&e| e == best).unwrap() + 1, s.best_epoch, "the first best epoch wins ties");
+        assert_eq!(
+            errors.iter().position(|&e| e == best).unwrap() + 1,
+            s.best_epoch,
+            "the first best epoch wins ties"
+        );
         if s.stopped_early {
             assert_eq!(s.history.len(), s.best_epoch + 3);
         }
         let dev = Dev::default();
-        assert_eq!(crate::eval::evaluate(&dev, &model, &valid, None, 50, &mut |_, _| {}).error, best);
+        assert_eq!(
+            crate::eval::evaluate(&dev, &model, &valid, None, 0, 50, &mut |_, _| {}).error,
+            best
+        );
 
-        let refit = FitParams { after_stop: AfterStop::Refit, ..p };
+        let refit = FitParams {
+            after_stop: AfterStop::Refit,
+            ..p
+        };
         let (_, r) = fit(&linear(), &train, Some(&valid), &refit, &mut quiet()).unwrap();
         assert_eq!(r.refit_history.len(), r.best_epoch);
     }

@@ -1,0 +1,54 @@
+//! `bim(eps: 0.25, steps: 10)`: the basic iterative method (Kurakin et al. 2017): FGSM
+//! steps of `step_size`, each followed by projection onto the L-infinity ball of radius
+//! `eps` around the clean input and by the clip range.
+//!
+//! ```text
+//! attack bim10 = bim(eps: 0.1, steps: 10, step_size: 0.02)
+//! ```
+
+use super::{
+    default_step_size, params_from, project_linf, sign, Attack, AttackContext, AttackKind,
+    EPS_PARAM, STEPS_PARAM, STEP_SIZE_PARAM,
+};
+use serde::Deserialize;
+
+/// The registry entry.
+pub const KIND: AttackKind = AttackKind {
+    name: "bim",
+    doc: "basic iterative method: repeated FGSM steps, projected",
+    params: &[EPS_PARAM, STEPS_PARAM, STEP_SIZE_PARAM],
+    build,
+};
+
+/// Parameters.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Bim {
+    /// L-infinity budget.
+    pub eps: f32,
+    /// Iterations.
+    pub steps: usize,
+    /// Per-step size (default `2.5 * eps / steps`).
+    pub step_size: Option<f32>,
+}
+
+fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
+    Ok(Box::new(params_from::<Bim>(json)?))
+}
+
+impl Attack for Bim {
+    fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
+        let alpha = self
+            .step_size
+            .unwrap_or_else(|| default_step_size(self.eps, self.steps));
+        let mut adv = x.to_vec();
+        for _ in 0..self.steps {
+            let g = ctx.objective_gradient(&adv, labels);
+            adv.iter_mut()
+                .zip(&g)
+                .for_each(|(a, gi)| *a += alpha * sign(*gi));
+            project_linf(&mut adv, x, self.eps);
+            ctx.clip(&mut adv);
+        }
+        adv
+    }
+}

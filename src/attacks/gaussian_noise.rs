@@ -1,0 +1,70 @@
+//! `gaussian_noise(sigma: 0.1)`: a noise control, `x + n`, `n ~ N(0, sigma^2)` per pixel.
+//! It has no hard budget: `sigma` is the standard deviation.
+
+use super::{params_from, Attack, AttackContext, AttackKind};
+use crate::params::{ParamSpec, ParamType};
+use rand_distr::{Distribution, Normal};
+use serde::Deserialize;
+
+/// The registry entry.
+pub const KIND: AttackKind = AttackKind {
+    name: "gaussian_noise",
+    doc: "control: x + N(0, sigma^2) per pixel",
+    params: &[ParamSpec::required(
+        "sigma",
+        ParamType::Number,
+        "standard deviation of the noise",
+    )
+    .range(0.0, 10.0)],
+    build,
+};
+
+/// Parameters.
+#[derive(Clone, Debug, Deserialize)]
+pub struct GaussianNoise {
+    /// Standard deviation.
+    pub sigma: f32,
+}
+
+fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
+    Ok(Box::new(params_from::<GaussianNoise>(json)?))
+}
+
+impl Attack for GaussianNoise {
+    fn perturb(&self, ctx: &mut AttackContext, x: &[f32], _labels: &[usize]) -> Vec<f32> {
+        let normal = Normal::new(0.0, self.sigma).expect("sigma is checked to be in [0, 10]");
+        x.iter().map(|&v| v + normal.sample(&mut ctx.rng)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::attacks::testing::{craft, model_and_batch};
+    use serde_json::json;
+
+    #[test]
+    fn noise_has_the_requested_spread_and_zero_is_identity() {
+        let (dev, model, _, _) = model_and_batch();
+        let x = vec![0.5f32; 6 * 400];
+        let y = vec![0; 400];
+        let adv = craft(
+            json!({"attack": "gaussian_noise", "sigma": 0.1, "clip": null}),
+            &model,
+            &dev,
+            &x,
+            &y,
+        );
+        let var = adv.iter().map(|v| (v - 0.5) * (v - 0.5)).sum::<f32>() / adv.len() as f32;
+        assert!((var.sqrt() - 0.1).abs() < 0.01, "{}", var.sqrt());
+        assert_eq!(
+            craft(
+                json!({"attack": "gaussian_noise", "sigma": 0.0}),
+                &model,
+                &dev,
+                &x,
+                &y
+            ),
+            x
+        );
+    }
+}

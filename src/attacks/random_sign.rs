@@ -1,0 +1,60 @@
+//! `random_sign(eps: 0.25)`: the paper's control (section 6): `x + eps * s` with each `s`
+//! an independent fair coin in {-1, +1}. Same L-infinity size as FGSM, no gradient.
+
+use super::{params_from, Attack, AttackContext, AttackKind, EPS_PARAM};
+use rand::Rng;
+use serde::Deserialize;
+
+/// The registry entry.
+pub const KIND: AttackKind = AttackKind {
+    name: "random_sign",
+    doc: "control: x + eps * (random +-1 per pixel)",
+    params: &[EPS_PARAM],
+    build,
+};
+
+/// Parameters.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RandomSign {
+    /// Size in every pixel.
+    pub eps: f32,
+}
+
+fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
+    Ok(Box::new(params_from::<RandomSign>(json)?))
+}
+
+impl Attack for RandomSign {
+    fn perturb(&self, ctx: &mut AttackContext, x: &[f32], _labels: &[usize]) -> Vec<f32> {
+        x.iter()
+            .map(|&v| {
+                v + if ctx.rng.gen::<bool>() {
+                    self.eps
+                } else {
+                    -self.eps
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::attacks::testing::{craft, model_and_batch};
+    use serde_json::json;
+
+    #[test]
+    fn every_pixel_moves_by_exactly_eps_both_ways() {
+        let (dev, model, x, y) = model_and_batch();
+        let adv = craft(
+            json!({"attack": "random_sign", "eps": 0.125, "clip": null}),
+            &model,
+            &dev,
+            &x,
+            &y,
+        );
+        let d: Vec<f32> = adv.iter().zip(&x).map(|(a, b)| a - b).collect();
+        assert!(d.iter().all(|v| (v.abs() - 0.125).abs() < 1e-6));
+        assert!(d.iter().any(|v| *v > 0.0) && d.iter().any(|v| *v < 0.0));
+    }
+}

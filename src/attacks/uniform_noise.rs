@@ -1,0 +1,36 @@
+//! `uniform_noise(eps: 0.25)`: the paper's control (section 6): `x + u`, `u ~ U(-eps, eps)`
+//! independently per pixel.
+
+use super::{params_from, Attack, AttackContext, AttackKind, EPS_PARAM};
+use rand::Rng;
+use serde::Deserialize;
+
+/// The registry entry.
+pub const KIND: AttackKind = AttackKind {
+    name: "uniform_noise",
+    doc: "control: x + U(-eps, eps) per pixel",
+    params: &[EPS_PARAM],
+    build,
+};
+
+/// Parameters.
+#[derive(Clone, Debug, Deserialize)]
+pub struct UniformNoise {
+    /// Half-width of the noise.
+    pub eps: f32,
+}
+
+fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
+    Ok(Box::new(params_from::<UniformNoise>(json)?))
+}
+
+impl Attack for UniformNoise {
+    fn perturb(&self, ctx: &mut AttackContext, x: &[f32], _labels: &[usize]) -> Vec<f32> {
+        if self.eps == 0.0 {
+            return x.to_vec();
+        }
+        x.iter()
+            .map(|&v| v + ctx.rng.gen_range(-self.eps..=self.eps))
+            .collect()
+    }
+}
