@@ -16,14 +16,8 @@ fn nets() -> Vec<(&'static str, NetSpec)> {
     let maxout = NetSpec {
         input: vec![784],
         layers: vec![
-            LayerSpec::Maxout {
-                units: 240,
-                pieces: 5,
-            },
-            LayerSpec::Maxout {
-                units: 240,
-                pieces: 5,
-            },
+            LayerSpec::Maxout { units: 240, pieces: 5 },
+            LayerSpec::Maxout { units: 240, pieces: 5 },
             LayerSpec::Linear { units: 10 },
         ],
     };
@@ -45,18 +39,13 @@ fn workloads(c: &mut Criterion) {
     let dev = Dev::default();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let (x, y) = batch(&mut rng);
-    let fgsm = Crafter::from_json(
-        &serde_json::json!({"attack": "fgsm", "eps": 0.25, "clip": [0.0, 1.0], "labels": "true"}),
-    )
-    .unwrap();
+    let fgsm = Crafter::from_json(&serde_json::json!({"attack": "fgsm", "eps": 0.25, "clip": [0.0, 1.0], "labels": "true"})).unwrap();
     let mut group = c.benchmark_group("batch100");
     group.throughput(Throughput::Elements(BATCH as u64));
     for (name, net) in nets() {
         let model = Model::init(&dev, &net, 0.005, &mut rng);
         let mut sgd = Trainer::new(&dev, model.clone(), &FitParams::sgd(1, BATCH, 0.01, 0.5, 0));
-        group.bench_function(BenchmarkId::new("train_step", name), |b| {
-            b.iter(|| sgd.step(&dev, x.clone(), &y))
-        });
+        group.bench_function(BenchmarkId::new("train_step", name), |b| b.iter(|| sgd.step(&dev, x.clone(), &y)));
         let mut ctx = AttackContext::new(&model, &dev, 0);
         group.bench_function(BenchmarkId::new("fgsm_classify", name), |b| {
             b.iter(|| {

@@ -96,10 +96,7 @@ impl Cache {
         match self.verify(key, &manifest_path) {
             Ok((manifest, files)) => Lookup::Hit(manifest, files),
             Err(why) => {
-                let aside = self
-                    .root
-                    .join("corrupt")
-                    .join(format!("{key}.{}", unique_suffix()));
+                let aside = self.root.join("corrupt").join(format!("{key}.{}", unique_suffix()));
                 // If another run already moved it, the entry is gone either way.
                 let _ = std::fs::rename(&dir, &aside);
                 Lookup::Corrupt(why)
@@ -107,24 +104,16 @@ impl Cache {
         }
     }
 
-    fn verify(
-        &self,
-        key: &str,
-        manifest_path: &Path,
-    ) -> Result<(Manifest, BTreeMap<String, Vec<u8>>), String> {
+    fn verify(&self, key: &str, manifest_path: &Path) -> Result<(Manifest, BTreeMap<String, Vec<u8>>), String> {
         let text = std::fs::read(manifest_path).map_err(|e| format!("manifest unreadable: {e}"))?;
-        let manifest: Manifest =
-            serde_json::from_slice(&text).map_err(|e| format!("manifest invalid: {e}"))?;
+        let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| format!("manifest invalid: {e}"))?;
         if manifest.key != key {
             return Err(format!("manifest is for key {}", manifest.key));
         }
-        let dir = manifest_path
-            .parent()
-            .expect("manifest is inside its entry");
+        let dir = manifest_path.parent().expect("manifest is inside its entry");
         let mut files = BTreeMap::new();
         for (name, digest) in &manifest.files {
-            let bytes =
-                std::fs::read(dir.join(name)).map_err(|e| format!("{name} unreadable: {e}"))?;
+            let bytes = std::fs::read(dir.join(name)).map_err(|e| format!("{name} unreadable: {e}"))?;
             let actual = blake3::hash(&bytes).to_hex().to_string();
             if &actual != digest {
                 return Err(format!(
@@ -140,10 +129,7 @@ impl Cache {
 
     /// Stores files under `key`: written to `tmp/`, then renamed into place in one step.
     pub fn store(&self, mut manifest: Manifest, files: &[(&str, Vec<u8>)]) -> Result<()> {
-        let tmp = self
-            .root
-            .join("tmp")
-            .join(format!("{}.{}", manifest.key, unique_suffix()));
+        let tmp = self.root.join("tmp").join(format!("{}.{}", manifest.key, unique_suffix()));
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let write = |name: &str, bytes: &[u8]| -> Result<()> {
             let path = tmp.join(name);
@@ -153,9 +139,7 @@ impl Cache {
         };
         for (name, bytes) in files {
             write(name, bytes)?;
-            manifest
-                .files
-                .insert(name.to_string(), blake3::hash(bytes).to_hex().to_string());
+            manifest.files.insert(name.to_string(), blake3::hash(bytes).to_hex().to_string());
         }
         write(
             "manifest.json",
@@ -168,10 +152,7 @@ impl Cache {
             // Another run stored the same key first; its entry is equivalent.
             let _ = std::fs::remove_dir_all(&tmp);
             if !dest.join("manifest.json").exists() {
-                return Err(Error::msg(format!(
-                    "could not move a new cache entry into {}",
-                    dest.display()
-                )));
+                return Err(Error::msg(format!("could not move a new cache entry into {}", dest.display())));
             }
         }
         Ok(())
@@ -179,9 +160,7 @@ impl Cache {
 }
 
 fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{}-{nanos}", std::process::id())
 }
 
@@ -208,31 +187,19 @@ mod tests {
         let key = "ab".repeat(32);
         assert!(matches!(cache.lookup(&key), Lookup::Miss));
         cache
-            .store(
-                manifest(&key),
-                &[("metrics.json", b"{\"error\": 0.5}".to_vec())],
-            )
+            .store(manifest(&key), &[("metrics.json", b"{\"error\": 0.5}".to_vec())])
             .unwrap();
         let Lookup::Hit(_, files) = cache.lookup(&key) else {
             panic!("expected a hit")
         };
         assert_eq!(files["metrics.json"], b"{\"error\": 0.5}");
-        std::fs::write(
-            cache.entry_dir(&key).join("metrics.json"),
-            b"{\"error\": 0.0}",
-        )
-        .unwrap();
+        std::fs::write(cache.entry_dir(&key).join("metrics.json"), b"{\"error\": 0.0}").unwrap();
         let Lookup::Corrupt(why) = cache.lookup(&key) else {
             panic!("expected corruption")
         };
         assert!(why.contains("metrics.json"), "{why}");
         assert!(matches!(cache.lookup(&key), Lookup::Miss));
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("corrupt"))
-                .unwrap()
-                .count(),
-            1
-        );
+        assert_eq!(std::fs::read_dir(dir.path().join("corrupt")).unwrap().count(), 1);
     }
 
     #[test]
@@ -243,9 +210,6 @@ mod tests {
         cache.store(manifest(&key), &[("a", vec![1])]).unwrap();
         cache.store(manifest(&key), &[("a", vec![1])]).unwrap();
         assert!(matches!(cache.lookup(&key), Lookup::Hit(..)));
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-            0
-        );
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 }

@@ -38,9 +38,7 @@ pub struct Settings {
 pub fn read_file_config(dir: &Path) -> Result<FileConfig> {
     let path = dir.join("advpipe.toml");
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            toml::from_str(&text).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
-        }
+        Ok(text) => toml::from_str(&text).map_err(|e| Error::msg(format!("{}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
         Err(e) => Err(Error::io(&path, e)),
     }
@@ -49,33 +47,19 @@ pub fn read_file_config(dir: &Path) -> Result<FileConfig> {
 /// Flag > environment (`ADVPIPE_DATA`, `ADVPIPE_CACHE`) > `advpipe.toml` > default.
 /// Defaults: data in the user's cache folder (`~/.cache/advpipe/mnist`), cache in
 /// `.advpipe/cache`, results in `results`.
-pub fn resolve(
-    file: FileConfig,
-    data_flag: Option<PathBuf>,
-    cache_flag: Option<PathBuf>,
-    results_flag: Option<PathBuf>,
-) -> Settings {
-    let env = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+pub fn resolve(file: FileConfig, data_flag: Option<PathBuf>, cache_flag: Option<PathBuf>, results_flag: Option<PathBuf>) -> Settings {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     let default_data = dirs::cache_dir()
         .unwrap_or_else(|| PathBuf::from(".advpipe"))
         .join("advpipe")
         .join("mnist");
     Settings {
-        data_dir: data_flag
-            .or_else(|| env("ADVPIPE_DATA"))
-            .or(file.data_dir)
-            .unwrap_or(default_data),
+        data_dir: data_flag.or_else(|| env("ADVPIPE_DATA")).or(file.data_dir).unwrap_or(default_data),
         cache_dir: cache_flag
             .or_else(|| env("ADVPIPE_CACHE"))
             .or(file.cache_dir)
             .unwrap_or_else(|| PathBuf::from(".advpipe/cache")),
-        results_dir: results_flag
-            .or(file.results_dir)
-            .unwrap_or_else(|| PathBuf::from("results")),
+        results_dir: results_flag.or(file.results_dir).unwrap_or_else(|| PathBuf::from("results")),
     }
 }
 

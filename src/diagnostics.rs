@@ -174,22 +174,14 @@ impl miette::Diagnostic for Report<'_> {
         Some(Box::new(self.diag.code))
     }
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.diag
-            .help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         Some(&self.source)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let primary =
-            LabeledSpan::new_primary_with_span(Some(self.diag.label.clone()), self.diag.span);
-        let notes = self
-            .diag
-            .notes
-            .iter()
-            .map(|(s, l)| LabeledSpan::new_with_span(Some(l.clone()), *s));
+        let primary = LabeledSpan::new_primary_with_span(Some(self.diag.label.clone()), self.diag.span);
+        let notes = self.diag.notes.iter().map(|(s, l)| LabeledSpan::new_with_span(Some(l.clone()), *s));
         Some(Box::new(std::iter::once(primary).chain(notes)))
     }
 }
@@ -202,9 +194,7 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
     } else {
         GraphicalTheme::unicode_nocolor()
     };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(100)
-        .with_links(false);
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
     let mut out = String::new();
     for diag in diagnostics {
         let report = Report {
@@ -225,10 +215,7 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
 }
 
 /// The closest candidate to `name` by edit distance, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(name, c), c))

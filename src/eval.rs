@@ -26,14 +26,8 @@ impl Metrics {
     /// Field names a pipeline may access, with a doc line each.
     pub const FIELDS: &'static [(&'static str, &'static str)] = &[
         ("error", "fraction of examples misclassified"),
-        (
-            "confidence_on_mistakes",
-            "mean top softmax probability on misclassified examples",
-        ),
-        (
-            "mean_confidence",
-            "mean top softmax probability on all examples",
-        ),
+        ("confidence_on_mistakes", "mean top softmax probability on misclassified examples"),
+        ("mean_confidence", "mean top softmax probability on all examples"),
         ("examples", "number of examples scored"),
     ];
 
@@ -65,10 +59,7 @@ pub fn evaluate(
     let mut start = 0;
     while start < data.len() {
         let end = (start + batch).min(data.len());
-        let labels: Vec<usize> = data.labels[start..end]
-            .iter()
-            .map(|&l| l as usize)
-            .collect();
+        let labels: Vec<usize> = data.labels[start..end].iter().map(|&l| l as usize).collect();
         let clean = data.images_of(start..end);
         let x = match attack {
             Some(a) => a.craft(&mut ctx, clean, &labels),
@@ -91,11 +82,7 @@ pub fn evaluate(
     Metrics {
         examples: data.len(),
         error: errors as f64 / n,
-        confidence_on_mistakes: if errors > 0 {
-            conf_wrong / errors as f64
-        } else {
-            0.0
-        },
+        confidence_on_mistakes: if errors > 0 { conf_wrong / errors as f64 } else { 0.0 },
         mean_confidence: conf_sum / n,
     }
 }

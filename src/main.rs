@@ -76,16 +76,12 @@ fn main() -> ExitCode {
 }
 
 fn load(path: &Path) -> Result<(Source, advpipe::check::ir::Program), Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::msg(format!("cannot read pipeline file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::msg(format!("cannot read pipeline file {}: {e}", path.display())))?;
     let source = Source::new(path.display().to_string(), text);
     match advpipe::compile(&source) {
         Ok(program) => Ok((source, program)),
         Err(diags) => {
-            eprint!(
-                "{}",
-                render(&source, &diags, std::io::stderr().is_terminal())
-            );
+            eprint!("{}", render(&source, &diags, std::io::stderr().is_terminal()));
             Err(Failure::Pipeline)
         }
     }
@@ -116,17 +112,8 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         } => {
             let started = Instant::now();
             let (_, program) = load(&file)?;
-            let settings = config::resolve(
-                config::read_file_config(Path::new("."))?,
-                data_dir,
-                cache_dir,
-                None,
-            );
-            let results = out.unwrap_or_else(|| {
-                settings
-                    .results_dir
-                    .join(file.file_stem().unwrap_or_default())
-            });
+            let settings = config::resolve(config::read_file_config(Path::new("."))?, data_dir, cache_dir, None);
+            let results = out.unwrap_or_else(|| settings.results_dir.join(file.file_stem().unwrap_or_default()));
             let cache = Cache::open(&settings.cache_dir)?;
             let dag = plan::plan(&program);
             eprintln!(
@@ -148,17 +135,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let computed = outcome
                 .records
                 .iter()
-                .filter(|r| {
-                    matches!(
-                        r.status,
-                        exec::Status::Computed | exec::Status::Recomputed(_)
-                    )
-                })
+                .filter(|r| matches!(r.status, exec::Status::Computed | exec::Status::Recomputed(_)))
                 .count();
-            eprintln!(
-                "\n{computed} node(s) computed, results in {} ({seconds:.2} s)",
-                results.display()
-            );
+            eprintln!("\n{computed} node(s) computed, results in {} ({seconds:.2} s)", results.display());
             Ok(())
         }
     }

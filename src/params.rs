@@ -26,6 +26,8 @@ pub enum ParamType {
     Model,
     /// An attack.
     Attack,
+    /// A training loss: `clean`, an attack, or a weighted sum such as `0.5 * clean + 0.5 * fgsm25`.
+    Loss,
 }
 
 impl ParamType {
@@ -34,19 +36,14 @@ impl ParamType {
         match self {
             ParamType::Int => "a whole number".into(),
             ParamType::Number => "a number".into(),
-            ParamType::Choice(c) => format!(
-                "one of {}",
-                c.iter()
-                    .map(|s| format!("\"{s}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            ParamType::Choice(c) => format!("one of {}", c.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")),
             ParamType::Shape => "a shape such as [1, 28, 28]".into(),
             ParamType::ClipRange => "a range [lo, hi] or \"none\"".into(),
             ParamType::Dataset => "a dataset".into(),
             ParamType::Net => "a net".into(),
             ParamType::Model => "a model".into(),
             ParamType::Attack => "an attack".into(),
+            ParamType::Loss => "a loss such as `0.5 * clean + 0.5 * fgsm25`".into(),
         }
     }
 }
@@ -95,12 +92,7 @@ impl ParamSpec {
         }
     }
     /// A parameter with a default.
-    pub const fn with_default(
-        name: &'static str,
-        ty: ParamType,
-        default: Default,
-        doc: &'static str,
-    ) -> Self {
+    pub const fn with_default(name: &'static str, ty: ParamType, default: Default, doc: &'static str) -> Self {
         ParamSpec {
             name,
             ty,
@@ -153,11 +145,5 @@ impl Category {
         }
     }
     /// All categories, in the order the docs list them.
-    pub const ALL: [Category; 5] = [
-        Category::Data,
-        Category::Net,
-        Category::Model,
-        Category::Attack,
-        Category::Eval,
-    ];
+    pub const ALL: [Category; 5] = [Category::Data, Category::Net, Category::Model, Category::Attack, Category::Eval];
 }

@@ -21,9 +21,7 @@ pub struct Plan {
 /// Builds the DAG. The checker already rejects circles; a cycle here is a bug.
 pub fn plan(program: &Program) -> Plan {
     let mut graph = DiGraph::new();
-    let index: Vec<NodeIndex> = (0..program.nodes.len())
-        .map(|i| graph.add_node(i))
-        .collect();
+    let index: Vec<NodeIndex> = (0..program.nodes.len()).map(|i| graph.add_node(i)).collect();
     for (id, node) in program.nodes.iter().enumerate() {
         for (role, input) in &node.inputs {
             graph.add_edge(index[*input], index[id], *role);
@@ -38,12 +36,7 @@ pub fn plan(program: &Program) -> Plan {
 }
 
 /// The JSON every key hashes, for one node; `explain`-style output can print it.
-pub fn recipe(
-    program: &Program,
-    id: NodeId,
-    input_keys: &[String],
-    source_digest: Option<&str>,
-) -> serde_json::Value {
+pub fn recipe(program: &Program, id: NodeId, input_keys: &[String], source_digest: Option<&str>) -> serde_json::Value {
     let node = &program.nodes[id];
     let inputs: serde_json::Map<String, serde_json::Value> = node
         .inputs
@@ -61,11 +54,7 @@ pub fn recipe(
 }
 
 /// Every node's key. `source_digest` gives the content digest of what a data node reads.
-pub fn keys(
-    program: &Program,
-    plan: &Plan,
-    source_digest: &mut dyn FnMut(NodeId) -> Result<Option<String>>,
-) -> Result<Vec<String>> {
+pub fn keys(program: &Program, plan: &Plan, source_digest: &mut dyn FnMut(NodeId) -> Result<Option<String>>) -> Result<Vec<String>> {
     let mut keys = vec![String::new(); program.nodes.len()];
     for &id in &plan.order {
         let digest = source_digest(id)?;
@@ -79,22 +68,15 @@ pub fn keys(
 
 /// The DAG in Graphviz DOT: one box per node (name and kind), edges labelled by parameter.
 pub fn to_dot(program: &Program, plan: &Plan) -> String {
-    let mut out = String::from(
-        "digraph pipeline {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n",
-    );
+    let mut out = String::from("digraph pipeline {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n");
     for &id in &plan.order {
         let node = &program.nodes[id];
         let mut label = format!("{}\\n{}", node.name, node.kind.name);
         if let Some(attack) = node.params.get("attack").and_then(|a| a.get("attack")) {
-            let eps = node.params["attack"]
-                .get("eps")
-                .map_or(String::new(), |e| format!(" eps={e}"));
+            let eps = node.params["attack"].get("eps").map_or(String::new(), |e| format!(" eps={e}"));
             label.push_str(&format!("\\n{}{eps}", attack.as_str().unwrap_or("?")));
         }
-        out.push_str(&format!(
-            "  n{id} [label=\"{}\"];\n",
-            label.replace('"', "\\\"")
-        ));
+        out.push_str(&format!("  n{id} [label=\"{}\"];\n", label.replace('"', "\\\"")));
     }
     for edge in plan.graph.edge_indices() {
         let (a, b) = plan.graph.edge_endpoints(edge).expect("edge exists");

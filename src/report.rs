@@ -49,9 +49,7 @@ pub fn tables(program: &Program, outcome: &Outcome) -> Vec<TableResult> {
                     label: r.label.clone(),
                     node: program.nodes[r.node].name.clone(),
                     metric: r.field.clone(),
-                    measured: outcome.metrics[&r.node]
-                        .field(&r.field)
-                        .expect("checked metric"),
+                    measured: outcome.metrics[&r.node].field(&r.field).expect("checked metric"),
                     paper: r.paper,
                 })
                 .collect(),
@@ -75,20 +73,13 @@ pub fn format_value(metric: &str, v: f64) -> String {
 }
 
 fn cells(row: &RowResult) -> [String; 4] {
-    let paper = row
-        .paper
-        .map_or("-".into(), |p| format_value(&row.metric, p));
+    let paper = row.paper.map_or("-".into(), |p| format_value(&row.metric, p));
     let diff = match row.paper {
         Some(p) if !is_count(&row.metric) => format!("{:+.1} pp", (row.measured - p) * 100.0),
         Some(p) => format!("{:+.0}", row.measured - p),
         None => "-".into(),
     };
-    [
-        row.label.clone(),
-        format_value(&row.metric, row.measured),
-        paper,
-        diff,
-    ]
+    [row.label.clone(), format_value(&row.metric, row.measured), paper, diff]
 }
 
 const HEADER: [&str; 4] = ["", "measured", "paper", "diff"];
@@ -111,11 +102,7 @@ pub fn terminal(tables: &[TableResult]) -> String {
 pub fn markdown(tables: &[TableResult]) -> String {
     let mut out = String::new();
     for t in tables {
-        out.push_str(&format!(
-            "## {}\n\n| {} |\n|---|---:|---:|---:|\n",
-            t.title,
-            HEADER.join(" | ")
-        ));
+        out.push_str(&format!("## {}\n\n| {} |\n|---|---:|---:|---:|\n", t.title, HEADER.join(" | ")));
         for row in &t.rows {
             out.push_str(&format!("| {} |\n", cells(row).join(" | ")));
         }
@@ -134,14 +121,7 @@ struct NodeEntry<'a> {
 }
 
 /// Writes `table.md`, `results.json` and `manifest.json` into `dir`, each atomically.
-pub fn write(
-    dir: &Path,
-    pipeline: &Path,
-    program: &Program,
-    outcome: &Outcome,
-    tables: &[TableResult],
-    seconds: f64,
-) -> Result<()> {
+pub fn write(dir: &Path, pipeline: &Path, program: &Program, outcome: &Outcome, tables: &[TableResult], seconds: f64) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let nodes: Vec<NodeEntry> = outcome
         .records
@@ -195,11 +175,7 @@ mod tests {
         assert_eq!(format_value("error", 0.999), "99.9%");
         assert_eq!(format_value("error", 0.0094), "0.94%");
         assert_eq!(format_value("examples", 10000.0), "10000");
-        assert_eq!(
-            format_value("error", 0.9997),
-            "99.97%",
-            "never round up to a perfect score"
-        );
+        assert_eq!(format_value("error", 0.9997), "99.97%", "never round up to a perfect score");
         assert_eq!(format_value("error", 1.0), "100.0%");
         let row = RowResult {
             label: "x".into(),

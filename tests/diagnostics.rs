@@ -32,10 +32,7 @@ fn every_error_code_has_a_fixture() {
         .collect();
     assert!(all.len() >= 15, "parsed the code list: {all:?}");
     for code in all {
-        assert!(
-            seen.contains(code),
-            "no fixture under tests/fixtures/errors produces {code}"
-        );
+        assert!(seen.contains(code), "no fixture under tests/fixtures/errors produces {code}");
     }
 }
 
@@ -51,10 +48,7 @@ fn all_errors_are_reported_at_once() {
 
 #[test]
 fn rendered_errors_start_with_file_line_col() {
-    let source = Source::new(
-        "p.adv",
-        "data train = mnist(split: \"train\")\nmodel m = fit(n, train)\n",
-    );
+    let source = Source::new("p.adv", "data train = mnist(split: \"train\")\nmodel m = fit(n, train)\n");
     let text = render(&source, &advpipe::compile(&source).unwrap_err(), false);
     assert!(text.contains("[p.adv:2:15]"), "{text}");
 }

@@ -28,10 +28,7 @@ static BRIGHTEN: AttackKind = AttackKind {
 fn a_registered_attack_runs_from_a_pipeline_file() {
     // Registration is process-wide; other tests in this binary never use the name.
     let _ = attacks::register(&BRIGHTEN);
-    assert!(
-        attacks::register(&BRIGHTEN).is_err(),
-        "a name can be registered once"
-    );
+    assert!(attacks::register(&BRIGHTEN).is_err(), "a name can be registered once");
 
     let bad = advpipe::diagnostics::Source::new("f.adv", "attack a = brighten(amount: 2)");
     let diags = advpipe::compile(&bad).unwrap_err();
@@ -42,8 +39,7 @@ fn a_registered_attack_runs_from_a_pipeline_file() {
     let text = std::fs::read_to_string(crate::support::fixture("run/tiny.adv"))
         .unwrap()
         .replace("fgsm(eps: 0.25)", "brighten(amount: 1.0)");
-    let (program, outcome, _) =
-        crate::support::run_text(&text, &dir.path().join("data"), &dir.path().join("cache"));
+    let (program, outcome, _) = crate::support::run_text(&text, &dir.path().join("data"), &dir.path().join("cache"));
     let rows = &advpipe::report::tables(&program, &outcome)[0].rows;
     // Every pixel at 1.0 (after the clip): one constant image, so one prediction for all.
     assert!(

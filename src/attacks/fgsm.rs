@@ -31,10 +31,7 @@ impl Fgsm {
         if self.eps.is_finite() && self.eps >= 0.0 {
             Ok(self)
         } else {
-            Err(format!(
-                "eps must be a non-negative number, found {}",
-                self.eps
-            ))
+            Err(format!("eps must be a non-negative number, found {}", self.eps))
         }
     }
 }
@@ -46,10 +43,7 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
 impl Attack for Fgsm {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let grad = ctx.objective_gradient(x, labels);
-        x.iter()
-            .zip(&grad)
-            .map(|(&xi, &gi)| xi + self.eps * sign(gi))
-            .collect()
+        x.iter().zip(&grad).map(|(&xi, &gi)| xi + self.eps * sign(gi)).collect()
     }
 }
 
@@ -74,13 +68,7 @@ mod tests {
     #[test]
     fn clip_none_lets_values_out() {
         let (dev, model, x, y) = model_and_batch();
-        let free = craft(
-            json!({"attack": "fgsm", "eps": 0.9, "clip": null}),
-            &model,
-            &dev,
-            &x,
-            &y,
-        );
+        let free = craft(json!({"attack": "fgsm", "eps": 0.9, "clip": null}), &model, &dev, &x, &y);
         assert!(free.iter().any(|v| !(0.0..=1.0).contains(v)));
     }
 
@@ -115,10 +103,7 @@ mod tests {
             &x,
             &y,
         );
-        assert_eq!(
-            by_prediction,
-            Fgsm { eps: 0.05 }.perturb(&mut ctx, &x, &predicted)
-        );
+        assert_eq!(by_prediction, Fgsm { eps: 0.05 }.perturb(&mut ctx, &x, &predicted));
     }
 
     #[test]

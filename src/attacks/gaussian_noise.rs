@@ -10,12 +10,7 @@ use serde::Deserialize;
 pub const KIND: AttackKind = AttackKind {
     name: "gaussian_noise",
     doc: "control: x + N(0, sigma^2) per pixel",
-    params: &[ParamSpec::required(
-        "sigma",
-        ParamType::Number,
-        "standard deviation of the noise",
-    )
-    .range(0.0, 10.0)],
+    params: &[ParamSpec::required("sigma", ParamType::Number, "standard deviation of the noise").range(0.0, 10.0)],
     build,
 };
 
@@ -56,15 +51,6 @@ mod tests {
         );
         let var = adv.iter().map(|v| (v - 0.5) * (v - 0.5)).sum::<f32>() / adv.len() as f32;
         assert!((var.sqrt() - 0.1).abs() < 0.01, "{}", var.sqrt());
-        assert_eq!(
-            craft(
-                json!({"attack": "gaussian_noise", "sigma": 0.0}),
-                &model,
-                &dev,
-                &x,
-                &y
-            ),
-            x
-        );
+        assert_eq!(craft(json!({"attack": "gaussian_noise", "sigma": 0.0}), &model, &dev, &x, &y), x);
     }
 }

@@ -3,8 +3,7 @@
 //! projected onto the L-infinity ball and the clip range.
 
 use super::{
-    default_step_size, params_from, project_linf, sign, Attack, AttackContext, AttackKind,
-    EPS_PARAM, STEPS_PARAM, STEP_SIZE_PARAM,
+    default_step_size, params_from, project_linf, sign, Attack, AttackContext, AttackKind, EPS_PARAM, STEPS_PARAM, STEP_SIZE_PARAM,
 };
 use crate::params::{Default, ParamSpec, ParamType};
 use serde::Deserialize;
@@ -17,13 +16,7 @@ pub const KIND: AttackKind = AttackKind {
         EPS_PARAM,
         STEPS_PARAM,
         STEP_SIZE_PARAM,
-        ParamSpec::with_default(
-            "decay",
-            ParamType::Number,
-            Default::Number(1.0),
-            "momentum decay factor",
-        )
-        .range(0.0, 10.0),
+        ParamSpec::with_default("decay", ParamType::Number, Default::Number(1.0), "momentum decay factor").range(0.0, 10.0),
     ],
     build,
 };
@@ -47,9 +40,7 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
 
 impl Attack for MiFgsm {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
-        let alpha = self
-            .step_size
-            .unwrap_or_else(|| default_step_size(self.eps, self.steps));
+        let alpha = self.step_size.unwrap_or_else(|| default_step_size(self.eps, self.steps));
         let width = ctx.model.input_width();
         let mut adv = x.to_vec();
         let mut momentum = vec![0.0f32; x.len()];
@@ -57,13 +48,9 @@ impl Attack for MiFgsm {
             let g = ctx.objective_gradient(&adv, labels);
             for ((m, grad), _) in momentum.chunks_mut(width).zip(g.chunks(width)).zip(0..) {
                 let l1 = grad.iter().map(|v| v.abs()).sum::<f32>().max(1e-12);
-                m.iter_mut()
-                    .zip(grad)
-                    .for_each(|(mi, gi)| *mi = self.decay * *mi + gi / l1);
+                m.iter_mut().zip(grad).for_each(|(mi, gi)| *mi = self.decay * *mi + gi / l1);
             }
-            adv.iter_mut()
-                .zip(&momentum)
-                .for_each(|(a, m)| *a += alpha * sign(*m));
+            adv.iter_mut().zip(&momentum).for_each(|(a, m)| *a += alpha * sign(*m));
             project_linf(&mut adv, x, self.eps);
             ctx.clip(&mut adv);
         }

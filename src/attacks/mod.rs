@@ -67,8 +67,7 @@ impl<'a> AttackContext<'a> {
 
     fn batch(&self, x: &[f32]) -> Matrix {
         let width = self.model.input_width();
-        self.dev
-            .tensor_from_vec(x.to_vec(), (x.len() / width, width))
+        self.dev.tensor_from_vec(x.to_vec(), (x.len() / width, width))
     }
 
     /// Logits (dropout off), `rows * classes` values.
@@ -126,10 +125,7 @@ impl<'a> AttackContext<'a> {
     /// The attacker's objective per row: the loss, or minus the loss to the target.
     pub fn objective(&self, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let sign = if self.targeted { -1.0 } else { 1.0 };
-        self.per_example_loss(x, labels)
-            .into_iter()
-            .map(|l| sign * l)
-            .collect()
+        self.per_example_loss(x, labels).into_iter().map(|l| sign * l).collect()
     }
 
     /// Clamps to the clip range, if there is one (iterative attacks call it every step).
@@ -142,9 +138,7 @@ impl<'a> AttackContext<'a> {
 
 /// The index of the largest value (the first, on ties).
 pub fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
+    row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
 }
 
 /// `-1`, `0` or `1`.
@@ -233,13 +227,7 @@ pub const COMMON_PARAMS: &[ParamSpec] = &[
         Default::Str("none"),
         "untargeted, or push towards the least likely class or target_class",
     ),
-    ParamSpec::with_default(
-        "target_class",
-        ParamType::Int,
-        Default::Optional,
-        "the class of target: \"class\"",
-    )
-    .range(0.0, 100000.0),
+    ParamSpec::with_default("target_class", ParamType::Int, Default::Optional, "the class of target: \"class\"").range(0.0, 100000.0),
     ParamSpec::with_default(
         "mode",
         ParamType::Choice(&["eval", "train"]),
@@ -266,15 +254,9 @@ static REGISTERED: std::sync::RwLock<Vec<&'static AttackKind>> = std::sync::RwLo
 /// rest of the process. A name already taken is refused.
 pub fn register(kind: &'static AttackKind) -> Result<(), String> {
     if find(kind.name).is_some() || crate::check::kinds::find(kind.name).is_some() {
-        return Err(format!(
-            "an attack or node kind named `{}` already exists",
-            kind.name
-        ));
+        return Err(format!("an attack or node kind named `{}` already exists", kind.name));
     }
-    REGISTERED
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(kind);
+    REGISTERED.write().unwrap_or_else(|e| e.into_inner()).push(kind);
     Ok(())
 }
 
@@ -305,10 +287,7 @@ impl Crafter {
     /// Builds from the checked JSON form `{"attack": name, ...params}`, validating both the
     /// attack's own parameters and the shared ones.
     pub fn from_json(json: &serde_json::Value) -> Result<Crafter, String> {
-        let name = json
-            .get("attack")
-            .and_then(|n| n.as_str())
-            .ok_or("attack JSON without a name")?;
+        let name = json.get("attack").and_then(|n| n.as_str()).ok_or("attack JSON without a name")?;
         let kind = find(name).ok_or_else(|| format!("unknown attack {name}"))?;
         let common: Common = params_from(json)?;
         if (common.target == Target::Class) != common.target_class.is_some() {
@@ -359,11 +338,7 @@ pub(crate) mod testing {
         let dev = Dev::default();
         let net = NetSpec {
             input: vec![6],
-            layers: vec![
-                LayerSpec::Linear { units: 5 },
-                LayerSpec::Tanh,
-                LayerSpec::Linear { units: 3 },
-            ],
+            layers: vec![LayerSpec::Linear { units: 5 }, LayerSpec::Tanh, LayerSpec::Linear { units: 3 }],
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let model = Model::init(&dev, &net, 1.0, &mut rng);
@@ -385,13 +360,7 @@ pub(crate) mod testing {
     }
 
     /// Crafts with an attack given as JSON parameters (common options defaulted).
-    pub fn craft(
-        mut json: serde_json::Value,
-        model: &Model,
-        dev: &Dev,
-        x: &[f32],
-        y: &[usize],
-    ) -> Vec<f32> {
+    pub fn craft(mut json: serde_json::Value, model: &Model, dev: &Dev, x: &[f32], y: &[usize]) -> Vec<f32> {
         let defaults = serde_json::json!({"clip": [0.0, 1.0], "labels": "true", "target": "none", "target_class": null, "mode": "eval"});
         for (k, v) in defaults.as_object().unwrap() {
             if json.get(k).is_none() {
@@ -427,10 +396,7 @@ mod tests {
             (json!({"attack": "fgm", "eps": eps}), "l2"),
             (json!({"attack": "random_sign", "eps": eps}), "linf"),
             (json!({"attack": "uniform_noise", "eps": eps}), "linf"),
-            (
-                json!({"attack": "bim", "eps": eps, "steps": 5, "step_size": null}),
-                "linf",
-            ),
+            (json!({"attack": "bim", "eps": eps, "steps": 5, "step_size": null}), "linf"),
             (
                 json!({"attack": "pgd", "eps": eps, "norm": "linf", "steps": 5, "step_size": null, "start": "random", "restarts": 2}),
                 "linf",
@@ -536,13 +502,7 @@ mod tests {
     fn pgd_reaches_at_least_fgsm_loss_on_a_convex_model() {
         let (dev, model, x, y) = convex_model_and_batch();
         let ctx = AttackContext::new(&model, &dev, 0);
-        let fgsm = craft(
-            json!({"attack": "fgsm", "eps": 0.1, "clip": null}),
-            &model,
-            &dev,
-            &x,
-            &y,
-        );
+        let fgsm = craft(json!({"attack": "fgsm", "eps": 0.1, "clip": null}), &model, &dev, &x, &y);
         let pgd = craft(
             json!({"attack": "pgd", "eps": 0.1, "norm": "linf", "steps": 20, "step_size": null, "start": "clean", "restarts": 1, "clip": null}),
             &model,
@@ -555,7 +515,8 @@ mod tests {
 
     #[test]
     fn target_class_is_validated() {
-        let bad = json!({"attack": "fgsm", "eps": 0.1, "clip": null, "labels": "true", "target": "class", "target_class": null, "mode": "eval"});
+        let bad =
+            json!({"attack": "fgsm", "eps": 0.1, "clip": null, "labels": "true", "target": "class", "target_class": null, "mode": "eval"});
         assert!(Crafter::from_json(&bad).is_err());
     }
 
@@ -579,12 +540,7 @@ pub fn project_linf(adv: &mut [f32], x: &[f32], eps: f32) {
 /// Scales each row of `adv - x` down to L2 norm at most `eps` (the L2 ball).
 pub fn project_l2(adv: &mut [f32], x: &[f32], eps: f32, width: usize) {
     for (a, c) in adv.chunks_mut(width).zip(x.chunks(width)) {
-        let norm = a
-            .iter()
-            .zip(c)
-            .map(|(p, q)| (p - q) * (p - q))
-            .sum::<f32>()
-            .sqrt();
+        let norm = a.iter().zip(c).map(|(p, q)| (p - q) * (p - q)).sum::<f32>().sqrt();
         if norm > eps {
             let scale = eps / norm;
             for (p, &q) in a.iter_mut().zip(c) {
@@ -611,12 +567,9 @@ pub fn default_step_size(eps: f32, steps: usize) -> f32 {
 }
 
 /// Parameters shared by the iterative attacks' signatures.
-pub(crate) const EPS_PARAM: ParamSpec =
-    ParamSpec::required("eps", ParamType::Number, "size of the perturbation budget")
-        .range(0.0, 1.0);
+pub(crate) const EPS_PARAM: ParamSpec = ParamSpec::required("eps", ParamType::Number, "size of the perturbation budget").range(0.0, 1.0);
 pub(crate) const STEPS_PARAM: ParamSpec =
-    ParamSpec::with_default("steps", ParamType::Int, Default::Int(10), "iterations")
-        .range(1.0, 10000.0);
+    ParamSpec::with_default("steps", ParamType::Int, Default::Int(10), "iterations").range(1.0, 10000.0);
 pub(crate) const STEP_SIZE_PARAM: ParamSpec = ParamSpec::with_default(
     "step_size",
     ParamType::Number,

@@ -10,8 +10,8 @@
 //! ```
 
 use super::{
-    default_step_size, l2_normalize_rows, params_from, project_l2, project_linf, sign, Attack,
-    AttackContext, AttackKind, STEPS_PARAM, STEP_SIZE_PARAM,
+    default_step_size, l2_normalize_rows, params_from, project_l2, project_linf, sign, Attack, AttackContext, AttackKind, STEPS_PARAM,
+    STEP_SIZE_PARAM,
 };
 use crate::params::{Default, ParamSpec, ParamType};
 use rand::Rng;
@@ -24,12 +24,7 @@ pub const KIND: AttackKind = AttackKind {
     doc: "projected gradient descent in the L-inf or L2 ball, random start, restarts",
     params: &[
         ParamSpec::required("eps", ParamType::Number, "radius of the ball").range(0.0, 100.0),
-        ParamSpec::with_default(
-            "norm",
-            ParamType::Choice(&["linf", "l2"]),
-            Default::Str("linf"),
-            "which ball",
-        ),
+        ParamSpec::with_default("norm", ParamType::Choice(&["linf", "l2"]), Default::Str("linf"), "which ball"),
         STEPS_PARAM,
         STEP_SIZE_PARAM,
         ParamSpec::with_default(
@@ -100,25 +95,17 @@ impl Pgd {
 
     fn run(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let width = ctx.model.input_width();
-        let alpha = self
-            .step_size
-            .unwrap_or_else(|| default_step_size(self.eps, self.steps));
+        let alpha = self.step_size.unwrap_or_else(|| default_step_size(self.eps, self.steps));
         let mut adv = x.to_vec();
         if self.start == Start::Random && self.eps > 0.0 {
             match self.norm {
-                Norm::Linf => adv
-                    .iter_mut()
-                    .for_each(|a| *a += ctx.rng.gen_range(-self.eps..=self.eps)),
+                Norm::Linf => adv.iter_mut().for_each(|a| *a += ctx.rng.gen_range(-self.eps..=self.eps)),
                 Norm::L2 => {
-                    let mut d: Vec<f32> = (0..x.len())
-                        .map(|_| StandardNormal.sample(&mut ctx.rng))
-                        .collect();
+                    let mut d: Vec<f32> = (0..x.len()).map(|_| StandardNormal.sample(&mut ctx.rng)).collect();
                     l2_normalize_rows(&mut d, width);
                     for (row, a) in d.chunks(width).zip(adv.chunks_mut(width)) {
                         let radius = self.eps * ctx.rng.gen::<f32>();
-                        a.iter_mut()
-                            .zip(row)
-                            .for_each(|(ai, di)| *ai += radius * di);
+                        a.iter_mut().zip(row).for_each(|(ai, di)| *ai += radius * di);
                     }
                 }
             }
@@ -149,8 +136,7 @@ impl Attack for Pgd {
             for (row, (&new, old)) in objective.iter().zip(best_objective.iter_mut()).enumerate() {
                 if new > *old {
                     *old = new;
-                    best[row * width..(row + 1) * width]
-                        .copy_from_slice(&candidate[row * width..(row + 1) * width]);
+                    best[row * width..(row + 1) * width].copy_from_slice(&candidate[row * width..(row + 1) * width]);
                 }
             }
         }
@@ -170,24 +156,11 @@ mod tests {
         let ctx = AttackContext::new(&model, &dev, 0);
         let base = json!({"attack": "pgd", "eps": 0.2, "norm": "linf", "steps": 3, "step_size": null, "start": "random", "clip": null});
         let one = craft(
-            json!({"restarts": 1}).as_object().unwrap().iter().fold(
-                base.clone(),
-                |mut b, (k, v)| {
-                    b[k] = v.clone();
-                    b
-                },
-            ),
-            &model,
-            &dev,
-            &x,
-            &y,
-        );
-        let four = craft(
-            json!({"restarts": 4})
+            json!({"restarts": 1})
                 .as_object()
                 .unwrap()
                 .iter()
-                .fold(base, |mut b, (k, v)| {
+                .fold(base.clone(), |mut b, (k, v)| {
                     b[k] = v.clone();
                     b
                 }),
@@ -196,15 +169,19 @@ mod tests {
             &x,
             &y,
         );
-        let (l1, l4) = (
-            ctx.per_example_loss(&one, &y),
-            ctx.per_example_loss(&four, &y),
+        let four = craft(
+            json!({"restarts": 4}).as_object().unwrap().iter().fold(base, |mut b, (k, v)| {
+                b[k] = v.clone();
+                b
+            }),
+            &model,
+            &dev,
+            &x,
+            &y,
         );
+        let (l1, l4) = (ctx.per_example_loss(&one, &y), ctx.per_example_loss(&four, &y));
         for (a, b) in l1.iter().zip(&l4) {
-            assert!(
-                b >= a,
-                "restart 1 is the same stream, so 4 restarts include it: {a} vs {b}"
-            );
+            assert!(b >= a, "restart 1 is the same stream, so 4 restarts include it: {a} vs {b}");
         }
     }
 }

@@ -27,13 +27,7 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
 impl Attack for RandomSign {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], _labels: &[usize]) -> Vec<f32> {
         x.iter()
-            .map(|&v| {
-                v + if ctx.rng.gen::<bool>() {
-                    self.eps
-                } else {
-                    -self.eps
-                }
-            })
+            .map(|&v| v + if ctx.rng.gen::<bool>() { self.eps } else { -self.eps })
             .collect()
     }
 }
@@ -46,13 +40,7 @@ mod tests {
     #[test]
     fn every_pixel_moves_by_exactly_eps_both_ways() {
         let (dev, model, x, y) = model_and_batch();
-        let adv = craft(
-            json!({"attack": "random_sign", "eps": 0.125, "clip": null}),
-            &model,
-            &dev,
-            &x,
-            &y,
-        );
+        let adv = craft(json!({"attack": "random_sign", "eps": 0.125, "clip": null}), &model, &dev, &x, &y);
         let d: Vec<f32> = adv.iter().zip(&x).map(|(a, b)| a - b).collect();
         assert!(d.iter().all(|v| (v.abs() - 0.125).abs() < 1e-6));
         assert!(d.iter().any(|v| *v > 0.0) && d.iter().any(|v| *v < 0.0));

@@ -29,8 +29,6 @@ impl Attack for UniformNoise {
         if self.eps == 0.0 {
             return x.to_vec();
         }
-        x.iter()
-            .map(|&v| v + ctx.rng.gen_range(-self.eps..=self.eps))
-            .collect()
+        x.iter().map(|&v| v + ctx.rng.gen_range(-self.eps..=self.eps)).collect()
     }
 }

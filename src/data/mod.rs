@@ -37,9 +37,7 @@ impl Dataset {
     /// This dataset followed by `other` (same shape and classes).
     pub fn concat(&self, other: &Dataset) -> crate::error::Result<Dataset> {
         if self.shape != other.shape || self.classes != other.classes {
-            return Err(crate::error::Error::msg(
-                "cannot join datasets of different shapes or classes",
-            ));
+            return Err(crate::error::Error::msg("cannot join datasets of different shapes or classes"));
         }
         let mut joined = self.clone();
         joined.images.extend_from_slice(&other.images);

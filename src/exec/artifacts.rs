@@ -45,21 +45,14 @@ impl Artifact {
     /// The files to store.
     pub fn encode(&self, seconds: f64) -> Result<Vec<(&'static str, Vec<u8>)>> {
         match self {
-            Artifact::Model {
-                model,
-                params,
-                summary,
-            } => {
+            Artifact::Model { model, params, summary } => {
                 let weights = model.to_safetensors(&[("advpipe.seed", params.seed.to_string())])?;
                 let record = TrainingRecord {
                     params: params.clone(),
                     summary: summary.clone(),
                     seconds,
                 };
-                Ok(vec![
-                    ("model.safetensors", weights),
-                    ("training.json", to_json(&record)?),
-                ])
+                Ok(vec![("model.safetensors", weights), ("training.json", to_json(&record)?)])
             }
             Artifact::Metrics(m) => Ok(vec![("metrics.json", to_json(m)?)]),
             Artifact::Data(_) => Err(Error::msg("datasets are not cached")),
@@ -68,16 +61,11 @@ impl Artifact {
 
     /// Reads back what [`Artifact::encode`] wrote for a node of `kind`.
     pub fn decode(kind: &str, dev: &Dev, files: &BTreeMap<String, Vec<u8>>) -> Result<Artifact> {
-        let file = |name: &str| {
-            files
-                .get(name)
-                .ok_or_else(|| Error::msg(format!("{name} missing")))
-        };
+        let file = |name: &str| files.get(name).ok_or_else(|| Error::msg(format!("{name} missing")));
         match kind {
             "fit" => {
                 let model = Model::from_safetensors(dev, file("model.safetensors")?)?;
-                let record: TrainingRecord = serde_json::from_slice(file("training.json")?)
-                    .map_err(|e| Error::msg(e.to_string()))?;
+                let record: TrainingRecord = serde_json::from_slice(file("training.json")?).map_err(|e| Error::msg(e.to_string()))?;
                 Ok(Artifact::Model {
                     model: Arc::new(model),
                     params: record.params,
@@ -85,8 +73,7 @@ impl Artifact {
                 })
             }
             "evaluate" => Ok(Artifact::Metrics(
-                serde_json::from_slice(file("metrics.json")?)
-                    .map_err(|e| Error::msg(e.to_string()))?,
+                serde_json::from_slice(file("metrics.json")?).map_err(|e| Error::msg(e.to_string()))?,
             )),
             other => Err(Error::msg(format!("{other} nodes are not cached"))),
         }

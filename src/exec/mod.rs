@@ -93,12 +93,7 @@ struct Executor<'a> {
 }
 
 /// Runs a planned program. Status lines go to `log`.
-pub fn run(
-    program: &Program,
-    plan: &Plan,
-    opts: &RunOptions,
-    log: &mut dyn Write,
-) -> Result<Outcome> {
+pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Write) -> Result<Outcome> {
     let needs_mnist = program.nodes.iter().any(|n| n.kind.name == "mnist");
     if needs_mnist {
         mnist::ensure(&opts.data_dir, &mut |m| {
@@ -203,12 +198,9 @@ impl Executor<'_> {
             node.name,
             &key[..12]
         );
-        let artifact = self.compute(id).map_err(|e| {
-            Error::msg(format!(
-                "node `{}` ({}) failed: {e}",
-                node.name, node.kind.name
-            ))
-        })?;
+        let artifact = self
+            .compute(id)
+            .map_err(|e| Error::msg(format!("node `{}` ({}) failed: {e}", node.name, node.kind.name)))?;
         let seconds = started.elapsed().as_secs_f64();
         let inputs: serde_json::Map<String, serde_json::Value> = node
             .inputs
@@ -225,9 +217,7 @@ impl Executor<'_> {
             files: BTreeMap::new(),
             recipe,
         };
-        self.opts
-            .cache
-            .store(manifest, &artifact.encode(seconds)?)?;
+        self.opts.cache.store(manifest, &artifact.encode(seconds)?)?;
         self.artifacts.insert(id, artifact);
         self.records[id].status = status;
         self.records[id].seconds = seconds;
@@ -240,8 +230,7 @@ impl Executor<'_> {
             return Ok(d.clone());
         }
         let started = Instant::now();
-        let params: MnistParams = serde_json::from_value(self.program.nodes[id].params.clone())
-            .map_err(|e| Error::msg(e.to_string()))?;
+        let params: MnistParams = serde_json::from_value(self.program.nodes[id].params.clone()).map_err(|e| Error::msg(e.to_string()))?;
         let data = Arc::new(mnist::load(&self.opts.data_dir, &params)?);
         self.artifacts.insert(id, Artifact::Data(data.clone()));
         self.records[id].status = Status::Loaded;
@@ -282,26 +271,16 @@ impl Executor<'_> {
                     Some((_, v)) => Some(self.dataset(*v)?),
                     None => None,
                 };
-                let net = serde_json::from_value(node.params["net"].clone())
-                    .map_err(|e| Error::msg(e.to_string()))?;
+                let net = serde_json::from_value(node.params["net"].clone()).map_err(|e| Error::msg(e.to_string()))?;
                 let params: crate::nn::train::FitParams =
-                    serde_json::from_value(node.params.clone())
-                        .map_err(|e| Error::msg(e.to_string()))?;
+                    serde_json::from_value(node.params.clone()).map_err(|e| Error::msg(e.to_string()))?;
                 let bar = self.bar(params.epochs as u64, "epochs");
-                let (model, summary) = crate::nn::train::fit(
-                    &net,
-                    &data,
-                    valid.as_deref(),
-                    &params,
-                    &mut |epoch, step, steps, loss| {
-                        if step == steps {
-                            bar.set_position(epoch as u64);
-                        }
-                        bar.set_message(format!(
-                            "epoch {epoch} step {step}/{steps} loss {loss:.4}"
-                        ));
-                    },
-                )?;
+                let (model, summary) = crate::nn::train::fit(&net, &data, valid.as_deref(), &params, &mut |epoch, step, steps, loss| {
+                    if step == steps {
+                        bar.set_position(epoch as u64);
+                    }
+                    bar.set_message(format!("epoch {epoch} step {step}/{steps} loss {loss:.4}"));
+                })?;
                 bar.finish_and_clear();
                 Ok(Artifact::Model {
                     model: Arc::new(model),
@@ -316,9 +295,7 @@ impl Executor<'_> {
                 };
                 let data = self.dataset(self.input(id, "data"))?;
                 let attack = match node.params.get("attack") {
-                    Some(json) if !json.is_null() => {
-                        Some(crate::attacks::Crafter::from_json(json).map_err(Error::msg)?)
-                    }
+                    Some(json) if !json.is_null() => Some(crate::attacks::Crafter::from_json(json).map_err(Error::msg)?),
                     _ => None,
                 };
                 let batch = node.params["batch"].as_u64().unwrap_or(500) as usize;

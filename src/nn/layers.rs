@@ -50,8 +50,7 @@ pub struct LayerKind {
     pub params: &'static [ParamSpec],
 }
 
-const UNITS: ParamSpec =
-    ParamSpec::required("units", ParamType::Int, "output width").range(1.0, 65536.0);
+const UNITS: ParamSpec = ParamSpec::required("units", ParamType::Int, "output width").range(1.0, 65536.0);
 
 /// Every layer the language knows. `input(shape)` starts a stack and is handled by the checker.
 pub const LAYERS: &[LayerKind] = &[
@@ -83,25 +82,14 @@ pub const LAYERS: &[LayerKind] = &[
     LayerKind {
         name: "dropout",
         doc: "drop each value with probability p while training",
-        params: &[ParamSpec::required(
-            "p",
-            ParamType::Number,
-            "drop probability (pylearn2's include_prob .8 is p = 0.2)",
-        )
-        .range(0.0, 0.95)],
+        params: &[ParamSpec::required("p", ParamType::Number, "drop probability (pylearn2's include_prob .8 is p = 0.2)").range(0.0, 0.95)],
     },
     LayerKind {
         name: "maxout",
         doc: "max over `pieces` affine pieces per unit",
         params: &[
             UNITS,
-            ParamSpec::with_default(
-                "pieces",
-                ParamType::Int,
-                Default::Int(5),
-                "linear pieces per unit",
-            )
-            .range(2.0, 64.0),
+            ParamSpec::with_default("pieces", ParamType::Int, Default::Int(5), "linear pieces per unit").range(2.0, 64.0),
         ],
     },
 ];
@@ -122,9 +110,7 @@ impl LayerSpec {
             LayerSpec::Flatten => Ok(vec![input.iter().product()]),
             LayerSpec::Linear { units } => flat("linear").map(|_| vec![*units]),
             LayerSpec::Maxout { units, .. } => flat("maxout").map(|_| vec![*units]),
-            LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh | LayerSpec::Dropout { .. } => {
-                Ok(input.to_vec())
-            }
+            LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh | LayerSpec::Dropout { .. } => Ok(input.to_vec()),
         }
     }
 }
@@ -144,22 +130,13 @@ impl NetSpec {
         self.layers
             .iter()
             .enumerate()
-            .try_fold(self.input.clone(), |shape, (i, l)| {
-                l.output_shape(&shape).map_err(|e| (i, e))
-            })
+            .try_fold(self.input.clone(), |shape, (i, l)| l.output_shape(&shape).map_err(|e| (i, e)))
     }
 }
 
 /// `[1, 28, 28]`
 pub fn show_shape(shape: &[usize]) -> String {
-    format!(
-        "[{}]",
-        shape
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+    format!("[{}]", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
 }
 
 #[cfg(test)]
@@ -182,14 +159,7 @@ mod tests {
 
     #[test]
     fn serde_form_is_tagged() {
-        let l: LayerSpec =
-            serde_json::from_str(r#"{"layer":"maxout","units":240,"pieces":5}"#).unwrap();
-        assert_eq!(
-            l,
-            LayerSpec::Maxout {
-                units: 240,
-                pieces: 5
-            }
-        );
+        let l: LayerSpec = serde_json::from_str(r#"{"layer":"maxout","units":240,"pieces":5}"#).unwrap();
+        assert_eq!(l, LayerSpec::Maxout { units: 240, pieces: 5 });
     }
 }

@@ -65,22 +65,15 @@ impl Model {
                 _ => None,
             };
             params.push(fan_out.map(|out| {
-                let w: Vec<f32> = (0..fan_in * out)
-                    .map(|_| rng.gen_range(-init..=init) as f32)
-                    .collect();
+                let w: Vec<f32> = (0..fan_in * out).map(|_| rng.gen_range(-init..=init) as f32).collect();
                 Affine {
                     weight: dev.tensor_from_vec(w, (fan_in, out)),
                     bias: dev.zeros_like(&(out,)),
                 }
             }));
-            shape = layer
-                .output_shape(&shape)
-                .expect("nets are shape-checked before they are built");
+            shape = layer.output_shape(&shape).expect("nets are shape-checked before they are built");
         }
-        Model {
-            net: net.clone(),
-            params,
-        }
+        Model { net: net.clone(), params }
     }
 
     /// Input width (product of the input shape).
@@ -96,11 +89,7 @@ impl Model {
     /// Logits for a batch. Parameters join `x`'s tape, so with an `OwnedTape` the backward
     /// pass reaches both the input and every parameter. In [`Mode::Train`], dropout draws
     /// from the device's random stream.
-    pub fn forward_mode<T: Tape<f32, Dev> + Merge<T>>(
-        &self,
-        x: Matrix<T>,
-        mode: Mode,
-    ) -> Matrix<T> {
+    pub fn forward_mode<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
         let mut h = x;
         for (layer, params) in self.net.layers.iter().zip(&self.params) {
             h = match (layer, params) {
@@ -113,9 +102,7 @@ impl Model {
                 (LayerSpec::Linear { .. }, Some(p)) => affine(h, p),
                 (LayerSpec::Maxout { units, pieces }, Some(p)) => {
                     let n = h.shape().0;
-                    affine(h, p)
-                        .reshape_like(&(n, *units, *pieces))
-                        .max::<(usize, usize), Axis<2>>()
+                    affine(h, p).reshape_like(&(n, *units, *pieces)).max::<(usize, usize), Axis<2>>()
                 }
                 (l, None) => unreachable!("layer {l:?} built without parameters"),
             };
@@ -141,43 +128,25 @@ impl Model {
         let tensors = self.named_tensors();
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
             .into_iter()
-            .map(|(name, shape, data)| {
-                (
-                    name,
-                    shape,
-                    data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                )
-            })
+            .map(|(name, shape, data)| (name, shape, data.iter().flat_map(|v| v.to_le_bytes()).collect()))
             .collect();
         let views: Vec<(String, ::safetensors::tensor::TensorView)> = bytes
             .iter()
             .map(|(name, shape, data)| {
-                let view = ::safetensors::tensor::TensorView::new(
-                    ::safetensors::Dtype::F32,
-                    shape.clone(),
-                    data,
-                )
-                .expect("shape and byte length agree by construction");
+                let view = ::safetensors::tensor::TensorView::new(::safetensors::Dtype::F32, shape.clone(), data)
+                    .expect("shape and byte length agree by construction");
                 (name.clone(), view)
             })
             .collect();
-        let mut meta: HashMap<String, String> = extra
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        meta.insert(
-            "advpipe.net".into(),
-            serde_json::to_string(&self.net).expect("nets serialize"),
-        );
-        ::safetensors::serialize(views, &Some(meta))
-            .map_err(|e| Error::msg(format!("writing safetensors: {e}")))
+        let mut meta: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        meta.insert("advpipe.net".into(), serde_json::to_string(&self.net).expect("nets serialize"));
+        ::safetensors::serialize(views, &Some(meta)).map_err(|e| Error::msg(format!("writing safetensors: {e}")))
     }
 
     /// Reads a checkpoint written by [`Model::to_safetensors`].
     pub fn from_safetensors(dev: &Dev, bytes: &[u8]) -> Result<Model, Error> {
         let bad = |what: String| Error::msg(format!("not an advpipe checkpoint: {what}"));
-        let (_, header) =
-            ::safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+        let (_, header) = ::safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         let net_json = header
             .metadata()
             .as_ref()
@@ -188,15 +157,10 @@ impl Model {
         let mut model = Model::init(dev, &net, 0.0, &mut rand::rngs::mock::StepRng::new(0, 0));
         for (i, p) in model.params.iter_mut().enumerate() {
             if let Some(p) = p {
-                for (suffix, expect_len) in [
-                    ("weight", p.weight.shape().num_elements()),
-                    ("bias", p.bias.shape().0),
-                ] {
+                for (suffix, expect_len) in [("weight", p.weight.shape().num_elements()), ("bias", p.bias.shape().0)] {
                     let name = format!("layers.{i}.{suffix}");
                     let view = st.tensor(&name).map_err(|e| bad(format!("{name}: {e}")))?;
-                    if view.dtype() != ::safetensors::Dtype::F32
-                        || view.data().len() != expect_len * 4
-                    {
+                    if view.dtype() != ::safetensors::Dtype::F32 || view.data().len() != expect_len * 4 {
                         return Err(bad(format!("{name} has the wrong dtype or size")));
                     }
                     let values: Vec<f32> = view
@@ -219,10 +183,7 @@ impl Model {
 fn affine<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, p: &Affine) -> Matrix<T> {
     let n = h.shape().0;
     let out = p.weight.shape().1;
-    h.matmul(p.weight.retaped::<T>())
-        + p.bias
-            .retaped::<T>()
-            .broadcast_like::<(usize, usize), Axis<0>>(&(n, out))
+    h.matmul(p.weight.retaped::<T>()) + p.bias.retaped::<T>().broadcast_like::<(usize, usize), Axis<0>>(&(n, out))
 }
 
 #[cfg(test)]
@@ -236,29 +197,19 @@ mod tests {
             input: vec![1, 2, 3],
             layers: vec![
                 LayerSpec::Flatten,
-                LayerSpec::Maxout {
-                    units: 4,
-                    pieces: 3,
-                },
+                LayerSpec::Maxout { units: 4, pieces: 3 },
                 LayerSpec::Tanh,
                 LayerSpec::Linear { units: 3 },
             ],
         };
-        let model = Model::init(
-            &dev,
-            &net,
-            0.5,
-            &mut rand_chacha::ChaCha8Rng::seed_from_u64(7),
-        );
+        let model = Model::init(&dev, &net, 0.5, &mut rand_chacha::ChaCha8Rng::seed_from_u64(7));
         (dev, model)
     }
 
     #[test]
     fn checkpoint_round_trip_is_bit_identical() {
         let (dev, model) = tiny();
-        let bytes = model
-            .to_safetensors(&[("advpipe.seed", "7".into())])
-            .unwrap();
+        let bytes = model.to_safetensors(&[("advpipe.seed", "7".into())]).unwrap();
         let back = Model::from_safetensors(&dev, &bytes).unwrap();
         assert_eq!(back.net, model.net);
         assert_eq!(back.named_tensors(), model.named_tensors());
@@ -269,23 +220,13 @@ mod tests {
         let dev = Dev::default();
         let net = NetSpec {
             input: vec![1],
-            layers: vec![LayerSpec::Maxout {
-                units: 2,
-                pieces: 2,
-            }],
+            layers: vec![LayerSpec::Maxout { units: 2, pieces: 2 }],
         };
-        let mut model = Model::init(
-            &dev,
-            &net,
-            0.0,
-            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
-        );
+        let mut model = Model::init(&dev, &net, 0.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
         let p = model.params[0].as_mut().unwrap();
         p.weight.copy_from(&[1.0, -1.0, 2.0, 3.0]);
         p.bias.copy_from(&[0.0, 0.5, 0.0, 0.0]);
-        let y = model
-            .forward(dev.tensor_from_vec(vec![2.0, -1.0], (2, 1)))
-            .as_vec();
+        let y = model.forward(dev.tensor_from_vec(vec![2.0, -1.0], (2, 1))).as_vec();
         // x = 2: unit 0 = max(2, -1.5) = 2, unit 1 = max(4, 6) = 6; x = -1: max(-1, 1.5), max(-2, -3).
         assert_eq!(y, vec![2.0, 6.0, 1.5, -2.0]);
     }

@@ -207,9 +207,7 @@ impl Trainer {
     pub fn step(&mut self, dev: &Dev, x: Vec<f32>, labels: &[usize]) -> f64 {
         let width = self.model.input_width();
         let x: Matrix = dev.tensor_from_vec(x, (labels.len(), width));
-        let logits = self
-            .model
-            .forward_mode(x.retaped::<OwnedTape<f32, Dev>>(), Mode::Train);
+        let logits = self.model.forward_mode(x.retaped::<OwnedTape<f32, Dev>>(), Mode::Train);
         let classes = logits.shape().1;
         let loss = cross_entropy(dev, logits, labels, classes);
         let loss_value = loss.array() as f64;
@@ -232,8 +230,7 @@ impl Trainer {
                 }
                 State::Adam { m, v, mb, vb } => {
                     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
-                    let step_size = (self.lr as f32) * (1.0 - b2.powi(self.steps)).sqrt()
-                        / (1.0 - b1.powi(self.steps));
+                    let step_size = (self.lr as f32) * (1.0 - b2.powi(self.steps)).sqrt() / (1.0 - b1.powi(self.steps));
                     let adam = |w: &mut Vec<f32>, g: &[f32], m: &mut [f32], v: &mut [f32]| {
                         for i in 0..w.len() {
                             m[i] = b1 * m[i] + (1.0 - b1) * g[i];
@@ -271,13 +268,7 @@ pub fn clip_column_norms(w: &mut Matrix, limit: f32) {
     }
     let scale: Vec<f32> = norms
         .iter()
-        .map(|n| {
-            if n.sqrt() > limit {
-                limit / n.sqrt()
-            } else {
-                1.0
-            }
-        })
+        .map(|n| if n.sqrt() > limit { limit / n.sqrt() } else { 1.0 })
         .collect();
     if scale.iter().all(|&s| s == 1.0) {
         return;
@@ -323,14 +314,15 @@ fn train_phase(
             let labels: Vec<usize> = chunk.iter().map(|&i| data.labels[i] as usize).collect();
             let loss = trainer.step(&dev, x, &labels);
             if !loss.is_finite() {
-                return Err(Error::msg(format!("training diverged: the loss became {loss} in epoch {epoch}, step {}; try a smaller lr", step + 1)));
+                return Err(Error::msg(format!(
+                    "training diverged: the loss became {loss} in epoch {epoch}, step {}; try a smaller lr",
+                    step + 1
+                )));
             }
             loss_sum += loss;
             progress(epoch, step + 1, steps, loss_sum / (step + 1) as f64);
         }
-        let valid_error = valid.map(|v| {
-            crate::eval::evaluate(&dev, &trainer.model, v, None, 0, 1000, &mut |_, _| {}).error
-        });
+        let valid_error = valid.map(|v| crate::eval::evaluate(&dev, &trainer.model, v, None, 0, 1000, &mut |_, _| {}).error);
         history.push(EpochRecord {
             epoch,
             loss: loss_sum / steps as f64,
@@ -343,33 +335,22 @@ fn train_phase(
                 best = Some((err, epoch, trainer.model.clone()));
             }
             let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
-            if p.patience
-                .is_some_and(|patience| epoch - best_epoch >= patience)
-            {
+            if p.patience.is_some_and(|patience| epoch - best_epoch >= patience) {
                 let (_, best_epoch, model) = best.expect("set above");
                 return Ok((model, history, best_epoch, true));
             }
         }
     }
     match best {
-        Some((_, best_epoch, model)) if p.patience.is_some() => {
-            Ok((model, history, best_epoch, false))
-        }
+        Some((_, best_epoch, model)) if p.patience.is_some() => Ok((model, history, best_epoch, false)),
         _ => Ok((trainer.model, history, epochs, false)),
     }
 }
 
 /// Trains `net` on `data`, validating on `valid` when given. Fails if the loss stops being
 /// finite, naming the epoch.
-pub fn fit(
-    net: &NetSpec,
-    data: &Dataset,
-    valid: Option<&Dataset>,
-    p: &FitParams,
-    progress: Progress,
-) -> Result<(Model, FitSummary)> {
-    let (model, history, best_epoch, stopped_early) =
-        train_phase(net, data, valid, p, p.epochs, progress)?;
+pub fn fit(net: &NetSpec, data: &Dataset, valid: Option<&Dataset>, p: &FitParams, progress: Progress) -> Result<(Model, FitSummary)> {
+    let (model, history, best_epoch, stopped_early) = train_phase(net, data, valid, p, p.epochs, progress)?;
     match (valid, p.patience, p.after_stop) {
         (Some(valid), Some(_), AfterStop::Refit) => {
             let all = data.concat(valid)?;
@@ -377,8 +358,7 @@ pub fn fit(
                 patience: None,
                 ..p.clone()
             };
-            let (model, refit_history, _, _) =
-                train_phase(net, &all, None, &refit, best_epoch, progress)?;
+            let (model, refit_history, _, _) = train_phase(net, &all, None, &refit, best_epoch, progress)?;
             Ok((
                 model,
                 FitSummary {
@@ -402,12 +382,7 @@ pub fn fit(
 }
 
 /// Mean softmax cross-entropy of `logits` against integer labels.
-pub fn cross_entropy<T: Tape<f32, Dev>>(
-    dev: &Dev,
-    logits: Matrix<T>,
-    labels: &[usize],
-    classes: usize,
-) -> Tensor<(), f32, Dev, T> {
+pub fn cross_entropy<T: Tape<f32, Dev>>(dev: &Dev, logits: Matrix<T>, labels: &[usize], classes: usize) -> Tensor<(), f32, Dev, T> {
     let mut one_hot = vec![0.0f32; labels.len() * classes];
     for (row, &label) in labels.iter().enumerate() {
         one_hot[row * classes + label] = 1.0;
@@ -463,11 +438,7 @@ mod tests {
     fn fit_learns_and_is_deterministic() {
         let data = blobs(200, 3);
         let (a, s) = fit(&linear(), &data, None, &params(1), &mut quiet()).unwrap();
-        assert!(
-            s.history.last().unwrap().loss < s.history[0].loss * 0.8,
-            "{:?}",
-            s.history
-        );
+        assert!(s.history.last().unwrap().loss < s.history[0].loss * 0.8, "{:?}", s.history);
         let (b, _) = fit(&linear(), &data, None, &params(1), &mut quiet()).unwrap();
         assert_eq!(a.named_tensors(), b.named_tensors());
         let (c, _) = fit(&linear(), &data, None, &params(2), &mut quiet()).unwrap();
@@ -478,30 +449,21 @@ mod tests {
     fn dropout_training_is_deterministic_per_seed() {
         let net = NetSpec {
             input: vec![2],
-            layers: vec![
-                LayerSpec::Dropout { p: 0.5 },
-                LayerSpec::Linear { units: 2 },
-            ],
+            layers: vec![LayerSpec::Dropout { p: 0.5 }, LayerSpec::Linear { units: 2 }],
         };
         let data = blobs(100, 3);
         let (a, _) = fit(&net, &data, None, &params(4), &mut quiet()).unwrap();
         let (b, _) = fit(&net, &data, None, &params(4), &mut quiet()).unwrap();
         assert_eq!(a.named_tensors(), b.named_tensors());
         let (plain, _) = fit(&linear(), &data, None, &params(4), &mut quiet()).unwrap();
-        assert_ne!(
-            a.named_tensors()[0].2,
-            plain.named_tensors()[0].2,
-            "dropout changed the updates"
-        );
+        assert_ne!(a.named_tensors()[0].2, plain.named_tensors()[0].2, "dropout changed the updates");
     }
 
     #[test]
     fn divergence_is_an_error_naming_the_epoch() {
         let mut data = blobs(200, 3);
         data.images[0] = f32::NAN;
-        let err = fit(&linear(), &data, None, &params(1), &mut quiet())
-            .unwrap_err()
-            .to_string();
+        let err = fit(&linear(), &data, None, &params(1), &mut quiet()).unwrap_err().to_string();
         assert!(err.contains("diverged") && err.contains("epoch 1"), "{err}");
     }
 
@@ -529,12 +491,7 @@ mod tests {
         let dev = Dev::default();
         let mut t = Trainer::new(
             &dev,
-            Model::init(
-                &dev,
-                &linear(),
-                0.1,
-                &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
-            ),
+            Model::init(&dev, &linear(), 0.1, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)),
             &p,
         );
         let labels: Vec<usize> = data.labels[..10].iter().map(|&l| l as usize).collect();
@@ -579,11 +536,7 @@ mod tests {
             ..params(1)
         };
         let (_, s) = fit(&linear(), &data, None, &p, &mut quiet()).unwrap();
-        assert!(
-            s.history.last().unwrap().loss < s.history[0].loss * 0.8,
-            "{:?}",
-            s.history
-        );
+        assert!(s.history.last().unwrap().loss < s.history[0].loss * 0.8, "{:?}", s.history);
     }
 
     #[test]
@@ -608,10 +561,7 @@ mod tests {
             assert_eq!(s.history.len(), s.best_epoch + 3);
         }
         let dev = Dev::default();
-        assert_eq!(
-            crate::eval::evaluate(&dev, &model, &valid, None, 0, 50, &mut |_, _| {}).error,
-            best
-        );
+        assert_eq!(crate::eval::evaluate(&dev, &model, &valid, None, 0, 50, &mut |_, _| {}).error, best);
 
         let refit = FitParams {
             after_stop: AfterStop::Refit,

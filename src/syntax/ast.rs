@@ -97,6 +97,10 @@ pub enum ExprKind {
     Field { base: Box<Expr>, field: Ident },
     /// `input([1, 28, 28]) >> flatten >> linear(10)`, two or more parts.
     Stack(Vec<Expr>),
+    /// `a + b`, two or more terms.
+    Sum(Vec<Expr>),
+    /// `a * b`, two or more factors.
+    Product(Vec<Expr>),
 }
 
 /// One argument of a call: positional when `name` is `None`.
@@ -134,14 +138,8 @@ impl fmt::Display for File {
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ExprKind::Number {
-                value,
-                percent: false,
-            } => write!(f, "{value}"),
-            ExprKind::Number {
-                value,
-                percent: true,
-            } => write!(f, "{}%", value * 100.0),
+            ExprKind::Number { value, percent: false } => write!(f, "{value}"),
+            ExprKind::Number { value, percent: true } => write!(f, "{}%", value * 100.0),
             ExprKind::Str(s) => write!(f, "{s:?}"),
             ExprKind::Name(n) => write!(f, "{n}"),
             ExprKind::List(items) => {
@@ -162,13 +160,17 @@ impl fmt::Display for Expr {
                 write!(f, ")")
             }
             ExprKind::Field { base, field } => write!(f, "{base}.{}", field.name),
-            ExprKind::Stack(parts) => {
-                write!(f, "(>>")?;
-                for p in parts {
-                    write!(f, " {p}")?;
-                }
-                write!(f, ")")
-            }
+            ExprKind::Stack(parts) => write_list(f, ">>", parts),
+            ExprKind::Sum(parts) => write_list(f, "+", parts),
+            ExprKind::Product(parts) => write_list(f, "*", parts),
         }
     }
+}
+
+fn write_list(f: &mut fmt::Formatter<'_>, op: &str, parts: &[Expr]) -> fmt::Result {
+    write!(f, "({op}")?;
+    for p in parts {
+        write!(f, " {p}")?;
+    }
+    write!(f, ")")
 }

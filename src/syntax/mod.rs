@@ -77,11 +77,7 @@ fn lower_table(pair: Pair<Rule>) -> Table {
                     (name, lower_expr(f.next().expect("field value")))
                 })
                 .collect();
-            Row {
-                label,
-                span,
-                fields,
-            }
+            Row { label, span, fields }
         })
         .collect();
     Table {
@@ -113,16 +109,18 @@ fn unescape(string: Pair<Rule>) -> String {
 fn lower_expr(pair: Pair<Rule>) -> Expr {
     let span: Span = pair.as_span().into();
     match pair.as_rule() {
-        Rule::expr => {
+        Rule::expr | Rule::sum | Rule::product => {
+            let rule = pair.as_rule();
             let mut parts: Vec<Expr> = pair.into_inner().map(lower_expr).collect();
             if parts.len() == 1 {
-                parts.pop().expect("one part")
-            } else {
-                Expr {
-                    kind: ExprKind::Stack(parts),
-                    span,
-                }
+                return parts.pop().expect("one part");
             }
+            let kind = match rule {
+                Rule::expr => ExprKind::Stack(parts),
+                Rule::sum => ExprKind::Sum(parts),
+                _ => ExprKind::Product(parts),
+            };
+            Expr { kind, span }
         }
         Rule::postfix => {
             let mut inner = pair.into_inner();
@@ -169,11 +167,7 @@ fn lower_expr(pair: Pair<Rule>) -> Expr {
                 None => (text, false),
             };
             // `99.9%` is read as `99.9e-2`, which rounds once (to 0.999) instead of twice.
-            let text = if percent {
-                format!("{digits}e-2")
-            } else {
-                digits.to_string()
-            };
+            let text = if percent { format!("{digits}e-2") } else { digits.to_string() };
             let text = if percent && digits.contains(['e', 'E']) {
                 format!("{}", digits.parse::<f64>().unwrap_or(f64::NAN) / 100.0)
             } else {
@@ -206,7 +200,8 @@ fn rule_phrase(rule: &Rule) -> &'static str {
         Rule::table => "`table`",
         Rule::row => "`row`",
         Rule::field => "a field (`name: value`)",
-        Rule::expr | Rule::postfix => "a value",
+        Rule::expr | Rule::sum | Rule::product | Rule::postfix => "a value",
+
         Rule::call => "a call",
         Rule::arg => "an argument",
         Rule::list => "a list",
@@ -227,17 +222,10 @@ fn syntax_error(err: pest::error::Error<Rule>) -> Diagnostic {
         InputLocation::Span((s, _)) => s,
     };
     let (message, label) = match &err.variant {
-        ErrorVariant::ParsingError {
-            positives,
-            negatives,
-        } => {
+        ErrorVariant::ParsingError { positives, negatives } => {
             let mut expected: Vec<&str> = positives.iter().map(rule_phrase).collect();
             expected.dedup();
-            let found = if negatives.is_empty() {
-                String::new()
-            } else {
-                " here".into()
-            };
+            let found = if negatives.is_empty() { String::new() } else { " here".into() };
             let list = match expected.len() {
                 0 => "something else".to_string(),
                 1 => expected[0].to_string(),
@@ -246,14 +234,9 @@ fn syntax_error(err: pest::error::Error<Rule>) -> Diagnostic {
                     format!("{} or {}", rest.join(", "), last)
                 }
             };
-            (
-                format!("syntax error: expected {list}{found}"),
-                format!("expected {list}"),
-            )
+            (format!("syntax error: expected {list}{found}"), format!("expected {list}"))
         }
-        ErrorVariant::CustomError { message } => {
-            (format!("syntax error: {message}"), message.clone())
-        }
+        ErrorVariant::CustomError { message } => (format!("syntax error: {message}"), message.clone()),
     };
     Diagnostic::new(codes::SYNTAX, Span::new(at, at + 1), message)
         .label(label)
@@ -271,14 +254,9 @@ mod tests {
     #[test]
     fn numbers_percentages_and_leading_dots() {
         assert_eq!(show("seed 1234"), "(seed 1234)\n");
-        assert_eq!(
-            show("attack a = fgsm(eps: .25)"),
-            "(attack a (fgsm eps: 0.25))\n"
-        );
+        assert_eq!(show("attack a = fgsm(eps: .25)"), "(attack a (fgsm eps: 0.25))\n");
         let file = parse("table \"t\" { row \"r\" paper: 99.9% }").unwrap();
-        let Item::Table(t) = &file.items[0] else {
-            panic!()
-        };
+        let Item::Table(t) = &file.items[0] else { panic!() };
         let ExprKind::Number { value, percent } = t.rows[0].fields[0].1.kind else {
             panic!()
         };
