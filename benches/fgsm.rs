@@ -44,7 +44,7 @@ fn workloads(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     for (name, net) in nets() {
         let model = Model::init(&dev, &net, 0.005, &mut rng);
-        let mut sgd = Trainer::new(&dev, model.clone(), &FitParams::sgd(1, BATCH, 0.01, 0.5, 0));
+        let mut sgd = Trainer::new(&dev, model.clone(), &FitParams::sgd(1, BATCH, 0.01, 0.5, 0)).unwrap();
         group.bench_function(BenchmarkId::new("train_step", name), |b| b.iter(|| sgd.step(&dev, x.clone(), &y)));
         let mut ctx = AttackContext::new(&model, &dev, 0);
         group.bench_function(BenchmarkId::new("fgsm_classify", name), |b| {

@@ -291,3 +291,33 @@ fn graph_prints_dot() {
         "{stdout}"
     );
 }
+
+#[test]
+fn adversarial_training_lowers_fgsm_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, cache) = (dir.path().join("data"), dir.path().join("cache"));
+    write_tiny_mnist(&data, 500, 200);
+    // The generated digits' signal survives eps = 0.1 but not 0.25.
+    let plain_text = tiny().replace("fgsm(eps: 0.25)", "fgsm(eps: 0.1)");
+    let text = plain_text.replace(
+        "model soft = fit(softmax, train, epochs: 5, batch: 20, lr: 0.5, momentum: 0.5)",
+        "model soft = fit(softmax, train, epochs: 5, batch: 20, lr: 0.5, momentum: 0.5, loss: 0.5 * clean + 0.5 * fgsm(eps: 0.1))",
+    );
+    assert_ne!(text, plain_text);
+    let (plain_program, plain, _) = run_text(&plain_text, &data, &cache);
+
+    let (at_program, at, _) = run_text(&text, &data, &cache);
+    let plain_rows = &advpipe::report::tables(&plain_program, &plain)[0].rows;
+    let at_rows = &advpipe::report::tables(&at_program, &at)[0].rows;
+    assert!(
+        at_rows[0].measured < 0.2,
+        "adversarial training keeps clean error low: {}",
+        at_rows[0].measured
+    );
+    assert!(
+        at_rows[1].measured < plain_rows[1].measured - 0.2,
+        "FGSM error: plain {} vs adversarially trained {}",
+        plain_rows[1].measured,
+        at_rows[1].measured
+    );
+}

@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A node's output.
+// One value per node: the size difference between variants costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 pub enum Artifact {
+
     /// A loaded dataset (never stored).
     Data(Arc<Dataset>),
     /// A trained model and how it was trained.

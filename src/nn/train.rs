@@ -16,10 +16,13 @@
 
 use super::layers::NetSpec;
 use super::model::{Dev, Matrix, Mode, Model, Vector};
+use crate::attacks::{AttackContext, Crafter};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use dfdx::prelude::*;
 use rand::seq::SliceRandom;
+use rand::Rng;
+
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +77,20 @@ pub struct FitParams {
     pub patience: Option<usize>,
     /// What to return after early stopping.
     pub after_stop: AfterStop,
+    /// The objective: a weighted sum of the clean loss and attacks' losses.
+    pub loss: Vec<LossTerm>,
+    /// Measure validation error under this attack (JSON form), if given.
+    pub valid_attack: Option<serde_json::Value>,
+}
+
+/// One term of the training objective: `weight * J(x')` with `x'` the clean batch or the
+/// attack's version of it, crafted against the current parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossTerm {
+    /// Its weight.
+    pub weight: f64,
+    /// The attack (JSON form), or `None` for the clean loss.
+    pub attack: Option<serde_json::Value>,
 }
 
 impl FitParams {
@@ -94,6 +111,8 @@ impl FitParams {
             seed,
             patience: None,
             after_stop: AfterStop::Best,
+            loss: vec![LossTerm { weight: 1.0, attack: None }],
+            valid_attack: None,
         }
     }
 
@@ -164,11 +183,13 @@ pub struct Trainer {
     lr_min: f64,
     max_norm: Option<f64>,
     steps: i32,
+    mixture: Vec<(f32, Option<Crafter>)>,
+    attack_rng: rand_chacha::ChaCha8Rng,
 }
 
 impl Trainer {
-    /// Starts from `model` with zero optimizer state.
-    pub fn new(dev: &Dev, model: Model, p: &FitParams) -> Trainer {
+    /// Starts from `model` with zero optimizer state; fails if a loss term's attack is invalid.
+    pub fn new(dev: &Dev, model: Model, p: &FitParams) -> Result<Trainer> {
         let state = model
             .params
             .iter()
@@ -190,7 +211,15 @@ impl Trainer {
                 })
             })
             .collect();
-        Trainer {
+        let mut mixture = Vec::with_capacity(p.loss.len());
+        for term in &p.loss {
+            let crafter = match &term.attack {
+                Some(json) => Some(Crafter::from_json(json).map_err(|e| Error::msg(format!("training attack: {e}")))?),
+                None => None,
+            };
+            mixture.push((term.weight as f32, crafter));
+        }
+        Ok(Trainer {
             model,
             state,
             lr: p.lr,
@@ -199,17 +228,41 @@ impl Trainer {
             lr_min: p.lr_min,
             max_norm: p.max_norm,
             steps: 0,
-        }
+            mixture,
+            attack_rng: rand_chacha::ChaCha8Rng::seed_from_u64(p.seed ^ 0xadd5_eed5),
+        })
     }
 
-    /// One step on a batch (`labels.len()` rows of `x`), dropout on; returns the batch's
-    /// mean loss before the update. A non-finite loss is returned without updating.
+    /// One step on a batch (`labels.len()` rows of `x`), dropout on: every term of the
+    /// objective is evaluated (attacks crafted against the current parameters and held
+    /// constant), their weighted sum is differentiated, and the parameters updated. Returns
+    /// the objective before the update; a non-finite one is returned without updating.
     pub fn step(&mut self, dev: &Dev, x: Vec<f32>, labels: &[usize]) -> f64 {
         let width = self.model.input_width();
-        let x: Matrix = dev.tensor_from_vec(x, (labels.len(), width));
-        let logits = self.model.forward_mode(x.retaped::<OwnedTape<f32, Dev>>(), Mode::Train);
-        let classes = logits.shape().1;
-        let loss = cross_entropy(dev, logits, labels, classes);
+        let rows = labels.len();
+        let mut batches = Vec::with_capacity(self.mixture.len());
+        for (weight, crafter) in &self.mixture {
+            let input = match crafter {
+                None => x.clone(),
+                Some(crafter) => {
+                    let mut ctx = AttackContext::new(&self.model, dev, self.attack_rng.gen());
+                    crafter.craft(&mut ctx, &x, labels)
+                }
+            };
+            batches.push((*weight, input));
+        }
+        let mut total: Option<Tensor<(), f32, Dev, OwnedTape<f32, Dev>>> = None;
+        for (weight, input) in batches {
+            let input: Matrix = dev.tensor_from_vec(input, (rows, width));
+            let logits = self.model.forward_mode(input.retaped::<OwnedTape<f32, Dev>>(), Mode::Train);
+            let classes = logits.shape().1;
+            let term = cross_entropy(dev, logits, labels, classes) * weight;
+            total = Some(match total {
+                None => term,
+                Some(sum) => sum + term,
+            });
+        }
+        let loss = total.expect("a fit has at least one loss term");
         let loss_value = loss.array() as f64;
         if !loss_value.is_finite() {
             return loss_value;
@@ -297,7 +350,11 @@ fn train_phase(
     // The device's stream drives dropout; seeding it per fit makes masks reproducible.
     let dev = Dev::seed_from_u64(p.seed);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed);
-    let mut trainer = Trainer::new(&dev, Model::init(&dev, net, p.init, &mut rng), p);
+    let mut trainer = Trainer::new(&dev, Model::init(&dev, net, p.init, &mut rng), p)?;
+    let valid_attack = match &p.valid_attack {
+        Some(json) => Some(Crafter::from_json(json).map_err(|e| Error::msg(format!("validation attack: {e}")))?),
+        None => None,
+    };
     let mut order: Vec<usize> = (0..data.len()).collect();
     let steps = data.len().div_ceil(p.batch);
     let mut history = Vec::with_capacity(epochs);
@@ -322,7 +379,9 @@ fn train_phase(
             loss_sum += loss;
             progress(epoch, step + 1, steps, loss_sum / (step + 1) as f64);
         }
-        let valid_error = valid.map(|v| crate::eval::evaluate(&dev, &trainer.model, v, None, 0, 1000, &mut |_, _| {}).error);
+        let valid_error =
+            valid.map(|v| crate::eval::evaluate(&dev, &trainer.model, v, valid_attack.as_ref(), p.seed, 1000, &mut |_, _| {}).error);
+
         history.push(EpochRecord {
             epoch,
             loss: loss_sum / steps as f64,
@@ -493,7 +552,9 @@ mod tests {
             &dev,
             Model::init(&dev, &linear(), 0.1, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)),
             &p,
-        );
+        )
+        .unwrap();
+
         let labels: Vec<usize> = data.labels[..10].iter().map(|&l| l as usize).collect();
         t.step(&dev, data.images_of(0..10).to_vec(), &labels);
         assert_eq!(t.lr, 0.25);
@@ -569,5 +630,76 @@ mod tests {
         };
         let (_, r) = fit(&linear(), &train, Some(&valid), &refit, &mut quiet()).unwrap();
         assert_eq!(r.refit_history.len(), r.best_epoch);
+    }
+}
+
+#[cfg(test)]
+mod mixture_tests {
+    use super::*;
+    use crate::attacks::testing::model_and_batch;
+    use serde_json::json;
+
+    fn fgsm_json(eps: f64) -> serde_json::Value {
+        json!({"attack": "fgsm", "eps": eps, "clip": null, "labels": "true", "target": "none", "target_class": null, "mode": "eval"})
+    }
+
+    #[test]
+    fn the_mixture_loss_equals_the_hand_computed_value() {
+        let (dev, model, x, y) = model_and_batch();
+        let ctx = AttackContext::new(&model, &dev, 0);
+        let adv = crate::attacks::Crafter::from_json(&fgsm_json(0.1))
+            .unwrap()
+            .craft(&mut AttackContext::new(&model, &dev, 0), &x, &y);
+        let by_hand = 0.3 * ctx.loss(&x, &y) as f64 + 0.7 * ctx.loss(&adv, &y) as f64;
+        let p = FitParams {
+            loss: vec![
+                LossTerm { weight: 0.3, attack: None },
+                LossTerm {
+                    weight: 0.7,
+                    attack: Some(fgsm_json(0.1)),
+                },
+            ],
+            ..FitParams::sgd(1, 4, 0.1, 0.0, 0)
+        };
+        let mut trainer = Trainer::new(&dev, model.clone(), &p).unwrap();
+        let stepped = trainer.step(&dev, x.clone(), &y);
+        assert!((stepped - by_hand).abs() < 1e-5, "{stepped} vs {by_hand}");
+    }
+
+    #[test]
+    fn the_mixture_gradient_is_the_weighted_sum_of_the_terms_gradients() {
+        // With lr 1 and no momentum, one step moves the weights by minus the gradient: the
+        // mixture's move equals 0.5 * (clean move) + 0.5 * (adversarial-only move).
+        let (dev, model, x, y) = model_and_batch();
+        let moved = |loss: Vec<LossTerm>| {
+            let p = FitParams {
+                loss,
+                ..FitParams::sgd(1, 4, 1.0, 0.0, 0)
+            };
+            let mut t = Trainer::new(&dev, model.clone(), &p).unwrap();
+            t.step(&dev, x.clone(), &y);
+            let before = model.named_tensors();
+            t.model
+                .named_tensors()
+                .iter()
+                .zip(before)
+                .flat_map(|(a, b)| a.2.iter().zip(b.2).map(|(p, q)| p - q).collect::<Vec<_>>())
+                .collect::<Vec<f32>>()
+        };
+        let clean = moved(vec![LossTerm { weight: 1.0, attack: None }]);
+        let adv = moved(vec![LossTerm {
+            weight: 1.0,
+            attack: Some(fgsm_json(0.1)),
+        }]);
+        let mix = moved(vec![
+            LossTerm { weight: 0.5, attack: None },
+            LossTerm {
+                weight: 0.5,
+                attack: Some(fgsm_json(0.1)),
+            },
+        ]);
+        for ((m, c), a) in mix.iter().zip(&clean).zip(&adv) {
+            assert!((m - 0.5 * (c + a)).abs() < 1e-5, "{m} vs {}", 0.5 * (c + a));
+        }
     }
 }
