@@ -18,7 +18,8 @@ pub mod pgd;
 pub mod random_sign;
 pub mod uniform_noise;
 
-use crate::nn::model::{Dev, Matrix, Mode, Model};
+use crate::nn::model::{Dev, Matrix, Mode};
+use crate::nn::Classifier;
 use crate::nn::train::cross_entropy;
 use crate::params::{Default, ParamSpec, ParamType};
 use dfdx::prelude::*;
@@ -39,8 +40,8 @@ pub const ATTACKS: &[AttackKind] = &[
 
 /// What an attack needs from the model it attacks.
 pub struct AttackContext<'a> {
-    /// The model under attack.
-    pub model: &'a Model,
+    /// The model (or ensemble) under attack.
+    pub model: Classifier<'a>,
     /// The device it lives on.
     pub dev: &'a Dev,
     /// A seeded stream for noise and random starts.
@@ -53,10 +54,11 @@ pub struct AttackContext<'a> {
 
 impl<'a> AttackContext<'a> {
     /// An untargeted, unclipped context in evaluation mode.
-    pub fn new(model: &'a Model, dev: &'a Dev, seed: u64) -> Self {
+    pub fn new(model: impl Into<Classifier<'a>>, dev: &'a Dev, seed: u64) -> Self {
         let rng = rand::SeedableRng::seed_from_u64(seed);
         AttackContext {
-            model,
+            model: model.into(),
+
             dev,
             rng,
             mode: Mode::Eval,

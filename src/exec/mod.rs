@@ -302,7 +302,7 @@ impl Executor<'_> {
                 let bar = self.bar(data.len() as u64, "examples");
                 let metrics = crate::eval::evaluate(
                     &self.dev,
-                    &model,
+                    model.as_ref(),
                     &data,
                     attack.as_ref(),
                     node.params["seed"].as_u64().unwrap_or(self.program.seed),

@@ -5,9 +5,11 @@
 //! read, so this module owns the parameter tensors and composes dfdx's differentiable ops.
 //! A CUDA build changes the `Dev` alias in `model.rs` and nothing else.
 
+pub mod classifier;
 pub mod layers;
 pub mod model;
 pub mod train;
 
 pub use layers::{LayerSpec, NetSpec};
+pub use classifier::Classifier;
 pub use model::{Dev, Model};

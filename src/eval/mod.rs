@@ -1,13 +1,23 @@
-//! Evaluation: error rate and confidences of a model on a dataset, clean or under attack.
+//! Evaluations: what a model (or an ensemble) does on a dataset, clean or under attack.
 //!
-//! Streams the dataset in batches, so memory is bounded by the batch size. Confidence is
-//! the largest softmax probability; "confidence on mistakes" averages it over the examples
-//! the model gets wrong, as the paper reports it.
+//! [`evaluate`] gives error and confidences; [`craft_set`] turns a dataset into its
+//! adversarial version (a cached artifact, so one crafted set serves many evaluations:
+//! transfer is `evaluate(target, craft(source, data, attack))`); [`agreement`],
+//! [`rubbish`] and [`transfer`] are the paper's sections 8, appendix A and 6. All stream
+//! the dataset in batches. Confidence is the largest softmax probability.
+
+mod paper;
+
+pub use paper::{agreement, rubbish, transfer, Over};
 
 use crate::attacks::{argmax, AttackContext, Crafter};
 use crate::data::Dataset;
-use crate::nn::{Dev, Model};
+use crate::nn::{Classifier, Dev};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Named measurements of one evaluation node, as stored and as tables cite them.
+pub type MetricMap = BTreeMap<String, f64>;
 
 /// What an evaluation measures. Every field a table may cite is listed in [`Metrics::FIELDS`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,43 +51,75 @@ impl Metrics {
             _ => None,
         }
     }
+
+    /// All fields by name.
+
+    pub fn to_map(&self) -> MetricMap {
+        Self::FIELDS.iter().map(|(f, _)| (f.to_string(), self.field(f).expect("listed field"))).collect()
+    }
+}
+
+/// Calls `each` with every batch of `data` (first index, pixels, labels), reporting progress after each.
+fn batches(data: &Dataset, batch: usize, progress: &mut dyn FnMut(usize, usize), mut each: impl FnMut(usize, &[f32], &[usize])) {
+    let mut start = 0;
+    while start < data.len() {
+        let end = (start + batch.max(1)).min(data.len());
+        let labels: Vec<usize> = data.labels[start..end].iter().map(|&l| l as usize).collect();
+        each(start, data.images_of(start..end), &labels);
+        start = end;
+        progress(end, data.len());
+    }
+}
+
+/// The adversarial version of every example of `data`, crafted against `model`.
+pub fn craft_set<'a>(
+    dev: &Dev,
+    model: impl Into<Classifier<'a>>,
+    data: &Dataset,
+    attack: &Crafter,
+    seed: u64,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Dataset {
+    let model: Classifier = model.into();
+    let mut ctx = AttackContext::new(model, dev, seed);
+    let mut images = Vec::with_capacity(data.images.len());
+    batches(data, batch, progress, |_, x, labels| images.extend(attack.craft(&mut ctx, x, labels)));
+    Dataset { images, labels: data.labels.clone(), shape: data.shape.clone(), classes: data.classes }
 }
 
 /// Scores `model` on `data`, attacking each batch first when `attack` is given.
 /// `progress` gets (examples done, total).
-pub fn evaluate(
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate<'a>(
     dev: &Dev,
-    model: &Model,
+    model: impl Into<Classifier<'a>>,
+
     data: &Dataset,
     attack: Option<&Crafter>,
     seed: u64,
     batch: usize,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Metrics {
+    let model: Classifier = model.into();
     let mut ctx = AttackContext::new(model, dev, seed);
     let (mut errors, mut conf_sum, mut conf_wrong) = (0usize, 0.0f64, 0.0f64);
-    let mut start = 0;
-    while start < data.len() {
-        let end = (start + batch).min(data.len());
-        let labels: Vec<usize> = data.labels[start..end].iter().map(|&l| l as usize).collect();
-        let clean = data.images_of(start..end);
+    batches(data, batch, progress, |_, clean, labels| {
         let x = match attack {
-            Some(a) => a.craft(&mut ctx, clean, &labels),
+            Some(a) => a.craft(&mut ctx, clean, labels),
             None => clean.to_vec(),
         };
         let logits = ctx.logits(&x);
-        for (row, &label) in logits.chunks(data.classes).zip(&labels) {
-            let predicted = argmax(row);
+        for (row, &label) in logits.chunks(data.classes).zip(labels) {
             let confidence = top_probability(row) as f64;
             conf_sum += confidence;
-            if predicted != label {
+            if argmax(row) != label {
                 errors += 1;
                 conf_wrong += confidence;
             }
         }
-        start = end;
-        progress(end, data.len());
-    }
+    });
+
     let n = data.len().max(1) as f64;
     Metrics {
         examples: data.len(),

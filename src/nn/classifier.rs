@@ -1,0 +1,109 @@
+//! What attacks and evaluations query: one model, or an ensemble of models.
+//!
+//! An ensemble predicts the mean of its members' softmax probabilities. Its "logits" are
+//! the log of that mean (computed as a log-sum-exp of the members' log-softmaxes, minus
+//! log k), so softmax, cross-entropy and input gradients treat it like any model, and an
+//! attack on the ensemble attacks the mean probability.
+
+use super::model::{Dev, Matrix, Mode, Model};
+use dfdx::prelude::*;
+use std::sync::Arc;
+
+/// A model or an ensemble, borrowed.
+#[derive(Clone, Copy)]
+pub enum Classifier<'a> {
+    /// One model.
+    Single(&'a Model),
+    /// Members whose probabilities are averaged.
+    Ensemble(&'a [Arc<Model>]),
+}
+
+impl<'a> From<&'a Model> for Classifier<'a> {
+    fn from(m: &'a Model) -> Self {
+        Classifier::Single(m)
+    }
+}
+
+impl Classifier<'_> {
+    /// Values per example.
+    pub fn input_width(&self) -> usize {
+        match self {
+            Classifier::Single(m) => m.input_width(),
+            Classifier::Ensemble(ms) => ms[0].input_width(),
+        }
+    }
+
+    /// Logits (an ensemble's are log mean probabilities), recording on `x`'s tape.
+    pub fn forward_mode<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
+        match self {
+            Classifier::Single(m) => m.forward_mode(x, mode),
+            Classifier::Ensemble(members) => {
+                let (x, tape) = x.split_tape();
+                let mut tape = Some(tape);
+                let outputs: Vec<Matrix<T>> = members
+                    .iter()
+                    .map(|m| {
+                        // The first member carries the input's tape; the others start empty
+                        // tapes on the same tensor, and stacking merges them all.
+                        let xi = match tape.take() {
+                            Some(t) => x.clone().put_tape(t),
+                            None => x.clone().retaped::<T>(),
+                        };
+                        m.forward_mode(xi, mode).log_softmax::<Axis<1>>()
+                    })
+                    .collect();
+                let k = outputs.len() as f32;
+                outputs.stack().logsumexp::<(usize, usize), Axis<0>>() - k.ln()
+            }
+        }
+    }
+
+    /// Logits in evaluation mode.
+    pub fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>) -> Matrix<T> {
+        self.forward_mode(x, Mode::Eval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{LayerSpec, NetSpec};
+    use rand::SeedableRng;
+
+    #[test]
+    fn an_ensemble_predicts_the_mean_probability_and_its_gradient_flows() {
+        let dev = Dev::default();
+        let net = NetSpec { input: vec![4], layers: vec![LayerSpec::Linear { units: 3 }] };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let members: Vec<Arc<Model>> = (0..3).map(|_| Arc::new(Model::init(&dev, &net, 1.0, &mut rng))).collect();
+        let x = vec![0.1, 0.5, 0.9, 0.3, 0.2, 0.4, 0.6, 0.8];
+        let batch = || -> Matrix { dev.tensor_from_vec(x.clone(), (2, 4)) };
+        let ens = Classifier::Ensemble(&members).forward(batch()).as_vec();
+        let mut mean = vec![0.0f32; 6];
+        for m in &members {
+            let p = m.forward(batch()).softmax::<Axis<1>>().as_vec();
+            mean.iter_mut().zip(p).for_each(|(a, b)| *a += b / 3.0);
+        }
+        for (e, m) in ens.iter().zip(&mean) {
+            assert!((e.exp() - m).abs() < 1e-6, "{} vs {m}", e.exp());
+        }
+        // The input gradient reaches through every member.
+        let xt = batch();
+        let out = Classifier::Ensemble(&members).forward(xt.leaky_trace());
+        let first_class: Matrix = dev.tensor_from_vec(vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0], (2, 3));
+        let g = (out * first_class).sum::<(), Axes2<0, 1>>().backward().get(&xt).as_vec();
+
+        let h = 1e-3f32;
+        for i in 0..8 {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[i] += h;
+            down[i] -= h;
+            let f = |v: Vec<f32>| {
+                let o = Classifier::Ensemble(&members).forward(dev.tensor_from_vec(v, (2, 4))).as_vec();
+                o[0] + o[3]
+            };
+            let numeric = (f(up) - f(down)) / (2.0 * h);
+            assert!((numeric - g[i]).abs() < 2e-2, "input {i}: {numeric} vs {}", g[i]);
+        }
+    }
+}
