@@ -24,6 +24,8 @@ pub enum ParamType {
     Net,
     /// A trained model.
     Model,
+    /// A list of models, e.g. `[m1, m2]`.
+    ModelList,
     /// An attack.
     Attack,
     /// A training loss: `clean`, an attack, or a weighted sum such as `0.5 * clean + 0.5 * fgsm25`.
@@ -42,6 +44,7 @@ impl ParamType {
             ParamType::Dataset => "a dataset".into(),
             ParamType::Net => "a net".into(),
             ParamType::Model => "a model".into(),
+            ParamType::ModelList => "a list of models".into(),
             ParamType::Attack => "an attack".into(),
             ParamType::Loss => "a loss such as `0.5 * clean + 0.5 * fgsm25`".into(),
         }

@@ -321,3 +321,31 @@ fn adversarial_training_lowers_fgsm_error() {
         at_rows[1].measured
     );
 }
+
+#[test]
+fn the_papers_evaluations_run_from_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, cache) = (dir.path().join("data"), dir.path().join("cache"));
+    write_tiny_mnist(&data, 400, 150);
+    let text = std::fs::read_to_string(fixture("run/paper_evals.adv")).unwrap();
+    let (program, outcome, _) = run_text(&text, &data, &cache);
+    let rows = &advpipe::report::tables(&program, &outcome)[0].rows;
+    let v = |label: &str| rows.iter().find(|r| r.label == label).unwrap().measured;
+    assert_eq!(v("white box"), v("via crafted set"), "a crafted set is the attack, stored");
+    assert_eq!(v("white box"), v("matrix a -> a"));
+    assert_eq!(v("transfer a -> b"), v("matrix a -> b"));
+    assert!(v("ensemble clean") < 0.2, "{}", v("ensemble clean"));
+    assert!(v("ensemble attack") > v("ensemble clean"));
+    assert!((0.0..=1.0).contains(&v("agreement")));
+    assert!(v("agreement both n") <= v("agreement n") && v("agreement n") <= 150.0);
+    assert!((0.0..=1.0).contains(&v("rubbish rate")));
+
+    let (_, again, _) = run_text(&text, &data, &cache);
+    assert_eq!(status(&again, "adv_a"), "cached", "crafted sets are cached artifacts");
+    assert_eq!(
+        status(&again, "both"),
+        "not needed",
+        "an ensemble is only assembled when something computes"
+    );
+    assert_eq!(outcome.metrics, again.metrics);
+}

@@ -19,8 +19,8 @@ pub mod random_sign;
 pub mod uniform_noise;
 
 use crate::nn::model::{Dev, Matrix, Mode};
-use crate::nn::Classifier;
 use crate::nn::train::cross_entropy;
+use crate::nn::Classifier;
 use crate::params::{Default, ParamSpec, ParamType};
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;

@@ -16,6 +16,9 @@ pub struct NodeKind {
     pub category: Category,
     /// Bumped whenever its output changes for the same inputs.
     pub version: u32,
+    /// Whether its artifact is stored; cheap kinds (reading data, grouping models) are
+    /// recomputed when needed instead.
+    pub cached: bool,
     /// One line for the reference.
     pub doc: &'static str,
     /// Its parameters, positional in this order.
@@ -27,6 +30,7 @@ pub const MNIST: NodeKind = NodeKind {
     name: "mnist",
     category: Category::Data,
     version: 1,
+    cached: false,
     doc: "MNIST digits, [1, 28, 28] in [0, 1], 10 classes",
     params: &[
         ParamSpec::required(
@@ -44,6 +48,7 @@ pub const FIT: NodeKind = NodeKind {
     name: "fit",
     category: Category::Model,
     version: 2,
+    cached: true,
     doc: "train a net on softmax cross-entropy (SGD with momentum, or Adam)",
     params: &[
         ParamSpec::required("net", ParamType::Net, "the architecture"),
@@ -140,7 +145,8 @@ pub const FIT: NodeKind = NodeKind {
 pub const EVALUATE: NodeKind = NodeKind {
     name: "evaluate",
     category: Category::Eval,
-    version: 2,
+    version: 3,
+    cached: true,
     doc: "error and confidences of a model on a dataset, optionally under attack",
     params: &[
         ParamSpec::required("model", ParamType::Model, "the model scored"),
@@ -162,6 +168,7 @@ pub const INPUT: NodeKind = NodeKind {
     name: "input",
     category: Category::Net,
     version: 1,
+    cached: false,
     doc: "the start of a net: the shape of one example",
     params: &[ParamSpec::required(
         "shape",
@@ -170,8 +177,136 @@ pub const INPUT: NodeKind = NodeKind {
     )],
 };
 
+/// `craft(model, data, attack)`: the adversarial version of a dataset, stored.
+pub const CRAFT: NodeKind = NodeKind {
+    name: "craft",
+    category: Category::Data,
+    version: 1,
+    cached: true,
+    doc: "adversarial examples of a dataset against a model (stored as float32)",
+    params: &[
+        ParamSpec::required("model", ParamType::Model, "the model (or ensemble) attacked"),
+        ParamSpec::required("data", ParamType::Dataset, "the clean examples"),
+        ParamSpec::required("attack", ParamType::Attack, "the attack"),
+        ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch").range(1.0, 100000.0),
+        ParamSpec::with_default(
+            "seed",
+            ParamType::Int,
+            Default::Optional,
+            "seed of random attacks (default: the file's seed)",
+        )
+        .range(0.0, 9.0e15),
+    ],
+};
+
+/// `gaussian(n, shape)`: noise inputs that belong to no class (appendix A).
+pub const GAUSSIAN: NodeKind = NodeKind {
+    name: "gaussian",
+    category: Category::Data,
+    version: 1,
+    cached: false,
+    doc: "n samples of N(0, I) in a given shape, labelled 0 (inputs of no class, for rubbish)",
+    params: &[
+        ParamSpec::required("n", ParamType::Int, "how many samples").range(1.0, 1.0e6),
+        ParamSpec::with_default(
+            "shape",
+            ParamType::Shape,
+            Default::Optional,
+            "one sample's shape (default [1, 28, 28])",
+        ),
+        ParamSpec::with_default("classes", ParamType::Int, Default::Int(10), "classes of the models it is fed to").range(2.0, 100000.0),
+        ParamSpec::with_default(
+            "seed",
+            ParamType::Int,
+            Default::Optional,
+            "sampling seed (default: the file's seed)",
+        )
+        .range(0.0, 9.0e15),
+    ],
+};
+
+/// `ensemble([m1, m2, ...])`: one classifier predicting its members' mean probability.
+pub const ENSEMBLE: NodeKind = NodeKind {
+    name: "ensemble",
+    category: Category::Model,
+    version: 1,
+    cached: false,
+    doc: "average the members' softmax probabilities",
+    params: &[ParamSpec::required(
+        "models",
+        ParamType::ModelList,
+        "the members, e.g. [m1, m2, m3]",
+    )],
+};
+
+/// `agreement(source, other, data)`: section 8's class agreement.
+pub const AGREEMENT: NodeKind = NodeKind {
+    name: "agreement",
+    category: Category::Eval,
+    version: 1,
+    cached: true,
+    doc: "how often `other` predicts the class `source` predicts (metrics: rate, examples)",
+    params: &[
+        ParamSpec::required("source", ParamType::Model, "the reference model"),
+        ParamSpec::required("other", ParamType::Model, "the model compared with it"),
+        ParamSpec::required("data", ParamType::Dataset, "the examples (often a crafted set)"),
+        ParamSpec::with_default(
+            "over",
+            ParamType::Choice(&["source_wrong", "both_wrong", "all"]),
+            Default::Str("source_wrong"),
+            "which examples count: those source gets wrong, those both get wrong, or all",
+        ),
+        ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch").range(1.0, 100000.0),
+    ],
+};
+
+/// `rubbish(model, data)`: appendix A's rubbish-class rate.
+pub const RUBBISH: NodeKind = NodeKind {
+    name: "rubbish",
+    category: Category::Eval,
+    version: 1,
+    cached: true,
+    doc: "fraction of inputs given some class probability above a threshold (metrics: rate, confidence, examples, share_<k>)",
+    params: &[
+        ParamSpec::required("model", ParamType::Model, "the model"),
+        ParamSpec::required("data", ParamType::Dataset, "inputs of no class, e.g. gaussian(n: 10000)"),
+        ParamSpec::with_default(
+            "threshold",
+            ParamType::Number,
+            Default::Number(0.5),
+            "a probability above this counts",
+        )
+        .range(0.0, 1.0),
+        ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch").range(1.0, 100000.0),
+    ],
+};
+
+/// `transfer([m1, m2], data, attack)`: the transfer matrix.
+pub const TRANSFER: NodeKind = NodeKind {
+    name: "transfer",
+    category: Category::Eval,
+    version: 1,
+    cached: true,
+    doc: "error of every model on examples crafted against every model (metrics: error_<source>_<target>, by list index)",
+    params: &[
+        ParamSpec::required("models", ParamType::ModelList, "the models, e.g. [mx, mx_at]"),
+        ParamSpec::required("data", ParamType::Dataset, "the clean examples"),
+        ParamSpec::required("attack", ParamType::Attack, "the attack"),
+        ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch").range(1.0, 100000.0),
+        ParamSpec::with_default(
+            "seed",
+            ParamType::Int,
+            Default::Optional,
+            "seed of random attacks (default: the file's seed)",
+        )
+        .range(0.0, 9.0e15),
+    ],
+};
+
 /// Every computing kind plus `input`.
-pub const KINDS: &[&NodeKind] = &[&MNIST, &FIT, &EVALUATE, &INPUT];
+pub const KINDS: &[&NodeKind] = &[
+    &MNIST, &GAUSSIAN, &CRAFT, &FIT, &ENSEMBLE, &EVALUATE, &AGREEMENT, &RUBBISH, &TRANSFER, &INPUT,
+];
 
 /// Looks a kind up by name.
 pub fn find(name: &str) -> Option<&'static NodeKind> {

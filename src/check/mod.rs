@@ -43,7 +43,10 @@ enum Value {
     Attack(Json),
     /// Weighted terms; `None` is the clean loss, `Some` an attack's JSON.
     Loss(Vec<(f64, Option<Json>)>),
-    Metrics(NodeId),
+    Metrics {
+        node: NodeId,
+        fields: Vec<String>,
+    },
     MetricRef {
         node: NodeId,
         field: String,
@@ -57,7 +60,7 @@ impl Value {
             Value::Net(_) | Value::Layer(_) => Some(Category::Net),
             Value::Model { .. } => Some(Category::Model),
             Value::Attack(_) => Some(Category::Attack),
-            Value::Metrics(_) => Some(Category::Eval),
+            Value::Metrics { .. } => Some(Category::Eval),
             _ => None,
         }
     }
@@ -77,7 +80,7 @@ impl Value {
             Value::Layer(_) => "a layer".into(),
             Value::Model { .. } => "a model".into(),
             Value::Attack(_) => "an attack".into(),
-            Value::Metrics(_) => "an evaluation".into(),
+            Value::Metrics { .. } => "an evaluation".into(),
             Value::MetricRef { .. } => "a metric".into(),
             Value::Loss(_) => "a loss mixture".into(),
         }
@@ -265,14 +268,14 @@ impl<'a> Checker<'a> {
             ExprKind::Field { base, field } => {
                 let base_value = self.expr(base, None)?;
                 match base_value {
-                    Value::Metrics(node) => {
-                        if Metrics::FIELDS.iter().any(|(f, _)| *f == field.name) {
+                    Value::Metrics { node, fields } => {
+                        if fields.contains(&field.name) {
                             Some(Value::MetricRef {
                                 node,
                                 field: field.name.clone(),
                             })
                         } else {
-                            let fields: Vec<&str> = Metrics::FIELDS.iter().map(|(f, _)| *f).collect();
+                            let fields: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
                             let help = match did_you_mean(&field.name, fields.iter().copied()) {
                                 Some(s) => format!("did you mean `{s}`?"),
                                 None => format!("an evaluation has: {}", fields.join(", ")),
@@ -509,15 +512,20 @@ impl<'a> Checker<'a> {
 
     /// Creates the value of a registered kind from bound arguments.
     fn node(&mut self, kind: &'static NodeKind, mut bound: Bound, span: Span, decl_name: Option<&str>) -> Option<Value> {
-        if kind.name == "input" {
-            let shape: Vec<usize> = serde_json::from_value(bound.json["shape"].clone()).ok()?;
-            return Some(Value::Net(NetSpec {
-                input: shape,
-                layers: vec![],
-            }));
+        // A node's own seed defaults to the file's, and is then part of its parameters.
+        if bound.json.get("seed").is_some_and(Json::is_null) {
+            bound.json.insert("seed".into(), self.program.seed.into());
         }
-        let mut inputs = Vec::new();
+
+        let mut inputs: Vec<(&'static str, NodeId)> = Vec::new();
         match kind.name {
+            "input" => {
+                let shape: Vec<usize> = serde_json::from_value(bound.json["shape"].clone()).ok()?;
+                Some(Value::Net(NetSpec {
+                    input: shape,
+                    layers: vec![],
+                }))
+            }
             "mnist" => {
                 let skip = bound.json["skip"].as_u64().unwrap_or(0);
                 let split = bound.json["split"].as_str().unwrap_or("train");
@@ -537,21 +545,39 @@ impl<'a> Checker<'a> {
                         .label("too many examples"),
                     );
                 }
+                let node = self.push(kind, bound.json, inputs, span, decl_name);
+                Some(Value::Data {
+                    node,
+                    shape: vec![1, 28, 28],
+                    classes: 10,
+                })
+            }
+            "gaussian" => {
+                if bound.json["shape"].is_null() {
+                    bound.json["shape"] = json!([1, 28, 28]);
+                }
+                let shape: Vec<usize> = serde_json::from_value(bound.json["shape"].clone()).ok()?;
+                let classes = bound.json["classes"].as_u64().unwrap_or(10) as usize;
+                let node = self.push(kind, bound.json, inputs, span, decl_name);
+                Some(Value::Data { node, shape, classes })
+            }
+            "craft" => {
+                let (model, net) = self.take_model(&mut bound, "model")?;
+                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
+                self.fits(&net, &shape, classes, bound.spans["model"], bound.spans["data"])?;
+                self.take_attack(&mut bound, "attack");
+                inputs.extend([("model", model), ("data", data)]);
+                let node = self.push(kind, bound.json, inputs, span, decl_name);
+                Some(Value::Data { node, shape, classes })
             }
             "fit" => {
                 let Some(Value::Net(net)) = bound.values.remove("net") else {
                     return None;
                 };
-                let Some(Value::Data {
-                    node: data,
-                    shape,
-                    classes,
-                }) = bound.values.remove("data")
-                else {
-                    return None;
-                };
+                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
                 let net_span = bound.spans["net"];
                 self.fits(&net, &shape, classes, net_span, bound.spans["data"])?;
+                inputs.push(("data", data));
                 if let Some(Value::Data {
                     node: valid,
                     shape,
@@ -560,76 +586,157 @@ impl<'a> Checker<'a> {
                 {
                     self.fits(&net, &shape, classes, net_span, bound.spans["valid"])?;
                     inputs.push(("valid", valid));
-                } else if !bound.json["patience"].is_null() {
-                    return self.error(
-                        Diagnostic::new(
-                            codes::MISSING_PARAM,
-                            bound.spans["patience"],
-                            "early stopping needs a validation set",
-                        )
-                        .label("`patience` without `valid`")
-                        .help("add `valid: <data>`, e.g. `data valid = mnist(split: \"train\", skip: 50000)`"),
-                    );
-                }
-                if bound.json["seed"].is_null() {
-                    bound.json["seed"] = self.program.seed.into();
+                } else {
+                    for needs_valid in ["patience", "valid_attack"] {
+                        if bound.spans.contains_key(needs_valid) {
+                            return self.error(
+                                Diagnostic::new(
+                                    codes::MISSING_PARAM,
+                                    bound.spans[needs_valid],
+                                    format!("`{needs_valid}` needs a validation set"),
+                                )
+                                .label("no `valid` given")
+                                .help("add `valid: <data>`, e.g. `data valid = mnist(split: \"train\", skip: 50000)`"),
+                            );
+                        }
+                    }
                 }
                 if bound.json["loss"].is_null() {
                     bound.json["loss"] = json!([{"weight": 1.0, "attack": null}]);
                 }
-                if let Some(Value::Attack(a)) = bound.values.remove("valid_attack") {
-                    if !inputs.iter().any(|(role, _)| *role == "valid") {
-                        return self.error(
-                            Diagnostic::new(
-                                codes::MISSING_PARAM,
-                                bound.spans["valid_attack"],
-                                "`valid_attack` needs a validation set",
-                            )
-                            .label("no `valid` to attack")
-                            .help("add `valid: <data>`"),
-                        );
-                    }
-                    bound.json.insert("valid_attack".into(), a);
-                }
+                self.take_attack(&mut bound, "valid_attack");
                 bound.json.insert("net".into(), serde_json::to_value(&net).expect("nets serialize"));
-                inputs.push(("data", data));
-                return Some(Value::Model {
+                Some(Value::Model {
                     node: self.push(kind, bound.json, inputs, span, decl_name),
                     net,
-                });
+                })
+            }
+            "ensemble" => {
+                let members = self.take_models(&mut bound, "models")?;
+                let net = members[0].1.clone();
+                inputs.extend(members.iter().map(|(id, _)| ("models", *id)));
+                Some(Value::Model {
+                    node: self.push(kind, bound.json, inputs, span, decl_name),
+                    net,
+                })
             }
             "evaluate" => {
-                let Some(Value::Model { node: model, net }) = bound.values.remove("model") else {
-                    return None;
-                };
-                let Some(Value::Data {
-                    node: data,
-                    shape,
-                    classes,
-                }) = bound.values.remove("data")
-                else {
-                    return None;
-                };
+                let (model, net) = self.take_model(&mut bound, "model")?;
+                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
                 self.fits(&net, &shape, classes, bound.spans["model"], bound.spans["data"])?;
-                if let Some(Value::Attack(a)) = bound.values.remove("attack") {
-                    bound.json.insert("attack".into(), a);
-                }
-                if bound.json["seed"].is_null() {
-                    bound.json["seed"] = self.program.seed.into();
-                }
-
-                inputs.push(("model", model));
-                inputs.push(("data", data));
-                return Some(Value::Metrics(self.push(kind, bound.json, inputs, span, decl_name)));
+                self.take_attack(&mut bound, "attack");
+                inputs.extend([("model", model), ("data", data)]);
+                let fields = Metrics::FIELDS.iter().map(|(f, _)| f.to_string()).collect();
+                Some(Value::Metrics {
+                    node: self.push(kind, bound.json, inputs, span, decl_name),
+                    fields,
+                })
             }
-            _ => {}
+            "agreement" => {
+                let (source, net) = self.take_model(&mut bound, "source")?;
+                let (other, other_net) = self.take_model(&mut bound, "other")?;
+                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
+                self.fits(&net, &shape, classes, bound.spans["source"], bound.spans["data"])?;
+                self.fits(&other_net, &shape, classes, bound.spans["other"], bound.spans["data"])?;
+                inputs.extend([("source", source), ("other", other), ("data", data)]);
+                let fields = vec!["rate".to_string(), "examples".to_string()];
+                Some(Value::Metrics {
+                    node: self.push(kind, bound.json, inputs, span, decl_name),
+                    fields,
+                })
+            }
+            "rubbish" => {
+                let (model, net) = self.take_model(&mut bound, "model")?;
+                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
+                self.fits(&net, &shape, classes, bound.spans["model"], bound.spans["data"])?;
+                inputs.extend([("model", model), ("data", data)]);
+                let mut fields: Vec<String> = ["rate", "confidence", "examples"].map(String::from).to_vec();
+                fields.extend((0..classes).map(|k| format!("share_{k}")));
+                Some(Value::Metrics {
+                    node: self.push(kind, bound.json, inputs, span, decl_name),
+                    fields,
+                })
+            }
+            "transfer" => {
+                let models = self.take_models(&mut bound, "models")?;
+                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
+                for (_, net) in &models {
+                    self.fits(net, &shape, classes, bound.spans["models"], bound.spans["data"])?;
+                }
+                self.take_attack(&mut bound, "attack");
+                inputs.extend(models.iter().map(|(id, _)| ("models", *id)));
+                inputs.push(("data", data));
+                let n = models.len();
+                let fields = (0..n).flat_map(|i| (0..n).map(move |j| format!("error_{i}_{j}"))).collect();
+                Some(Value::Metrics {
+                    node: self.push(kind, bound.json, inputs, span, decl_name),
+                    fields,
+                })
+            }
+            other => unreachable!("node kind {other} has no checker case"),
         }
-        let node = self.push(kind, bound.json, inputs, span, decl_name);
-        Some(Value::Data {
-            node,
-            shape: vec![1, 28, 28],
-            classes: 10,
-        })
+    }
+
+    fn take_model(&mut self, bound: &mut Bound, name: &str) -> Option<(NodeId, NetSpec)> {
+        match bound.values.remove(name) {
+            Some(Value::Model { node, net }) => Some((node, net)),
+            _ => None,
+        }
+    }
+
+    fn take_data(&mut self, bound: &mut Bound, name: &str) -> Option<(NodeId, Vec<usize>, usize)> {
+        match bound.values.remove(name) {
+            Some(Value::Data { node, shape, classes }) => Some((node, shape, classes)),
+            _ => None,
+        }
+    }
+
+    /// Moves an attack argument into the node's canonical parameters (absent stays null).
+    fn take_attack(&mut self, bound: &mut Bound, name: &str) {
+        if let Some(Value::Attack(a)) = bound.values.remove(name) {
+            bound.json.insert(name.into(), a);
+        }
+    }
+
+    /// A list of models that all take the same input and give the same output width.
+    fn take_models(&mut self, bound: &mut Bound, name: &str) -> Option<Vec<(NodeId, NetSpec)>> {
+        let Some(Value::List(items)) = bound.values.remove(name) else {
+            return None;
+        };
+        let mut models = Vec::new();
+        for (item, span) in items {
+            match item {
+                Value::Model { node, net } => models.push((node, net, span)),
+                other => {
+                    return self.error(
+                        Diagnostic::new(
+                            codes::WRONG_TYPE,
+                            span,
+                            format!("`{name}` lists models, found {}", other.describe()),
+                        )
+                        .label("not a model")
+                        .help("e.g. [mx, mx_at]"),
+                    )
+                }
+            }
+        }
+        let Some((_, first, first_span)) = models.first().cloned() else {
+            return self.error(Diagnostic::new(codes::WRONG_TYPE, bound.spans[name], format!("`{name}` is empty")).label("no models"));
+        };
+        let signature = |n: &NetSpec| (n.input.clone(), n.output_shape().ok());
+        for (_, net, span) in &models[1..] {
+            if signature(net) != signature(&first) {
+                return self.error(
+                    Diagnostic::new(codes::SHAPE_MISMATCH, *span, "these models do not take the same inputs and classes")
+                        .label(format!("{} -> {:?}", show_shape(&net.input), net.output_shape().ok()))
+                        .note(
+                            first_span,
+                            format!("{} -> {:?}", show_shape(&first.input), first.output_shape().ok()),
+                        ),
+                );
+            }
+        }
+        Some(models.into_iter().map(|(n, net, _)| (n, net)).collect())
     }
 
     /// Checks that a net fits a dataset: input shape and output width.
@@ -913,7 +1020,9 @@ impl<'a> Checker<'a> {
             (ParamType::Dataset, v @ Value::Data { .. })
             | (ParamType::Model, v @ Value::Model { .. })
             | (ParamType::Attack, v @ Value::Attack(_))
-            | (ParamType::Net, v @ Value::Net(_)) => Some(Coerced::Value(v)),
+            | (ParamType::Net, v @ Value::Net(_))
+            | (ParamType::ModelList, v @ Value::List(_)) => Some(Coerced::Value(v)),
+
             (ParamType::Net, Value::Layer(_)) => self.error(
                 Diagnostic::new(codes::WRONG_TYPE, span, "a layer alone is not a net")
                     .label("a layer")

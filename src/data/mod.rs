@@ -62,3 +62,19 @@ pub struct MnistParams {
     /// How many to keep after `skip` (all when absent).
     pub take: Option<usize>,
 }
+
+/// `n` samples of N(0, I) with the given shape, all labelled 0: inputs that belong to no
+/// class (the paper's appendix A feeds them to models to count "rubbish" predictions).
+pub fn gaussian(n: usize, shape: &[usize], classes: usize, seed: u64) -> Dataset {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let width: usize = shape.iter().product();
+    let images = (0..n * width).map(|_| StandardNormal.sample(&mut rng)).collect();
+    Dataset {
+        images,
+        labels: vec![0; n],
+        shape: shape.to_vec(),
+        classes,
+    }
+}

@@ -53,9 +53,12 @@ impl Metrics {
     }
 
     /// All fields by name.
-
-    pub fn to_map(&self) -> MetricMap {
-        Self::FIELDS.iter().map(|(f, _)| (f.to_string(), self.field(f).expect("listed field"))).collect()
+    pub fn to_map
+(&self) -> MetricMap {
+        Self::FIELDS
+            .iter()
+            .map(|(f, _)| (f.to_string(), self.field(f).expect("listed field")))
+            .collect()
     }
 }
 
@@ -84,8 +87,15 @@ pub fn craft_set<'a>(
     let model: Classifier = model.into();
     let mut ctx = AttackContext::new(model, dev, seed);
     let mut images = Vec::with_capacity(data.images.len());
-    batches(data, batch, progress, |_, x, labels| images.extend(attack.craft(&mut ctx, x, labels)));
-    Dataset { images, labels: data.labels.clone(), shape: data.shape.clone(), classes: data.classes }
+    batches(data, batch, progress, |_, x, labels| {
+        images.extend(attack.craft(&mut ctx, x, labels))
+    });
+    Dataset {
+        images,
+        labels: data.labels.clone(),
+        shape: data.shape.clone(),
+        classes: data.classes,
+    }
 }
 
 /// Scores `model` on `data`, attacking each batch first when `attack` is given.

@@ -94,35 +94,60 @@ mod tests {
     use rand::SeedableRng;
 
     fn data(x: Vec<f32>, labels: Vec<u8>) -> Dataset {
-        Dataset { images: x, labels, shape: vec![6], classes: 3 }
+        Dataset {
+            images: x,
+            labels,
+            shape: vec![6],
+            classes: 3,
+        }
     }
 
     #[test]
     fn agreement_counts_the_right_subsets() {
         let (dev, a, x, _) = model_and_batch();
         let b = Model::init(&dev, &a.net, 1.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(99));
-        let (pa, pb) = (AttackContext::new(&a, &dev, 0).predict(&x), AttackContext::new(&b, &dev, 0).predict(&x));
+        let (pa, pb) = (
+            AttackContext::new(&a, &dev, 0).predict(&x),
+            AttackContext::new(&b, &dev, 0).predict(&x),
+        );
         // Labels chosen so that `a` is wrong on rows 0 and 1 only.
-        let labels: Vec<u8> = pa.iter().enumerate().map(|(i, &p)| if i < 2 { ((p + 1) % 3) as u8 } else { p as u8 }).collect();
+        let labels: Vec<u8> = pa
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| if i < 2 { ((p + 1) % 3) as u8 } else { p as u8 })
+            .collect();
         let d = data(x, labels.clone());
         let m = agreement(&dev, (&a).into(), (&b).into(), &d, Over::SourceWrong, 3);
         assert_eq!(m["examples"], 2.0);
         let expect = (0..2).filter(|&i| pa[i] == pb[i]).count() as f64 / 2.0;
         assert_eq!(m["rate"], expect);
-        let both = (0..4).filter(|&i| pa[i] != labels[i] as usize && pb[i] != labels[i] as usize).count();
-        assert_eq!(agreement(&dev, (&a).into(), (&b).into(), &d, Over::BothWrong, 3)["examples"], both as f64);
+        let both = (0..4)
+            .filter(|&i| pa[i] != labels[i] as usize && pb[i] != labels[i] as usize)
+            .count();
+        assert_eq!(
+            agreement(&dev, (&a).into(), (&b).into(), &d, Over::BothWrong, 3)["examples"],
+            both as f64
+        );
         assert_eq!(agreement(&dev, (&a).into(), (&a).into(), &d, Over::All, 3)["rate"], 1.0);
     }
 
     #[test]
     fn rubbish_rate_and_shares() {
         let dev = Dev::default();
-        let net = NetSpec { input: vec![2], layers: vec![LayerSpec::Linear { units: 2 }] };
+        let net = NetSpec {
+            input: vec![2],
+            layers: vec![LayerSpec::Linear { units: 2 }],
+        };
         let mut model = Model::init(&dev, &net, 0.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
         // Class 1 wins with certainty when x0 > 0; at x0 = 0 both classes are 50/50, which
         // is not above the threshold.
         model.params[0].as_mut().unwrap().weight.copy_from(&[0.0, 50.0, 0.0, 0.0]);
-        let d = Dataset { images: vec![1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 3.0], labels: vec![0; 4], shape: vec![2], classes: 2 };
+        let d = Dataset {
+            images: vec![1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 3.0],
+            labels: vec![0; 4],
+            shape: vec![2],
+            classes: 2,
+        };
 
         let m = rubbish(&dev, (&model).into(), &d, 0.5, 3);
         assert_eq!(m["rate"], 0.5);

@@ -1,23 +1,27 @@
 //! Artifacts in memory and their files in the cache.
 //!
 //! A model is `model.safetensors` (see `nn::model` for tensor names) plus `training.json`
-//! (parameters, the training curve, best epoch, wall time); an evaluation is `metrics.json`.
+//! (parameters, the training curve, best epoch, wall time); a crafted example set is
+//! `examples.safetensors` (`images`: f32 `[n, ...shape]`, `labels`: u8 `[n]`, the number
+//! of classes in the metadata under `advpipe.classes`); an evaluation is `metrics.json`
+//! (metric name -> value).
 
+use crate::check::kinds::NodeKind;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::Metrics;
+use crate::eval::MetricMap;
 use crate::nn::train::{FitParams, FitSummary};
 use crate::nn::{Dev, Model};
+use crate::params::Category;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// A node's output.
 // One value per node: the size difference between variants costs nothing worth boxing for.
 #[allow(clippy::large_enum_variant)]
 pub enum Artifact {
-
-    /// A loaded dataset (never stored).
+    /// A dataset: read, sampled or crafted.
     Data(Arc<Dataset>),
     /// A trained model and how it was trained.
     Model {
@@ -25,8 +29,10 @@ pub enum Artifact {
         params: FitParams,
         summary: FitSummary,
     },
+    /// An ensemble's members.
+    Ensemble(Vec<Arc<Model>>),
     /// An evaluation's metrics.
-    Metrics(Metrics),
+    Metrics(MetricMap),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -38,7 +44,7 @@ struct TrainingRecord {
 
 impl Artifact {
     /// The metrics, if this is an evaluation.
-    pub fn metrics(&self) -> Option<&Metrics> {
+    pub fn metrics(&self) -> Option<&MetricMap> {
         match self {
             Artifact::Metrics(m) => Some(m),
             _ => None,
@@ -58,15 +64,16 @@ impl Artifact {
                 Ok(vec![("model.safetensors", weights), ("training.json", to_json(&record)?)])
             }
             Artifact::Metrics(m) => Ok(vec![("metrics.json", to_json(m)?)]),
-            Artifact::Data(_) => Err(Error::msg("datasets are not cached")),
+            Artifact::Data(d) => Ok(vec![("examples.safetensors", encode_dataset(d)?)]),
+            Artifact::Ensemble(_) => Err(Error::msg("ensembles are not cached")),
         }
     }
 
     /// Reads back what [`Artifact::encode`] wrote for a node of `kind`.
-    pub fn decode(kind: &str, dev: &Dev, files: &BTreeMap<String, Vec<u8>>) -> Result<Artifact> {
+    pub fn decode(kind: &NodeKind, dev: &Dev, files: &BTreeMap<String, Vec<u8>>) -> Result<Artifact> {
         let file = |name: &str| files.get(name).ok_or_else(|| Error::msg(format!("{name} missing")));
-        match kind {
-            "fit" => {
+        match kind.category {
+            Category::Model => {
                 let model = Model::from_safetensors(dev, file("model.safetensors")?)?;
                 let record: TrainingRecord = serde_json::from_slice(file("training.json")?).map_err(|e| Error::msg(e.to_string()))?;
                 Ok(Artifact::Model {
@@ -75,14 +82,74 @@ impl Artifact {
                     summary: record.summary,
                 })
             }
-            "evaluate" => Ok(Artifact::Metrics(
+            Category::Eval => Ok(Artifact::Metrics(
                 serde_json::from_slice(file("metrics.json")?).map_err(|e| Error::msg(e.to_string()))?,
             )),
-            other => Err(Error::msg(format!("{other} nodes are not cached"))),
+            Category::Data => Ok(Artifact::Data(Arc::new(decode_dataset(file("examples.safetensors")?)?))),
+            other => Err(Error::msg(format!("{} nodes are not cached", other.word()))),
         }
     }
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec_pretty(value).map_err(|e| Error::msg(e.to_string()))
+}
+
+fn encode_dataset(d: &Dataset) -> Result<Vec<u8>> {
+    use ::safetensors::{tensor::TensorView, Dtype};
+    let images: Vec<u8> = d.images.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut shape = vec![d.len()];
+    shape.extend(&d.shape);
+    let views = vec![
+        (
+            "images".to_string(),
+            TensorView::new(Dtype::F32, shape, &images).map_err(|e| Error::msg(format!("{e:?}")))?,
+        ),
+        (
+            "labels".to_string(),
+            TensorView::new(Dtype::U8, vec![d.len()], &d.labels).map_err(|e| Error::msg(format!("{e:?}")))?,
+        ),
+    ];
+    let meta = HashMap::from([("advpipe.classes".to_string(), d.classes.to_string())]);
+    ::safetensors::serialize(views, &Some(meta)).map_err(|e| Error::msg(format!("writing safetensors: {e}")))
+}
+
+fn decode_dataset(bytes: &[u8]) -> Result<Dataset> {
+    let bad = |what: String| Error::msg(format!("not an advpipe example set: {what}"));
+    let (_, header) = ::safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+    let classes = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("advpipe.classes"))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad("no advpipe.classes".into()))?;
+    let st = ::safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+    let images = st.tensor("images").map_err(|e| bad(e.to_string()))?;
+    let labels = st.tensor("labels").map_err(|e| bad(e.to_string()))?;
+    Ok(Dataset {
+        images: images
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        labels: labels.data().to_vec(),
+        shape: images.shape()[1..].to_vec(),
+        classes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_sets_round_trip_exactly() {
+        let d = Dataset {
+            images: vec![0.1, -2.5, f32::MIN_POSITIVE, 1.0],
+            labels: vec![3, 7],
+            shape: vec![1, 2],
+            classes: 10,
+        };
+        assert_eq!(decode_dataset(&encode_dataset(&d).unwrap()).unwrap(), d);
+    }
 }

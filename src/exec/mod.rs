@@ -1,9 +1,10 @@
 //! Execute: the planned DAG -> artifacts, in topological order, through the cache.
 //!
-//! For each computing node: a verified cache entry is loaded ("cached"); otherwise its
+//! For each cached kind of node: a verified cache entry is loaded ("cached"); otherwise its
 //! inputs are made available and it is computed and stored at once ("computed"), so a run
-//! that fails or is killed later keeps every node it finished. Data nodes are not cached:
-//! reading IDX files is cheap, and they are read only when some node has to compute.
+//! that fails or is killed later keeps every node it finished. Cheap kinds are not cached
+//! (reading IDX files, sampling noise, grouping models into an ensemble): they are made
+//! only when some node has to compute.
 
 mod artifacts;
 
@@ -11,7 +12,8 @@ use crate::cache::{Cache, Lookup, Manifest};
 use crate::check::ir::{NodeId, Program};
 use crate::data::{mnist, Dataset, MnistParams};
 use crate::error::{Error, Result};
-use crate::eval::Metrics;
+use crate::eval::MetricMap;
+use crate::nn::{Classifier, Model};
 use crate::plan::{self, Plan};
 use artifacts::Artifact;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -40,9 +42,9 @@ pub enum Status {
     Computed,
     /// A cache entry failed verification (the reason); computed again and stored.
     Recomputed(String),
-    /// A data node read from disk because some node needed it.
+    /// An uncached node (data, an ensemble) made because some node needed it.
     Loaded,
-    /// A data node nobody needed this time.
+    /// An uncached node nobody needed this time.
     NotNeeded,
 }
 
@@ -79,7 +81,7 @@ pub struct Outcome {
     /// Per node, indexed by node id.
     pub records: Vec<NodeRecord>,
     /// The metrics of every evaluation node.
-    pub metrics: BTreeMap<NodeId, Metrics>,
+    pub metrics: BTreeMap<NodeId, MetricMap>,
 }
 
 struct Executor<'a> {
@@ -134,8 +136,8 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
         log,
     };
     for &id in &plan.order {
-        if program.nodes[id].kind.name != "mnist" {
-            exec.node(id)?;
+        if program.nodes[id].kind.cached {
+            exec.cached_node(id)?;
         }
     }
     let metrics = exec
@@ -147,6 +149,26 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
         records: exec.records,
         metrics,
     })
+}
+
+/// A model input: one model, or an ensemble's members.
+struct Models {
+    members: Vec<Arc<Model>>,
+    ensemble: bool,
+}
+
+impl Models {
+    fn classifier(&self) -> Classifier<'_> {
+        if self.ensemble {
+            Classifier::Ensemble(&self.members)
+        } else {
+            Classifier::Single(&self.members[0])
+        }
+    }
+}
+
+fn params<T: serde::de::DeserializeOwned>(json: &serde_json::Value) -> Result<T> {
+    serde_json::from_value(json.clone()).map_err(|e| Error::msg(format!("node parameters: {e}")))
 }
 
 impl Executor<'_> {
@@ -163,7 +185,7 @@ impl Executor<'_> {
         };
         let _ = writeln!(
             self.log,
-            "  {:<10} {:<8} {:<20} {}{time}{extra}",
+            "  {:<10} {:<9} {:<20} {}{time}{extra}",
             r.status.word(),
             r.kind,
             r.name,
@@ -171,13 +193,14 @@ impl Executor<'_> {
         );
     }
 
-    fn node(&mut self, id: NodeId) -> Result<()> {
+    /// A cached kind: load a verified entry, or compute and store.
+    fn cached_node(&mut self, id: NodeId) -> Result<()> {
         let node = &self.program.nodes[id];
         let key = self.keys[id].clone();
         let started = Instant::now();
         let mut status = Status::Computed;
         match self.opts.cache.lookup(&key) {
-            Lookup::Hit(_, files) => match Artifact::decode(node.kind.name, &self.dev, &files) {
+            Lookup::Hit(_, files) => match Artifact::decode(node.kind, &self.dev, &files) {
                 Ok(artifact) => {
                     self.artifacts.insert(id, artifact);
                     self.records[id].status = Status::Cached;
@@ -192,7 +215,7 @@ impl Executor<'_> {
         }
         let _ = writeln!(
             self.log,
-            "  {:<10} {:<8} {:<20} {}",
+            "  {:<10} {:<9} {:<20} {}",
             "running",
             node.kind.name,
             node.name,
@@ -225,27 +248,58 @@ impl Executor<'_> {
         Ok(())
     }
 
-    fn dataset(&mut self, id: NodeId) -> Result<Arc<Dataset>> {
-        if let Some(Artifact::Data(d)) = self.artifacts.get(&id) {
-            return Ok(d.clone());
+    /// Makes an uncached node's artifact if it is not in memory yet.
+    fn ensure(&mut self, id: NodeId) -> Result<()> {
+        if self.artifacts.contains_key(&id) {
+            return Ok(());
         }
         let started = Instant::now();
-        let params: MnistParams = serde_json::from_value(self.program.nodes[id].params.clone()).map_err(|e| Error::msg(e.to_string()))?;
-        let data = Arc::new(mnist::load(&self.opts.data_dir, &params)?);
-        self.artifacts.insert(id, Artifact::Data(data.clone()));
+        let artifact = self.compute(id)?;
+        self.artifacts.insert(id, artifact);
         self.records[id].status = Status::Loaded;
         self.records[id].seconds = started.elapsed().as_secs_f64();
         self.say(id);
-        Ok(data)
+        Ok(())
     }
 
-    fn input(&self, id: NodeId, role: &str) -> NodeId {
+    fn data(&mut self, id: NodeId) -> Result<Arc<Dataset>> {
+        self.ensure(id)?;
+        match &self.artifacts[&id] {
+            Artifact::Data(d) => Ok(d.clone()),
+            _ => unreachable!("checked: a dataset"),
+        }
+    }
+
+    fn models(&mut self, id: NodeId) -> Result<Models> {
+        self.ensure(id)?;
+        match &self.artifacts[&id] {
+            Artifact::Model { model, .. } => Ok(Models {
+                members: vec![model.clone()],
+                ensemble: false,
+            }),
+            Artifact::Ensemble(members) => Ok(Models {
+                members: members.clone(),
+                ensemble: true,
+            }),
+            _ => unreachable!("checked: a model"),
+        }
+    }
+
+    fn inputs_of(&self, id: NodeId, role: &str) -> Vec<NodeId> {
         self.program.nodes[id]
             .inputs
             .iter()
-            .find(|(r, _)| *r == role)
+            .filter(|(r, _)| *r == role)
             .map(|(_, i)| *i)
-            .expect("checked inputs")
+            .collect()
+    }
+
+    fn input(&self, id: NodeId, role: &str) -> NodeId {
+        self.inputs_of(id, role)[0]
+    }
+
+    fn optional_input(&self, id: NodeId, role: &str) -> Option<NodeId> {
+        self.inputs_of(id, role).first().copied()
     }
 
     fn bar(&self, len: u64, what: &str) -> ProgressBar {
@@ -262,18 +316,44 @@ impl Executor<'_> {
         bar
     }
 
+    fn attack(json: &serde_json::Value, name: &str) -> Result<Option<crate::attacks::Crafter>> {
+        match json.get(name) {
+            Some(a) if !a.is_null() => Ok(Some(crate::attacks::Crafter::from_json(a).map_err(Error::msg)?)),
+            _ => Ok(None),
+        }
+    }
+
     fn compute(&mut self, id: NodeId) -> Result<Artifact> {
         let node = &self.program.nodes[id];
+        let p = &node.params;
+        let seed = p.get("seed").and_then(|s| s.as_u64()).unwrap_or(self.program.seed);
+        let batch = p.get("batch").and_then(|b| b.as_u64()).unwrap_or(500) as usize;
         match node.kind.name {
+            "mnist" => {
+                let params: MnistParams = params(p)?;
+                Ok(Artifact::Data(Arc::new(mnist::load(&self.opts.data_dir, &params)?)))
+            }
+            "gaussian" => {
+                let n = p["n"].as_u64().unwrap_or(1) as usize;
+                let shape: Vec<usize> = params(&p["shape"])?;
+                let classes = p["classes"].as_u64().unwrap_or(10) as usize;
+                Ok(Artifact::Data(Arc::new(crate::data::gaussian(n, &shape, classes, seed))))
+            }
+            "ensemble" => {
+                let mut members = Vec::new();
+                for m in self.inputs_of(id, "models") {
+                    members.extend(self.models(m)?.members);
+                }
+                Ok(Artifact::Ensemble(members))
+            }
             "fit" => {
-                let data = self.dataset(self.input(id, "data"))?;
-                let valid = match node.inputs.iter().find(|(role, _)| *role == "valid") {
-                    Some((_, v)) => Some(self.dataset(*v)?),
+                let data = self.data(self.input(id, "data"))?;
+                let valid = match self.optional_input(id, "valid") {
+                    Some(v) => Some(self.data(v)?),
                     None => None,
                 };
-                let net = serde_json::from_value(node.params["net"].clone()).map_err(|e| Error::msg(e.to_string()))?;
-                let params: crate::nn::train::FitParams =
-                    serde_json::from_value(node.params.clone()).map_err(|e| Error::msg(e.to_string()))?;
+                let net = params(&p["net"])?;
+                let params: crate::nn::train::FitParams = params(p)?;
                 let bar = self.bar(params.epochs as u64, "epochs");
                 let (model, summary) = crate::nn::train::fit(&net, &data, valid.as_deref(), &params, &mut |epoch, step, steps, loss| {
                     if step == steps {
@@ -288,29 +368,76 @@ impl Executor<'_> {
                     summary,
                 })
             }
+            "craft" => {
+                let models = self.models(self.input(id, "model"))?;
+                let data = self.data(self.input(id, "data"))?;
+                let attack = Self::attack(p, "attack")?.ok_or_else(|| Error::msg("craft needs an attack"))?;
+                let bar = self.bar(data.len() as u64, "examples");
+                let crafted = crate::eval::craft_set(&self.dev, models.classifier(), &data, &attack, seed, batch, &mut |done, _| {
+                    bar.set_position(done as u64)
+                });
+                bar.finish_and_clear();
+                Ok(Artifact::Data(Arc::new(crafted)))
+            }
             "evaluate" => {
-                let model = match self.artifacts.get(&self.input(id, "model")) {
-                    Some(Artifact::Model { model, .. }) => model.clone(),
-                    _ => unreachable!("models run before their evaluations"),
-                };
-                let data = self.dataset(self.input(id, "data"))?;
-                let attack = match node.params.get("attack") {
-                    Some(json) if !json.is_null() => Some(crate::attacks::Crafter::from_json(json).map_err(Error::msg)?),
-                    _ => None,
-                };
-                let batch = node.params["batch"].as_u64().unwrap_or(500) as usize;
+                let models = self.models(self.input(id, "model"))?;
+                let data = self.data(self.input(id, "data"))?;
+                let attack = Self::attack(p, "attack")?;
                 let bar = self.bar(data.len() as u64, "examples");
                 let metrics = crate::eval::evaluate(
                     &self.dev,
-                    model.as_ref(),
+                    models.classifier(),
                     &data,
                     attack.as_ref(),
-                    node.params["seed"].as_u64().unwrap_or(self.program.seed),
+                    seed,
                     batch,
                     &mut |done, _| bar.set_position(done as u64),
                 );
                 bar.finish_and_clear();
-                Ok(Artifact::Metrics(metrics))
+                Ok(Artifact::Metrics(metrics.to_map()))
+            }
+            "agreement" => {
+                let source = self.models(self.input(id, "source"))?;
+                let other = self.models(self.input(id, "other"))?;
+                let data = self.data(self.input(id, "data"))?;
+                let over: crate::eval::Over = params(&p["over"])?;
+                Ok(Artifact::Metrics(crate::eval::agreement(
+                    &self.dev,
+                    source.classifier(),
+                    other.classifier(),
+                    &data,
+                    over,
+                    batch,
+                )))
+            }
+            "rubbish" => {
+                let models = self.models(self.input(id, "model"))?;
+                let data = self.data(self.input(id, "data"))?;
+                let threshold = p["threshold"].as_f64().unwrap_or(0.5);
+                Ok(Artifact::Metrics(crate::eval::rubbish(
+                    &self.dev,
+                    models.classifier(),
+                    &data,
+                    threshold,
+                    batch,
+                )))
+            }
+            "transfer" => {
+                let mut all = Vec::new();
+                for m in self.inputs_of(id, "models") {
+                    all.push(self.models(m)?);
+                }
+                let data = self.data(self.input(id, "data"))?;
+                let attack = Self::attack(p, "attack")?.ok_or_else(|| Error::msg("transfer needs an attack"))?;
+                let classifiers: Vec<Classifier> = all.iter().map(Models::classifier).collect();
+                Ok(Artifact::Metrics(crate::eval::transfer(
+                    &self.dev,
+                    &classifiers,
+                    &data,
+                    &attack,
+                    seed,
+                    batch,
+                )))
             }
             other => unreachable!("no executor for {other}"),
         }

@@ -73,7 +73,10 @@ mod tests {
     #[test]
     fn an_ensemble_predicts_the_mean_probability_and_its_gradient_flows() {
         let dev = Dev::default();
-        let net = NetSpec { input: vec![4], layers: vec![LayerSpec::Linear { units: 3 }] };
+        let net = NetSpec {
+            input: vec![4],
+            layers: vec![LayerSpec::Linear { units: 3 }],
+        };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let members: Vec<Arc<Model>> = (0..3).map(|_| Arc::new(Model::init(&dev, &net, 1.0, &mut rng))).collect();
         let x = vec![0.1, 0.5, 0.9, 0.3, 0.2, 0.4, 0.6, 0.8];

@@ -10,6 +10,6 @@ pub mod layers;
 pub mod model;
 pub mod train;
 
-pub use layers::{LayerSpec, NetSpec};
 pub use classifier::Classifier;
+pub use layers::{LayerSpec, NetSpec};
 pub use model::{Dev, Model};

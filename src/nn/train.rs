@@ -379,6 +379,16 @@ fn train_phase(
             loss_sum += loss;
             progress(epoch, step + 1, steps, loss_sum / (step + 1) as f64);
         }
+        if trainer
+            .model
+            .named_tensors()
+            .iter()
+            .any(|(_, _, values)| values.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::msg(format!(
+                "training diverged: the parameters became non-finite in epoch {epoch}; try a smaller lr"
+            )));
+        }
         let valid_error =
             valid.map(|v| crate::eval::evaluate(&dev, &trainer.model, v, valid_attack.as_ref(), p.seed, 1000, &mut |_, _| {}).error);
 
