@@ -196,6 +196,7 @@ pub enum CraftMode {
 
 /// Options every attack takes.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Common {
     /// Clamp adversarial inputs to `[lo, hi]`, or not at all (`None`).
     pub clip: Option<[f32; 2]>,
@@ -209,7 +210,21 @@ pub struct Common {
     pub mode: CraftMode,
 }
 
+/// The defaults of [`COMMON_PARAMS`], for attack JSON written by hand (benches, plugins).
+impl std::default::Default for Common {
+    fn default() -> Self {
+        Common {
+            clip: Some([0.0, 1.0]),
+            labels: LabelSource::True,
+            target: Target::None,
+            target_class: None,
+            mode: CraftMode::Eval,
+        }
+    }
+}
+
 /// The parameters every attack takes, appended to its own by the checker.
+
 pub const COMMON_PARAMS: &[ParamSpec] = &[
     ParamSpec::with_default(
         "clip",
@@ -579,3 +594,19 @@ pub(crate) const STEP_SIZE_PARAM: ParamSpec = ParamSpec::with_default(
     "size of each step (default 2.5 * eps / steps)",
 )
 .range(0.0, 1.0);
+
+#[cfg(test)]
+mod default_tests {
+    use super::*;
+
+    #[test]
+    fn common_defaults_agree_with_the_declared_parameters() {
+        let mut json = serde_json::Map::new();
+        for p in COMMON_PARAMS {
+            json.insert(p.name.into(), p.default_json().unwrap_or(serde_json::Value::Null));
+        }
+        let declared: Common = serde_json::from_value(serde_json::Value::Object(json)).unwrap();
+        assert_eq!(declared, Common::default());
+        assert_eq!(serde_json::from_value::<Common>(serde_json::json!({})).unwrap(), Common::default());
+    }
+}

@@ -53,8 +53,7 @@ impl Metrics {
     }
 
     /// All fields by name.
-    pub fn to_map
-(&self) -> MetricMap {
+    pub fn to_map(&self) -> MetricMap {
         Self::FIELDS
             .iter()
             .map(|(f, _)| (f.to_string(), self.field(f).expect("listed field")))

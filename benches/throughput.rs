@@ -1,0 +1,155 @@
+//! advpipe against the PyTorch CPU reference, side by side, in one sitting.
+//!
+//! For each workload (one training step; FGSM crafting plus classification; one step of
+//! adversarial training, 0.5 clean + 0.5 FGSM) on the paper's maxout net (784 -> maxout
+//! U x 5 -> maxout U x 5 -> 10, batch 100), it alternates advpipe and the peer
+//! (`../shared/peer/torch_reference.py`, same model, same batch) for several rounds and
+//! prints both medians in examples per second and their ratio.
+//!
+//! Run: `cargo bench --bench throughput`. The peer needs torch in a virtual environment:
+//! `python3 -m venv .venv-peer && .venv-peer/bin/pip install torch`; set
+//! `ADVPIPE_PEER_PYTHON` to another interpreter if yours lives elsewhere. Without it the
+//! peer's column says so and only advpipe is measured. `ADVPIPE_BENCH_UNITS` picks the
+//! widths (default `240,1600`), `ADVPIPE_BENCH_ROUNDS` the rounds (default 3).
+
+use advpipe::attacks::{AttackContext, Crafter};
+use advpipe::nn::train::{FitParams, LossTerm, Trainer};
+use advpipe::nn::{Dev, LayerSpec, Model, NetSpec};
+use rand::{Rng, SeedableRng};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 100;
+const WORKLOADS: [&str; 3] = ["train", "fgsm", "advtrain"];
+
+fn fgsm_json() -> serde_json::Value {
+    serde_json::json!({"attack": "fgsm", "eps": 0.25, "clip": [0.0, 1.0], "labels": "true", "target": "none", "target_class": null, "mode": "eval"})
+}
+
+/// Examples per second of one workload, timed over about `budget` after a warm-up.
+fn ours(dev: &Dev, model: &Model, workload: &str, x: &[f32], y: &[usize], budget: Duration) -> f64 {
+    let plain = FitParams::sgd(1, BATCH, 0.01, 0.5, 0);
+    let loss = match workload {
+        "advtrain" => vec![
+            LossTerm { weight: 0.5, attack: None },
+            LossTerm {
+                weight: 0.5,
+                attack: Some(fgsm_json()),
+            },
+        ],
+        _ => plain.loss.clone(),
+    };
+    let mut trainer = Trainer::new(dev, model.clone(), &FitParams { loss, ..plain }).expect("valid attack");
+    let fgsm = Crafter::from_json(&fgsm_json()).expect("valid attack");
+    let mut once = || match workload {
+        "fgsm" => {
+            let mut ctx = AttackContext::new(model, dev, 0);
+            let adv = fgsm.craft(&mut ctx, x, y);
+            std::hint::black_box(ctx.predict(&adv));
+        }
+        _ => {
+            std::hint::black_box(trainer.step(dev, x.to_vec(), y));
+        }
+    };
+    for _ in 0..3 {
+        once();
+    }
+    let (start, mut iters) = (Instant::now(), 0);
+    while iters < 3 || start.elapsed() < budget {
+        once();
+        iters += 1;
+    }
+    (iters * BATCH) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn peer_python() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("ADVPIPE_PEER_PYTHON").map(PathBuf::from),
+        Some(PathBuf::from(".venv-peer/bin/python")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.exists())
+}
+
+fn peer_script() -> PathBuf {
+    std::env::var_os("ADVPIPE_PEER_SCRIPT").map_or_else(|| PathBuf::from("../shared/peer/torch_reference.py"), PathBuf::from)
+}
+
+/// The peer's examples per second, or why there is none.
+fn peer(python: &Option<PathBuf>, units: usize, workload: &str) -> Result<f64, String> {
+    let python = python.as_ref().ok_or("no torch venv (see this file's header)")?;
+    let iters = if units > 500 { "10" } else { "60" };
+    let out = Command::new(python)
+        .arg(peer_script())
+        .args([
+            "--units",
+            &units.to_string(),
+            "--threads",
+            "2",
+            "--workload",
+            workload,
+            "--iters",
+            iters,
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| format!("peer printed nothing: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let json: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    json["examples_per_s"].as_f64().ok_or_else(|| "no examples_per_s".into())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else (a filter) is ignored.
+    let units: Vec<usize> = std::env::var("ADVPIPE_BENCH_UNITS")
+        .unwrap_or_else(|_| "240,1600".into())
+        .split(',')
+        .filter_map(|u| u.trim().parse().ok())
+        .collect();
+    let rounds: usize = std::env::var("ADVPIPE_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let python = peer_python();
+    let dev = Dev::default();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let x: Vec<f32> = (0..BATCH * 784).map(|_| rng.gen_range(0.0..1.0)).collect();
+    let y: Vec<usize> = (0..BATCH).map(|_| rng.gen_range(0..10)).collect();
+    println!("| workload | units | advpipe ex/s | PyTorch ex/s | advpipe / PyTorch |");
+    println!("|---|---:|---:|---:|---:|");
+    for &u in &units {
+        let net = NetSpec {
+            input: vec![784],
+            layers: vec![
+                LayerSpec::Maxout { units: u, pieces: 5 },
+                LayerSpec::Maxout { units: u, pieces: 5 },
+                LayerSpec::Linear { units: 10 },
+            ],
+        };
+        let model = Model::init(&dev, &net, 0.005, &mut rng);
+        let budget = Duration::from_millis(if u > 500 { 4000 } else { 1500 });
+        for workload in WORKLOADS {
+            let (mut a, mut b, mut why) = (vec![], vec![], None);
+            for _ in 0..rounds {
+                a.push(ours(&dev, &model, workload, &x, &y, budget));
+                match peer(&python, u, workload) {
+                    Ok(v) => b.push(v),
+                    Err(e) => why = Some(e),
+                }
+            }
+            let ours = median(a);
+            match why {
+                None => {
+                    let theirs = median(b);
+                    println!("| {workload} | {u} | {ours:.0} | {theirs:.0} | {:.2} |", ours / theirs);
+                }
+                Some(e) => println!("| {workload} | {u} | {ours:.0} | skipped: {e} | - |"),
+            }
+        }
+    }
+}
