@@ -224,7 +224,6 @@ impl std::default::Default for Common {
 }
 
 /// The parameters every attack takes, appended to its own by the checker.
-
 pub const COMMON_PARAMS: &[ParamSpec] = &[
     ParamSpec::with_default(
         "clip",
