@@ -19,7 +19,6 @@ pub mod random_sign;
 pub mod uniform_noise;
 
 use crate::nn::model::{Dev, Matrix, Mode};
-use crate::nn::train::cross_entropy;
 use crate::nn::Classifier;
 use crate::params::{Default, ParamSpec, ParamType};
 use dfdx::prelude::*;
@@ -84,33 +83,28 @@ impl<'a> AttackContext<'a> {
         logits.chunks(classes).map(argmax).collect()
     }
 
-    /// Mean cross-entropy of the batch against `labels` (dropout off).
+    /// The model's mean loss on the batch against `labels` (dropout off).
     pub fn loss(&self, x: &[f32], labels: &[usize]) -> f32 {
         self.per_example_loss(x, labels).iter().sum::<f32>() / labels.len() as f32
     }
 
-    /// Cross-entropy of every row against its label (dropout off).
+    /// The model's loss on every row against its label (dropout off).
     pub fn per_example_loss(&self, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let logits = self.logits(x);
         let classes = logits.len() / labels.len();
         logits
             .chunks(classes)
             .zip(labels)
-            .map(|(row, &y)| {
-                let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                let log_total = row.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
-                log_total + max - row[y]
-            })
+            .map(|(row, &y)| self.model.top().example_loss(row, y))
             .collect()
     }
 
-    /// The gradient of the mean cross-entropy against `labels` with respect to the input,
-    /// in the crafting mode.
+    /// The gradient of the model's mean loss against `labels` (cross-entropy for a softmax
+    /// top) with respect to the input, in the crafting mode.
     pub fn input_gradient(&self, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let x = self.batch(x);
         let logits = self.model.forward_mode(x.leaky_trace(), self.mode);
-        let classes = logits.shape().1;
-        let grads = cross_entropy(self.dev, logits, labels, classes).backward();
+        let grads = self.model.top().loss(self.dev, logits, labels).backward();
         grads.get(&x).as_vec()
     }
 
@@ -403,6 +397,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
+    use crate::nn::Top;
     use serde_json::json;
 
     /// Every built-in attack, with a budget of `eps` and its norm.
@@ -541,7 +536,7 @@ mod tests {
         let (dev, model, x, y) = model_and_batch();
         let ctx = AttackContext::new(&model, &dev, 0);
         let logits = model.forward(dev.tensor_from_vec(x.clone(), (4, 6)));
-        let tape_loss = cross_entropy(&dev, logits, &y, 3).array();
+        let tape_loss = Top::Softmax.loss(&dev, logits, &y).array();
         assert!((ctx.loss(&x, &y) - tape_loss).abs() < 1e-5);
     }
 }

@@ -441,6 +441,13 @@ impl<'a> Checker<'a> {
                 }
             };
             for layer in layers {
+                if net.layers.last() == Some(&LayerSpec::SigmoidTop) {
+                    return self.error(
+                        Diagnostic::new(codes::SHAPE_MISMATCH, part.span, "nothing can follow `sigmoid_top`")
+                            .label("after the top")
+                            .help("`sigmoid_top` marks the outputs as per-class probabilities: put it last"),
+                    );
+                }
                 match layer.output_shape(&shape) {
                     Ok(next) => shape = next,
                     Err(why) => {
@@ -613,6 +620,17 @@ impl<'a> Checker<'a> {
             }
             "ensemble" => {
                 let members = self.take_models(&mut bound, "models")?;
+                if members.iter().any(|(_, net)| net.top() != crate::nn::Top::Softmax) {
+                    return self.error(
+                        Diagnostic::new(
+                            codes::WRONG_TYPE,
+                            bound.spans["models"],
+                            "an ensemble averages softmax probabilities; a member has a sigmoid top",
+                        )
+                        .label("includes a sigmoid-top model")
+                        .help("ensemble models that end in a softmax (no `sigmoid_top`)"),
+                    );
+                }
                 let net = members[0].1.clone();
                 inputs.extend(members.iter().map(|(id, _)| ("models", *id)));
                 Some(Value::Model {

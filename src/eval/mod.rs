@@ -120,7 +120,7 @@ pub fn evaluate<'a>(
         };
         let logits = ctx.logits(&x);
         for (row, &label) in logits.chunks(data.classes).zip(labels) {
-            let confidence = top_probability(row) as f64;
+            let confidence = ctx.model.top().confidence(row) as f64;
             conf_sum += confidence;
             if argmax(row) != label {
                 errors += 1;
@@ -138,24 +138,9 @@ pub fn evaluate<'a>(
     }
 }
 
-/// The largest softmax probability of a row of logits, computed stably.
-pub fn top_probability(logits: &[f32]) -> f32 {
-    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let total: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
-    1.0 / total
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn top_probability_is_the_softmax_max() {
-        let p = top_probability(&[1.0, 2.0, 3.0]);
-        let e: Vec<f32> = [1.0f32, 2.0, 3.0].iter().map(|v| v.exp()).collect();
-        assert!((p - e[2] / e.iter().sum::<f32>()).abs() < 1e-6);
-        assert_eq!(top_probability(&[1000.0, 0.0]), 1.0);
-    }
 
     #[test]
     fn counts_errors_and_confidences() {
@@ -175,7 +160,7 @@ mod tests {
         let m = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
         assert_eq!(m.examples, 4);
         assert_eq!(m.error, 0.25);
-        let first = top_probability(&ctx.logits(&x[..6])) as f64;
+        let first = crate::nn::Top::Softmax.confidence(&ctx.logits(&x[..6])) as f64;
         assert!((m.confidence_on_mistakes - first).abs() < 1e-6);
     }
 }

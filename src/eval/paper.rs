@@ -1,7 +1,7 @@
 //! The paper's other measurements: class agreement between models (section 8), the
 //! rubbish-class rate on noise (appendix A) and transfer between models (section 6).
 
-use super::{batches, craft_set, evaluate, top_probability, MetricMap};
+use super::{batches, craft_set, evaluate, MetricMap};
 use crate::attacks::{argmax, AttackContext, Crafter};
 use crate::data::Dataset;
 use crate::nn::{Classifier, Dev};
@@ -53,7 +53,7 @@ pub fn rubbish(dev: &Dev, model: Classifier, data: &Dataset, threshold: f64, bat
     batches(data, batch, &mut |_, _| {}, |_, x, _| {
         let logits = ctx.logits(x);
         for row in logits.chunks(data.classes) {
-            let p = top_probability(row) as f64;
+            let p = ctx.model.top().confidence(row) as f64;
             if p > threshold {
                 per_class[argmax(row)] += 1;
                 confidence += p;

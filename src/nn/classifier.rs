@@ -25,6 +25,14 @@ impl<'a> From<&'a Model> for Classifier<'a> {
 }
 
 impl Classifier<'_> {
+    /// How its outputs become probabilities (ensembles are of softmax models).
+    pub fn top(&self) -> super::Top {
+        match self {
+            Classifier::Single(m) => m.net.top(),
+            Classifier::Ensemble(_) => super::Top::Softmax,
+        }
+    }
+
     /// Values per example.
     pub fn input_width(&self) -> usize {
         match self {

@@ -31,6 +31,9 @@ pub enum LayerSpec {
         /// Drop probability.
         p: f64,
     },
+    /// Marks the net's outputs as independent per-class sigmoid probabilities (see
+    /// `nn::top`); must be the last layer.
+    SigmoidTop,
     /// Goodfellow et al. 2013: `units` outputs, each the max of `pieces` linear pieces.
     Maxout {
         /// Output width.
@@ -80,6 +83,11 @@ pub const LAYERS: &[LayerKind] = &[
         params: &[],
     },
     LayerKind {
+        name: "sigmoid_top",
+        doc: "independent per-class sigmoid outputs, trained with binary cross-entropy; last layer only",
+        params: &[],
+    },
+    LayerKind {
         name: "dropout",
         doc: "drop each value with probability p while training",
         params: &[ParamSpec::required("p", ParamType::Number, "drop probability (pylearn2's include_prob .8 is p = 0.2)").range(0.0, 0.95)],
@@ -110,7 +118,9 @@ impl LayerSpec {
             LayerSpec::Flatten => Ok(vec![input.iter().product()]),
             LayerSpec::Linear { units } => flat("linear").map(|_| vec![*units]),
             LayerSpec::Maxout { units, .. } => flat("maxout").map(|_| vec![*units]),
-            LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh | LayerSpec::Dropout { .. } => Ok(input.to_vec()),
+            LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh | LayerSpec::Dropout { .. } | LayerSpec::SigmoidTop => {
+                Ok(input.to_vec())
+            }
         }
     }
 }
@@ -125,6 +135,15 @@ pub struct NetSpec {
 }
 
 impl NetSpec {
+    /// How the outputs become probabilities: a net ending in `sigmoid_top` has independent
+    /// sigmoid outputs, any other a softmax.
+    pub fn top(&self) -> super::Top {
+        match self.layers.last() {
+            Some(LayerSpec::SigmoidTop) => super::Top::Sigmoid,
+            _ => super::Top::Softmax,
+        }
+    }
+
     /// The output shape, or the first layer whose input does not fit.
     pub fn output_shape(&self) -> Result<Vec<usize>, (usize, String)> {
         self.layers

@@ -8,8 +8,10 @@
 pub mod classifier;
 pub mod layers;
 pub mod model;
+pub mod top;
 pub mod train;
 
 pub use classifier::Classifier;
 pub use layers::{LayerSpec, NetSpec};
 pub use model::{Dev, Model};
+pub use top::Top;

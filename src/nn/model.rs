@@ -93,7 +93,7 @@ impl Model {
         let mut h = x;
         for (layer, params) in self.net.layers.iter().zip(&self.params) {
             h = match (layer, params) {
-                (LayerSpec::Flatten, _) => h,
+                (LayerSpec::Flatten | LayerSpec::SigmoidTop, _) => h,
                 (LayerSpec::Dropout { p }, _) if mode == Mode::Train && *p > 0.0 => h.dropout(*p),
                 (LayerSpec::Dropout { .. }, _) => h,
                 (LayerSpec::Relu, _) => h.relu(),

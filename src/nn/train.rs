@@ -255,8 +255,7 @@ impl Trainer {
         for (weight, input) in batches {
             let input: Matrix = dev.tensor_from_vec(input, (rows, width));
             let logits = self.model.forward_mode(input.retaped::<OwnedTape<f32, Dev>>(), Mode::Train);
-            let classes = logits.shape().1;
-            let term = cross_entropy(dev, logits, labels, classes) * weight;
+            let term = self.model.net.top().loss(dev, logits, labels) * weight;
             total = Some(match total {
                 None => term,
                 Some(sum) => sum + term,
@@ -448,16 +447,6 @@ pub fn fit(net: &NetSpec, data: &Dataset, valid: Option<&Dataset>, p: &FitParams
             },
         )),
     }
-}
-
-/// Mean softmax cross-entropy of `logits` against integer labels.
-pub fn cross_entropy<T: Tape<f32, Dev>>(dev: &Dev, logits: Matrix<T>, labels: &[usize], classes: usize) -> Tensor<(), f32, Dev, T> {
-    let mut one_hot = vec![0.0f32; labels.len() * classes];
-    for (row, &label) in labels.iter().enumerate() {
-        one_hot[row * classes + label] = 1.0;
-    }
-    let target = dev.tensor_from_vec(one_hot, (labels.len(), classes));
-    cross_entropy_with_logits_loss(logits, target)
 }
 
 #[cfg(test)]
@@ -711,5 +700,43 @@ mod mixture_tests {
         for ((m, c), a) in mix.iter().zip(&clean).zip(&adv) {
             assert!((m - 0.5 * (c + a)).abs() < 1e-5, "{m} vs {}", 0.5 * (c + a));
         }
+    }
+}
+
+#[cfg(test)]
+mod top_tests {
+    use super::*;
+    use crate::nn::layers::LayerSpec;
+
+    #[test]
+    fn a_sigmoid_top_trains_with_binary_cross_entropy() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (mut images, mut labels) = (vec![], vec![]);
+        for i in 0..200 {
+            let c = i % 2;
+            let centre = if c == 0 { 0.3 } else { 0.7 };
+            images.push(centre + rand::Rng::gen_range(&mut rng, -0.2..0.2f32));
+            images.push(centre + rand::Rng::gen_range(&mut rng, -0.2..0.2f32));
+            labels.push(c as u8);
+        }
+        let data = Dataset {
+            images,
+            labels,
+            shape: vec![2],
+            classes: 2,
+        };
+        let net = NetSpec {
+            input: vec![2],
+            layers: vec![LayerSpec::Linear { units: 2 }, LayerSpec::SigmoidTop],
+        };
+        assert_eq!(net.top(), crate::nn::Top::Sigmoid);
+        let p = FitParams {
+            init: 0.05,
+            ..FitParams::sgd(30, 20, 1.0, 0.5, 1)
+        };
+        let (model, s) = fit(&net, &data, None, &p, &mut |_, _, _, _| {}).unwrap();
+        assert!(s.history.last().unwrap().loss < s.history[0].loss * 0.7, "{:?}", s.history);
+        let error = crate::eval::evaluate(&Dev::default(), &model, &data, None, 0, 50, &mut |_, _| {}).error;
+        assert!(error < 0.1, "{error}");
     }
 }
