@@ -47,7 +47,7 @@ pub const MNIST: NodeKind = NodeKind {
 pub const FIT: NodeKind = NodeKind {
     name: "fit",
     category: Category::Model,
-    version: 2,
+    version: 3,
     cached: true,
     doc: "train a net on softmax cross-entropy (SGD with momentum, or Adam)",
     params: &[
@@ -145,7 +145,7 @@ pub const FIT: NodeKind = NodeKind {
 pub const EVALUATE: NodeKind = NodeKind {
     name: "evaluate",
     category: Category::Eval,
-    version: 3,
+    version: 4,
     cached: true,
     doc: "error and confidences of a model on a dataset, optionally under attack",
     params: &[
@@ -181,7 +181,7 @@ pub const INPUT: NodeKind = NodeKind {
 pub const CRAFT: NodeKind = NodeKind {
     name: "craft",
     category: Category::Data,
-    version: 1,
+    version: 2,
     cached: true,
     doc: "adversarial examples of a dataset against a model (stored as float32)",
     params: &[
@@ -243,7 +243,7 @@ pub const ENSEMBLE: NodeKind = NodeKind {
 pub const AGREEMENT: NodeKind = NodeKind {
     name: "agreement",
     category: Category::Eval,
-    version: 1,
+    version: 2,
     cached: true,
     doc: "how often `other` predicts the class `source` predicts (metrics: rate, examples)",
     params: &[
@@ -264,7 +264,7 @@ pub const AGREEMENT: NodeKind = NodeKind {
 pub const RUBBISH: NodeKind = NodeKind {
     name: "rubbish",
     category: Category::Eval,
-    version: 1,
+    version: 2,
     cached: true,
     doc: "fraction of inputs given some class probability above a threshold (metrics: rate, confidence, examples, share_<k>)",
     params: &[
@@ -285,7 +285,7 @@ pub const RUBBISH: NodeKind = NodeKind {
 pub const TRANSFER: NodeKind = NodeKind {
     name: "transfer",
     category: Category::Eval,
-    version: 1,
+    version: 2,
     cached: true,
     doc: "error of every model on examples crafted against every model (metrics: error_<source>_<target>, by list index)",
     params: &[

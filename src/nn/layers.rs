@@ -31,6 +31,15 @@ pub enum LayerSpec {
         /// Drop probability.
         p: f64,
     },
+    /// A radial basis function layer (the paper's section 7): output
+    /// `k = -exp(s_k) * ||x - c_k||^2`, a learned centre `c_k` and log-precision `s_k` per unit.
+    /// As the last layer before the softmax, class `k`'s probability is proportional to
+    /// `exp(-beta_k ||x - c_k||^2)`: high only near a centre, so confident only on
+    /// inputs that look like training data.
+    Rbf {
+        /// Output width (classes, when it is the top layer).
+        units: usize,
+    },
     /// Marks the net's outputs as independent per-class sigmoid probabilities (see
     /// `nn::top`); must be the last layer.
     SigmoidTop,
@@ -83,6 +92,11 @@ pub const LAYERS: &[LayerKind] = &[
         params: &[],
     },
     LayerKind {
+        name: "rbf",
+        doc: "radial basis units: -exp(s_k) * ||x - c_k||^2 (the paper's shallow RBF network is flatten >> rbf(10))",
+        params: &[UNITS],
+    },
+    LayerKind {
         name: "sigmoid_top",
         doc: "independent per-class sigmoid outputs, trained with binary cross-entropy; last layer only",
         params: &[],
@@ -118,6 +132,7 @@ impl LayerSpec {
             LayerSpec::Flatten => Ok(vec![input.iter().product()]),
             LayerSpec::Linear { units } => flat("linear").map(|_| vec![*units]),
             LayerSpec::Maxout { units, .. } => flat("maxout").map(|_| vec![*units]),
+            LayerSpec::Rbf { units } => flat("rbf").map(|_| vec![*units]),
             LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh | LayerSpec::Dropout { .. } | LayerSpec::SigmoidTop => {
                 Ok(input.to_vec())
             }
@@ -140,6 +155,7 @@ impl NetSpec {
     pub fn top(&self) -> super::Top {
         match self.layers.last() {
             Some(LayerSpec::SigmoidTop) => super::Top::Sigmoid,
+            Some(LayerSpec::Rbf { .. }) => super::Top::Rbf,
             _ => super::Top::Softmax,
         }
     }

@@ -9,7 +9,9 @@
 //! Checkpoint tensor names: `layers.{i}.weight` with shape `[in, out]` (the transpose of
 //! PyTorch's `Linear.weight`) and `layers.{i}.bias` with shape `[out]`, f32, where `i` is
 //! the layer's index in the net. Maxout stores its `units * pieces` columns unit-major:
-//! column `u * pieces + p` is piece `p` of unit `u`. The net itself is stored as JSON in
+//! column `u * pieces + p` is piece `p` of unit `u`. An `rbf` layer stores its centres as
+//! `weight` (`[in, units]`, one column per centre) and its log-precisions as `bias`. The
+//! net itself is stored as JSON in
 //! the safetensors metadata under `advpipe.net`.
 
 use super::layers::{LayerSpec, NetSpec};
@@ -18,8 +20,12 @@ use dfdx::prelude::*;
 use rand::Rng;
 use std::collections::HashMap;
 
-/// The CPU device every model computes on.
+/// The device every model computes on: the CPU, or with the `cuda` feature the GPU.
+#[cfg(not(feature = "cuda"))]
 pub type Dev = Cpu;
+/// The device every model computes on: the CPU, or with the `cuda` feature the GPU.
+#[cfg(feature = "cuda")]
+pub type Dev = Cuda;
 /// A batch of activations, `(batch, features)`.
 pub type Matrix<T = NoneTape> = Tensor<(usize, usize), f32, Dev, T>;
 /// A bias vector.
@@ -62,6 +68,7 @@ impl Model {
             let fan_out = match layer {
                 LayerSpec::Linear { units } => Some(*units),
                 LayerSpec::Maxout { units, pieces } => Some(units * pieces),
+                LayerSpec::Rbf { units } => Some(*units),
                 _ => None,
             };
             params.push(fan_out.map(|out| {
@@ -104,6 +111,7 @@ impl Model {
                     let n = h.shape().0;
                     affine(h, p).reshape_like(&(n, *units, *pieces)).max::<(usize, usize), Axis<2>>()
                 }
+                (LayerSpec::Rbf { .. }, Some(p)) => rbf(h, p),
                 (l, None) => unreachable!("layer {l:?} built without parameters"),
             };
         }
@@ -180,6 +188,31 @@ impl Model {
     }
 }
 
+/// `-exp(s_k) * ||x - c_k||^2`, with the centres `c` in `weight` (`[in, units]`) and the
+/// log-precisions `s` in `bias`, expanded as `||x||^2 - 2 x.c_k + ||c_k||^2` so that the
+/// cross term is one matmul.
+fn rbf<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, p: &Affine) -> Matrix<T> {
+    let (n, units) = (h.shape().0, p.weight.shape().1);
+    let (h, tape) = h.split_tape();
+    // `x` is used twice: the first use carries the tape, the second starts an empty one
+    // that the arithmetic below merges back in.
+    let x_sq = h
+        .clone()
+        .put_tape(tape)
+        .square()
+        .sum::<(usize,), Axis<1>>()
+        .broadcast_like::<(usize, usize), Axis<1>>(&(n, units));
+    let cross = h.retaped::<T>().matmul(p.weight.retaped::<T>());
+    let c_sq = p
+        .weight
+        .retaped::<T>()
+        .square()
+        .sum::<(usize,), Axis<0>>()
+        .broadcast_like::<(usize, usize), Axis<0>>(&(n, units));
+    let precision = p.bias.retaped::<T>().exp().broadcast_like::<(usize, usize), Axis<0>>(&(n, units));
+    ((x_sq - cross * 2.0 + c_sq) * precision).negate()
+}
+
 fn affine<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, p: &Affine) -> Matrix<T> {
     let n = h.shape().0;
     let out = p.weight.shape().1;
@@ -229,5 +262,141 @@ mod tests {
         let y = model.forward(dev.tensor_from_vec(vec![2.0, -1.0], (2, 1))).as_vec();
         // x = 2: unit 0 = max(2, -1.5) = 2, unit 1 = max(4, 6) = 6; x = -1: max(-1, 1.5), max(-2, -3).
         assert_eq!(y, vec![2.0, 6.0, 1.5, -2.0]);
+    }
+}
+
+#[cfg(test)]
+mod gradient_checks {
+    //! Every layer's gradients, with respect to its input and to every parameter, against
+    //! central finite differences of the softmax loss.
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn loss(model: &Model, dev: &Dev, x: &[f32], y: &[usize]) -> f32 {
+        let logits = model.forward(dev.tensor_from_vec(x.to_vec(), (y.len(), x.len() / y.len())));
+        model.net.top().loss(dev, logits, y).array()
+    }
+
+    fn check(layers: Vec<LayerSpec>) {
+        let dev = Dev::default();
+        let net = NetSpec { input: vec![5], layers };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        let mut model = Model::init(&dev, &net, 0.7, &mut rng);
+        for p in model.params.iter_mut().flatten() {
+            let b: Vec<f32> = (0..p.bias.shape().0).map(|_| rng.gen_range(-0.5..0.5)).collect();
+            p.bias.copy_from(&b);
+        }
+        let x: Vec<f32> = (0..15).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let y = vec![0, 2, 1];
+        let xt: Matrix = dev.tensor_from_vec(x.clone(), (3, 5));
+        let logits = model.forward(xt.leaky_trace());
+        let grads = model.net.top().loss(&dev, logits, &y).backward();
+        let close = |numeric: f32, analytic: f32, what: &str| {
+            assert!(
+                (numeric - analytic).abs() <= 3e-3 + 0.03 * analytic.abs(),
+                "{:?} {what}: numeric {numeric} vs analytic {analytic}",
+                net.layers
+            );
+        };
+        let h = 1e-2f32;
+        let gx = grads.get(&xt).as_vec();
+        for i in 0..x.len() {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[i] += h;
+            down[i] -= h;
+            close(
+                (loss(&model, &dev, &up, &y) - loss(&model, &dev, &down, &y)) / (2.0 * h),
+                gx[i],
+                &format!("input {i}"),
+            );
+        }
+        for li in 0..model.params.len() {
+            let Some(p) = model.params[li].clone() else { continue };
+            for (which, analytic) in [("weight", grads.get(&p.weight).as_vec()), ("bias", grads.get(&p.bias).as_vec())] {
+                for (i, &a) in analytic.iter().enumerate() {
+                    let nudge = |delta: f32| {
+                        let mut m = model.clone();
+                        let q = m.params[li].as_mut().unwrap();
+                        let t = if which == "weight" {
+                            &mut q.weight as &mut dyn AsSlice
+                        } else {
+                            &mut q.bias as &mut dyn AsSlice
+                        };
+                        t.nudge(i, delta);
+                        loss(&m, &dev, &x, &y)
+                    };
+                    close((nudge(h) - nudge(-h)) / (2.0 * h), a, &format!("layer {li} {which} {i}"));
+                }
+            }
+        }
+    }
+
+    trait AsSlice {
+        fn nudge(&mut self, i: usize, delta: f32);
+    }
+    impl AsSlice for Matrix {
+        fn nudge(&mut self, i: usize, delta: f32) {
+            let mut v = self.as_vec();
+            v[i] += delta;
+            self.copy_from(&v);
+        }
+    }
+    impl AsSlice for Vector {
+        fn nudge(&mut self, i: usize, delta: f32) {
+            let mut v = self.as_vec();
+            v[i] += delta;
+            self.copy_from(&v);
+        }
+    }
+
+    #[test]
+    fn linear() {
+        check(vec![LayerSpec::Linear { units: 3 }]);
+    }
+
+    #[test]
+    fn maxout() {
+        check(vec![LayerSpec::Maxout { units: 4, pieces: 3 }, LayerSpec::Linear { units: 3 }]);
+    }
+
+    #[test]
+    fn activations() {
+        check(vec![
+            LayerSpec::Linear { units: 4 },
+            LayerSpec::Tanh,
+            LayerSpec::Linear { units: 4 },
+            LayerSpec::Sigmoid,
+            LayerSpec::Linear { units: 3 },
+        ]);
+        check(vec![
+            LayerSpec::Linear { units: 6 },
+            LayerSpec::Relu,
+            LayerSpec::Linear { units: 3 },
+        ]);
+    }
+
+    #[test]
+    fn rbf() {
+        check(vec![LayerSpec::Rbf { units: 3 }]);
+        check(vec![LayerSpec::Linear { units: 4 }, LayerSpec::Tanh, LayerSpec::Rbf { units: 3 }]);
+    }
+
+    #[test]
+    fn dropout_is_the_identity_when_evaluating_and_scales_when_training() {
+        let dev = Dev::seed_from_u64(3);
+        let net = NetSpec {
+            input: vec![1000],
+            layers: vec![LayerSpec::Dropout { p: 0.25 }],
+        };
+        let model = Model::init(&dev, &net, 0.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
+        let x: Matrix = dev.tensor_from_vec(vec![1.0; 1000], (1, 1000));
+        assert_eq!(model.forward(x.clone()).as_vec(), vec![1.0; 1000]);
+        let kept = model.forward_mode(x, Mode::Train).as_vec();
+        let zeros = kept.iter().filter(|&&v| v == 0.0).count();
+        assert!((200..300).contains(&zeros), "{zeros} of 1000 dropped at p = 0.25");
+        assert!(
+            kept.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6),
+            "survivors scaled by 1 / (1 - p)"
+        );
     }
 }

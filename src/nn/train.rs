@@ -268,7 +268,7 @@ impl Trainer {
         }
         let grads = loss.backward();
         self.steps += 1;
-        for (params, state) in self.model.params.iter_mut().zip(self.state.iter_mut()) {
+        for ((params, state), layer) in self.model.params.iter_mut().zip(self.state.iter_mut()).zip(&self.model.net.layers) {
             let (Some(params), Some(state)) = (params, state) else {
                 continue;
             };
@@ -298,7 +298,8 @@ impl Trainer {
                     params.bias.copy_from(&b);
                 }
             }
-            if let Some(limit) = self.max_norm {
+            // Max-norm bounds weight vectors; an RBF layer's "weights" are centres, which it leaves alone.
+            if let (Some(limit), false) = (self.max_norm, matches!(layer, crate::nn::LayerSpec::Rbf { .. })) {
                 clip_column_norms(&mut params.weight, limit as f32);
             }
         }
