@@ -12,6 +12,8 @@ pub enum ParamType {
     Int,
     /// A real number (percentages allowed: `25%` is 0.25).
     Number,
+    /// Any string (a path, a label).
+    Text,
     /// One of a fixed set of strings.
     Choice(&'static [&'static str]),
     /// A tensor shape, e.g. `[1, 28, 28]`.
@@ -38,6 +40,7 @@ impl ParamType {
         match self {
             ParamType::Int => "a whole number".into(),
             ParamType::Number => "a number".into(),
+            ParamType::Text => "a string".into(),
             ParamType::Choice(c) => format!("one of {}", c.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")),
             ParamType::Shape => "a shape such as [1, 28, 28]".into(),
             ParamType::ClipRange => "a range [lo, hi] or \"none\"".into(),

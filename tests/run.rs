@@ -349,3 +349,50 @@ fn the_papers_evaluations_run_from_one_file() {
     );
     assert_eq!(outcome.metrics, again.metrics);
 }
+
+#[test]
+fn a_checkpoint_loads_back_and_scores_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, cache) = (dir.path().join("data"), dir.path().join("cache"));
+    write_tiny_mnist(&data, 300, 100);
+    let (_, first, _) = run_text(&tiny(), &data, &cache);
+    let key = &first.records.iter().find(|r| r.name == "soft").unwrap().key;
+    let weights = dir.path().join("soft.safetensors");
+    std::fs::copy(cache.join("objects").join(&key[..2]).join(key).join("model.safetensors"), &weights).unwrap();
+
+    let text = tiny().replace(
+        "model soft = fit(softmax, train, epochs: 5, batch: 20, lr: 0.5, momentum: 0.5)",
+        &format!("model soft = load(\"{}\", softmax)", weights.display()),
+    );
+    let (_, loaded, _) = run_text(&text, &data, &cache);
+    let clean = |o: &advpipe::exec::Outcome| {
+        o.metrics
+            .values()
+            .find(|m| m.contains_key("mean_confidence") && m["examples"] == 100.0)
+            .cloned()
+    };
+    assert_eq!(clean(&first), clean(&loaded));
+    assert_eq!(status(&loaded, "soft"), "loaded");
+
+    // A checkpoint that does not fit the net is refused with the tensor that is wrong.
+    let wrong = text
+        .replace(
+            "model soft = load(",
+            "net other = input([1, 28, 28]) >> flatten >> linear(20) >> linear(10)\nmodel soft = load(",
+        )
+        .replace(", softmax)", ", other)");
+    let source = advpipe::diagnostics::Source::new("t.adv", wrong);
+    let program = advpipe::compile(&source).unwrap();
+    let plan = advpipe::plan::plan(&program);
+    let cache = advpipe::cache::Cache::open(&cache).unwrap();
+    let opts = advpipe::exec::RunOptions {
+        data_dir: data.clone(),
+        cache: &cache,
+        progress: false,
+    };
+    let err = advpipe::exec::run(&program, &plan, &opts, &mut Vec::new())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("layers.1.weight") && err.contains("[784, 20]"), "{err}");
+}

@@ -225,6 +225,19 @@ pub const GAUSSIAN: NodeKind = NodeKind {
     ],
 };
 
+/// `load(path, net)`: a model from a safetensors checkpoint.
+pub const LOAD: NodeKind = NodeKind {
+    name: "load",
+    category: Category::Model,
+    version: 1,
+    cached: false,
+    doc: "a model from a safetensors file with advpipe's tensor names (layers.{i}.weight [in, out], layers.{i}.bias [out])",
+    params: &[
+        ParamSpec::required("path", ParamType::Text, "the .safetensors file, relative to the working folder"),
+        ParamSpec::required("net", ParamType::Net, "the architecture the tensors belong to"),
+    ],
+};
+
 /// `ensemble([m1, m2, ...])`: one classifier predicting its members' mean probability.
 pub const ENSEMBLE: NodeKind = NodeKind {
     name: "ensemble",
@@ -305,7 +318,7 @@ pub const TRANSFER: NodeKind = NodeKind {
 
 /// Every computing kind plus `input`.
 pub const KINDS: &[&NodeKind] = &[
-    &MNIST, &GAUSSIAN, &CRAFT, &FIT, &ENSEMBLE, &EVALUATE, &AGREEMENT, &RUBBISH, &TRANSFER, &INPUT,
+    &MNIST, &GAUSSIAN, &CRAFT, &FIT, &LOAD, &ENSEMBLE, &EVALUATE, &AGREEMENT, &RUBBISH, &TRANSFER, &INPUT,
 ];
 
 /// Looks a kind up by name.

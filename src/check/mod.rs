@@ -618,6 +618,22 @@ impl<'a> Checker<'a> {
                     net,
                 })
             }
+            "load" => {
+                let Some(Value::Net(net)) = bound.values.remove("net") else {
+                    return None;
+                };
+                if net.layers.is_empty() {
+                    return self.error(
+                        Diagnostic::new(codes::WRONG_TYPE, bound.spans["net"], "a net without layers has nothing to load")
+                            .label("no layers"),
+                    );
+                }
+                bound.json.insert("net".into(), serde_json::to_value(&net).expect("nets serialize"));
+                Some(Value::Model {
+                    node: self.push(kind, bound.json, inputs, span, decl_name),
+                    net,
+                })
+            }
             "ensemble" => {
                 let members = self.take_models(&mut bound, "models")?;
                 if members.iter().any(|(_, net)| net.top() != crate::nn::Top::Softmax) {
@@ -971,6 +987,7 @@ impl<'a> Checker<'a> {
             return Some(Coerced::Json(if spec.ty == ParamType::Int { json!(v as i64) } else { json!(v) }));
         }
         match (&spec.ty, value) {
+            (ParamType::Text, Value::Str(s)) => Some(Coerced::Json(Json::String(s))),
             (ParamType::Choice(choices), Value::Str(s)) => {
                 if choices.contains(&s.as_str()) {
                     Some(Coerced::Json(Json::String(s)))

@@ -105,6 +105,12 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
     let mut digests: HashMap<String, String> = HashMap::new();
     let keys = plan::keys(program, plan, &mut |id| {
         let node = &program.nodes[id];
+        if node.kind.name == "load" {
+            let path = PathBuf::from(node.params["path"].as_str().unwrap_or_default());
+            let bytes = std::fs::read(&path)
+                .map_err(|e| Error::msg(format!("node `{}` (load): cannot read {}: {e}", node.name, path.display())))?;
+            return Ok(Some(blake3::hash(&bytes).to_hex().to_string()));
+        }
         if node.kind.name != "mnist" {
             return Ok(None);
         }
@@ -277,9 +283,10 @@ impl Executor<'_> {
                 members: vec![model.clone()],
                 ensemble: false,
             }),
+            // A loaded model is a one-member group that is not an ensemble.
             Artifact::Ensemble(members) => Ok(Models {
                 members: members.clone(),
-                ensemble: true,
+                ensemble: self.program.nodes[id].kind.name == "ensemble",
             }),
             _ => unreachable!("checked: a model"),
         }
@@ -338,6 +345,14 @@ impl Executor<'_> {
                 let shape: Vec<usize> = params(&p["shape"])?;
                 let classes = p["classes"].as_u64().unwrap_or(10) as usize;
                 Ok(Artifact::Data(Arc::new(crate::data::gaussian(n, &shape, classes, seed))))
+            }
+            "load" => {
+                let path = PathBuf::from(p["path"].as_str().unwrap_or_default());
+                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                let net = params(&p["net"])?;
+                let model =
+                    Model::from_safetensors_for(&self.dev, &bytes, &net).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+                Ok(Artifact::Ensemble(vec![Arc::new(model)]))
             }
             "ensemble" => {
                 let mut members = Vec::new();

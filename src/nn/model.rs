@@ -161,15 +161,27 @@ impl Model {
             .and_then(|m| m.get("advpipe.net"))
             .ok_or_else(|| bad("no advpipe.net metadata".into()))?;
         let net: NetSpec = serde_json::from_str(net_json).map_err(|e| bad(e.to_string()))?;
+        Model::from_safetensors_for(dev, bytes, &net)
+    }
+
+    /// Reads the parameters of `net` from safetensors bytes with advpipe's tensor names
+    /// (written by advpipe or by any other tool), checking every tensor's dtype and shape.
+    pub fn from_safetensors_for(dev: &Dev, bytes: &[u8], net: &NetSpec) -> Result<Model, Error> {
+        let bad = |what: String| Error::msg(format!("checkpoint does not fit the net: {what}"));
         let st = ::safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
-        let mut model = Model::init(dev, &net, 0.0, &mut rand::rngs::mock::StepRng::new(0, 0));
+        let mut model = Model::init(dev, net, 0.0, &mut rand::rngs::mock::StepRng::new(0, 0));
         for (i, p) in model.params.iter_mut().enumerate() {
             if let Some(p) = p {
-                for (suffix, expect_len) in [("weight", p.weight.shape().num_elements()), ("bias", p.bias.shape().0)] {
+                let (rows, cols) = *p.weight.shape();
+                for (suffix, shape) in [("weight", vec![rows, cols]), ("bias", vec![cols])] {
                     let name = format!("layers.{i}.{suffix}");
                     let view = st.tensor(&name).map_err(|e| bad(format!("{name}: {e}")))?;
-                    if view.dtype() != ::safetensors::Dtype::F32 || view.data().len() != expect_len * 4 {
-                        return Err(bad(format!("{name} has the wrong dtype or size")));
+                    if view.dtype() != ::safetensors::Dtype::F32 || view.shape() != shape.as_slice() {
+                        return Err(bad(format!(
+                            "{name} is {:?} {:?}, the net needs F32 {shape:?}",
+                            view.dtype(),
+                            view.shape()
+                        )));
                     }
                     let values: Vec<f32> = view
                         .data()
