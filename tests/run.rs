@@ -396,3 +396,18 @@ fn a_checkpoint_loads_back_and_scores_the_same() {
         .to_string();
     assert!(err.contains("layers.1.weight") && err.contains("[784, 20]"), "{err}");
 }
+
+#[test]
+fn a_small_convnet_learns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, cache) = (dir.path().join("data"), dir.path().join("cache"));
+    write_tiny_mnist(&data, 300, 100);
+    let text = tiny().replace(
+        "net softmax = input([1, 28, 28]) >> flatten >> linear(10)",
+        "net softmax = input([1, 28, 28]) >> conv2d(4, kernel: 5, stride: 2) >> relu >> max_pool(2) >> flatten >> linear(10)",
+    );
+    let text = text.replace("lr: 0.5", "lr: 0.1, init: 0.1");
+    let (program, outcome, _) = run_text(&text, &data, &cache);
+    let rows = &advpipe::report::tables(&program, &outcome)[0].rows;
+    assert!(rows[0].measured < 0.2, "clean error {}", rows[0].measured);
+}

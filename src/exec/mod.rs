@@ -13,6 +13,7 @@ use crate::check::ir::{NodeId, Program};
 use crate::data::{mnist, Dataset, MnistParams};
 use crate::error::{Error, Result};
 use crate::eval::MetricMap;
+use crate::nn::train::FitEvent;
 use crate::nn::{Classifier, Model};
 use crate::plan::{self, Plan};
 use artifacts::Artifact;
@@ -370,11 +371,23 @@ impl Executor<'_> {
                 let net = params(&p["net"])?;
                 let params: crate::nn::train::FitParams = params(p)?;
                 let bar = self.bar(params.epochs as u64, "epochs");
-                let (model, summary) = crate::nn::train::fit(&net, &data, valid.as_deref(), &params, &mut |epoch, step, steps, loss| {
-                    if step == steps {
-                        bar.set_position(epoch as u64);
+                let (name, tty, log) = (&node.name, self.opts.progress, &mut *self.log);
+                let (model, summary) = crate::nn::train::fit(&net, &data, valid.as_deref(), &params, &mut |event| match event {
+                    FitEvent::Step(epoch, step, steps, loss) => {
+                        bar.set_message(format!("epoch {epoch} step {step}/{steps} loss {loss:.4}"))
                     }
-                    bar.set_message(format!("epoch {epoch} step {step}/{steps} loss {loss:.4}"));
+                    FitEvent::Epoch(record) => {
+                        let valid = record
+                            .valid_error
+                            .map_or(String::new(), |e| format!(", validation error {:.2}%", e * 100.0));
+                        let line = format!("             {name}: epoch {} loss {:.4}{valid}", record.epoch, record.loss);
+                        bar.set_position(record.epoch as u64);
+                        if tty {
+                            bar.println(line);
+                        } else {
+                            let _ = writeln!(log, "{line}");
+                        }
+                    }
                 })?;
                 bar.finish_and_clear();
                 Ok(Artifact::Model {

@@ -40,6 +40,22 @@ pub enum LayerSpec {
         /// Output width (classes, when it is the top layer).
         units: usize,
     },
+    /// 2-D convolution over `[channels, height, width]` inputs, no padding.
+    Conv2d {
+        /// Output channels.
+        filters: usize,
+        /// Side of the square kernel.
+        kernel: usize,
+        /// Step between positions.
+        stride: usize,
+    },
+    /// Max over square windows of each channel.
+    MaxPool {
+        /// Side of the window.
+        size: usize,
+        /// Step between windows (default: the size, so windows do not overlap).
+        stride: Option<usize>,
+    },
     /// Marks the net's outputs as independent per-class sigmoid probabilities (see
     /// `nn::top`); must be the last layer.
     SigmoidTop,
@@ -92,6 +108,23 @@ pub const LAYERS: &[LayerKind] = &[
         params: &[],
     },
     LayerKind {
+        name: "conv2d",
+        doc: "2-D convolution, no padding: [c, h, w] -> [filters, (h - kernel) / stride + 1, ...]",
+        params: &[
+            ParamSpec::required("filters", ParamType::Int, "output channels").range(1.0, 65536.0),
+            ParamSpec::with_default("kernel", ParamType::Int, Default::Int(3), "side of the square kernel").range(1.0, 64.0),
+            ParamSpec::with_default("stride", ParamType::Int, Default::Int(1), "step between positions").range(1.0, 64.0),
+        ],
+    },
+    LayerKind {
+        name: "max_pool",
+        doc: "max over square windows of each channel",
+        params: &[
+            ParamSpec::with_default("size", ParamType::Int, Default::Int(2), "side of the window").range(1.0, 64.0),
+            ParamSpec::with_default("stride", ParamType::Int, Default::Optional, "step between windows (default: size)").range(1.0, 64.0),
+        ],
+    },
+    LayerKind {
         name: "rbf",
         doc: "radial basis units: -exp(s_k) * ||x - c_k||^2 (the paper's shallow RBF network is flatten >> rbf(10))",
         params: &[UNITS],
@@ -117,6 +150,28 @@ pub const LAYERS: &[LayerKind] = &[
 ];
 
 impl LayerSpec {
+    /// The sliding window of a `conv2d` or `max_pool` layer over `input` (`[c, h, w]`).
+    pub fn window(&self, input: &[usize], what: &str) -> Result<super::conv::Window, String> {
+        let [channels, height, width] = input else {
+            return Err(format!(
+                "{what} needs a [channels, height, width] input, found {}",
+                show_shape(input)
+            ));
+        };
+        let (size, stride) = match self {
+            LayerSpec::Conv2d { kernel, stride, .. } => (*kernel, *stride),
+            LayerSpec::MaxPool { size, stride } => (*size, stride.unwrap_or(*size)),
+            other => unreachable!("{other:?} has no window"),
+        };
+        Ok(super::conv::Window {
+            channels: *channels,
+            height: *height,
+            width: *width,
+            size,
+            stride,
+        })
+    }
+
     /// The shape this layer produces from `input` (batch dimension excluded), or why it cannot.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
         let flat = |what: &str| -> Result<usize, String> {
@@ -133,6 +188,15 @@ impl LayerSpec {
             LayerSpec::Linear { units } => flat("linear").map(|_| vec![*units]),
             LayerSpec::Maxout { units, .. } => flat("maxout").map(|_| vec![*units]),
             LayerSpec::Rbf { units } => flat("rbf").map(|_| vec![*units]),
+            LayerSpec::Conv2d { filters, kernel, stride } => {
+                let window = self.window(input, "conv2d")?;
+                debug_assert_eq!((window.size, window.stride), (*kernel, *stride));
+                window.output().map(|(h, w)| vec![*filters, h, w])
+            }
+            LayerSpec::MaxPool { .. } => {
+                let window = self.window(input, "max_pool")?;
+                window.output().map(|(h, w)| vec![input[0], h, w])
+            }
             LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh | LayerSpec::Dropout { .. } | LayerSpec::SigmoidTop => {
                 Ok(input.to_vec())
             }

@@ -6,6 +6,7 @@
 //! A CUDA build changes the `Dev` alias in `model.rs` and nothing else.
 
 pub mod classifier;
+pub mod conv;
 pub mod layers;
 pub mod model;
 pub mod top;

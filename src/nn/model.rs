@@ -9,7 +9,9 @@
 //! Checkpoint tensor names: `layers.{i}.weight` with shape `[in, out]` (the transpose of
 //! PyTorch's `Linear.weight`) and `layers.{i}.bias` with shape `[out]`, f32, where `i` is
 //! the layer's index in the net. Maxout stores its `units * pieces` columns unit-major:
-//! column `u * pieces + p` is piece `p` of unit `u`. An `rbf` layer stores its centres as
+//! column `u * pieces + p` is piece `p` of unit `u`. A `conv2d` layer stores one filter per
+//! column, `weight` `[channels * kernel * kernel, filters]`, rows ordered by input channel,
+//! then kernel row, then kernel column. An `rbf` layer stores its centres as
 //! `weight` (`[in, units]`, one column per centre) and its log-precisions as `bias`. The
 //! net itself is stored as JSON in
 //! the safetensors metadata under `advpipe.net`.
@@ -56,6 +58,8 @@ pub struct Model {
     pub net: NetSpec,
     /// Parameters per layer, `None` for layers without any.
     pub params: Vec<Option<Affine>>,
+    /// Each layer's input shape (batch excluded), for layers that look at space.
+    inputs: Vec<Vec<usize>>,
 }
 
 impl Model {
@@ -63,9 +67,15 @@ impl Model {
     pub fn init(dev: &Dev, net: &NetSpec, init: f64, rng: &mut impl Rng) -> Model {
         let mut shape = net.input.clone();
         let mut params = Vec::with_capacity(net.layers.len());
+        let mut inputs = Vec::with_capacity(net.layers.len());
         for layer in &net.layers {
-            let fan_in: usize = shape.iter().product();
+            let fan_in: usize = match layer {
+                LayerSpec::Conv2d { kernel, .. } => shape[0] * kernel * kernel,
+                _ => shape.iter().product(),
+            };
+            inputs.push(shape.clone());
             let fan_out = match layer {
+                LayerSpec::Conv2d { filters, .. } => Some(*filters),
                 LayerSpec::Linear { units } => Some(*units),
                 LayerSpec::Maxout { units, pieces } => Some(units * pieces),
                 LayerSpec::Rbf { units } => Some(*units),
@@ -80,7 +90,11 @@ impl Model {
             }));
             shape = layer.output_shape(&shape).expect("nets are shape-checked before they are built");
         }
-        Model { net: net.clone(), params }
+        Model {
+            net: net.clone(),
+            params,
+            inputs,
+        }
     }
 
     /// Input width (product of the input shape).
@@ -98,8 +112,12 @@ impl Model {
     /// from the device's random stream.
     pub fn forward_mode<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
         let mut h = x;
-        for (layer, params) in self.net.layers.iter().zip(&self.params) {
+        for ((layer, params), input) in self.net.layers.iter().zip(&self.params).zip(&self.inputs) {
             h = match (layer, params) {
+                (LayerSpec::Conv2d { .. }, Some(p)) => {
+                    super::conv::conv2d(h, &layer.window(input, "conv2d").expect("shape-checked"), &p.weight, &p.bias)
+                }
+                (LayerSpec::MaxPool { .. }, _) => super::conv::max_pool(h, &layer.window(input, "max_pool").expect("shape-checked")),
                 (LayerSpec::Flatten | LayerSpec::SigmoidTop, _) => h,
                 (LayerSpec::Dropout { p }, _) if mode == Mode::Train && *p > 0.0 => h.dropout(*p),
                 (LayerSpec::Dropout { .. }, _) => h,
@@ -290,17 +308,22 @@ mod gradient_checks {
     }
 
     fn check(layers: Vec<LayerSpec>) {
+        check_shaped(vec![5], layers)
+    }
+
+    fn check_shaped(input: Vec<usize>, layers: Vec<LayerSpec>) {
         let dev = Dev::default();
-        let net = NetSpec { input: vec![5], layers };
+        let width: usize = input.iter().product();
+        let net = NetSpec { input, layers };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
         let mut model = Model::init(&dev, &net, 0.7, &mut rng);
         for p in model.params.iter_mut().flatten() {
             let b: Vec<f32> = (0..p.bias.shape().0).map(|_| rng.gen_range(-0.5..0.5)).collect();
             p.bias.copy_from(&b);
         }
-        let x: Vec<f32> = (0..15).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let x: Vec<f32> = (0..3 * width).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let y = vec![0, 2, 1];
-        let xt: Matrix = dev.tensor_from_vec(x.clone(), (3, 5));
+        let xt: Matrix = dev.tensor_from_vec(x.clone(), (3, width));
         let logits = model.forward(xt.leaky_trace());
         let grads = model.net.top().loss(&dev, logits, &y).backward();
         let close = |numeric: f32, analytic: f32, what: &str| {
@@ -385,6 +408,36 @@ mod gradient_checks {
             LayerSpec::Relu,
             LayerSpec::Linear { units: 3 },
         ]);
+    }
+
+    #[test]
+    fn conv2d_and_max_pool() {
+        check_shaped(
+            vec![2, 6, 6],
+            vec![
+                LayerSpec::Conv2d {
+                    filters: 3,
+                    kernel: 3,
+                    stride: 1,
+                },
+                LayerSpec::Tanh,
+                LayerSpec::MaxPool { size: 2, stride: None },
+                LayerSpec::Flatten,
+                LayerSpec::Linear { units: 3 },
+            ],
+        );
+        check_shaped(
+            vec![1, 7, 7],
+            vec![
+                LayerSpec::Conv2d {
+                    filters: 2,
+                    kernel: 3,
+                    stride: 2,
+                },
+                LayerSpec::Flatten,
+                LayerSpec::Linear { units: 3 },
+            ],
+        );
     }
 
     #[test]

@@ -153,8 +153,16 @@ pub struct FitSummary {
     pub refit_history: Vec<EpochRecord>,
 }
 
-/// Called after every step with (epoch, step, steps per epoch, running mean loss).
-pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, usize, f64);
+/// What `fit` reports while it trains.
+pub enum FitEvent<'a> {
+    /// A step finished: epoch, step, steps per epoch, the epoch's running mean loss.
+    Step(usize, usize, usize, f64),
+    /// An epoch finished (with its validation error, if there is a validation set).
+    Epoch(&'a EpochRecord),
+}
+
+/// Receives [`FitEvent`]s.
+pub type Progress<'a> = &'a mut dyn FnMut(FitEvent);
 
 /// Per-layer optimizer state.
 enum State {
@@ -377,7 +385,7 @@ fn train_phase(
                 )));
             }
             loss_sum += loss;
-            progress(epoch, step + 1, steps, loss_sum / (step + 1) as f64);
+            progress(FitEvent::Step(epoch, step + 1, steps, loss_sum / (step + 1) as f64));
         }
         if trainer
             .model
@@ -399,6 +407,7 @@ fn train_phase(
             lr: trainer.lr,
             momentum: trainer.momentum,
         });
+        progress(FitEvent::Epoch(history.last().expect("just pushed")));
         if let Some(err) = valid_error {
             if best.as_ref().is_none_or(|(b, _, _)| err < *b) {
                 best = Some((err, epoch, trainer.model.clone()));
@@ -489,8 +498,8 @@ mod tests {
         }
     }
 
-    fn quiet() -> impl FnMut(usize, usize, usize, f64) {
-        |_, _, _, _| {}
+    fn quiet() -> impl FnMut(FitEvent) {
+        |_| {}
     }
 
     #[test]
@@ -735,7 +744,7 @@ mod top_tests {
             init: 0.05,
             ..FitParams::sgd(30, 20, 1.0, 0.5, 1)
         };
-        let (model, s) = fit(&net, &data, None, &p, &mut |_, _, _, _| {}).unwrap();
+        let (model, s) = fit(&net, &data, None, &p, &mut |_| {}).unwrap();
         assert!(s.history.last().unwrap().loss < s.history[0].loss * 0.7, "{:?}", s.history);
         let error = crate::eval::evaluate(&Dev::default(), &model, &data, None, 0, 50, &mut |_, _| {}).error;
         assert!(error < 0.1, "{error}");
