@@ -1,6 +1,6 @@
 //! Throughput of the paper's workloads on the CPU, batch 100: one SGD training step,
 //! and FGSM crafting plus classification, on softmax regression and on the paper's maxout
-//! net (784 -> maxout 240x5 -> maxout 240x5 -> 10). Criterion reports time per batch;
+//! net (784 -> maxout U x 5 -> maxout U x 5 -> 10, U = 240 and 1600). Criterion reports time per batch;
 //! examples/s = 100 / time. `../shared/peer/torch_reference.py` measures the same
 //! workloads in PyTorch: run both in one sitting (see the README's "Benchmarks").
 
@@ -25,7 +25,15 @@ fn nets() -> Vec<(&'static str, NetSpec)> {
         input: vec![784],
         layers: vec![LayerSpec::Linear { units: 10 }],
     };
-    vec![("softmax", softmax), ("maxout240", maxout)]
+    let wide = NetSpec {
+        input: vec![784],
+        layers: vec![
+            LayerSpec::Maxout { units: 1600, pieces: 5 },
+            LayerSpec::Maxout { units: 1600, pieces: 5 },
+            LayerSpec::Linear { units: 10 },
+        ],
+    };
+    vec![("softmax", softmax), ("maxout240", maxout), ("maxout1600", wide)]
 }
 
 fn batch(rng: &mut impl Rng) -> (Vec<f32>, Vec<usize>) {
@@ -42,6 +50,8 @@ fn workloads(c: &mut Criterion) {
     let fgsm = Crafter::from_json(&serde_json::json!({"attack": "fgsm", "eps": 0.25, "clip": [0.0, 1.0], "labels": "true"})).unwrap();
     let mut group = c.benchmark_group("batch100");
     group.throughput(Throughput::Elements(BATCH as u64));
+    // A 1600-unit step takes about 0.2 s: ten samples keep a run near a minute.
+    group.sample_size(10);
     for (name, net) in nets() {
         let model = Model::init(&dev, &net, 0.005, &mut rng);
         let mut sgd = Trainer::new(&dev, model.clone(), &FitParams::sgd(1, BATCH, 0.01, 0.5, 0)).unwrap();

@@ -86,21 +86,30 @@ impl Cache {
         }
     }
 
-    /// Looks `key` up and verifies every file against the manifest.
-    pub fn lookup(&self, key: &str) -> Lookup {
+    /// Looks `key` up and verifies every file against the manifest, changing nothing.
+    pub fn peek(&self, key: &str) -> Lookup {
         let dir = self.entry_dir(key);
-        let manifest_path = dir.join("manifest.json");
         if !dir.exists() {
             return Lookup::Miss;
         }
-        match self.verify(key, &manifest_path) {
+        match self.verify(key, &dir.join("manifest.json")) {
             Ok((manifest, files)) => Lookup::Hit(manifest, files),
-            Err(why) => {
+            Err(why) => Lookup::Corrupt(why),
+        }
+    }
+
+    /// Looks `key` up and verifies every file against the manifest; a corrupt entry is moved
+    /// to `corrupt/` so that it is recomputed.
+    pub fn lookup(&self, key: &str) -> Lookup {
+        let dir = self.entry_dir(key);
+        match self.peek(key) {
+            Lookup::Corrupt(why) => {
                 let aside = self.root.join("corrupt").join(format!("{key}.{}", unique_suffix()));
                 // If another run already moved it, the entry is gone either way.
                 let _ = std::fs::rename(&dir, &aside);
                 Lookup::Corrupt(why)
             }
+            found => found,
         }
     }
 

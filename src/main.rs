@@ -1,12 +1,14 @@
-//! The `advpipe` command line: `run`, `check` and `graph` on a pipeline file.
+//! The `advpipe` command line: `run`, `check`, `plan`, `explain` and `graph` on a pipeline
+//! file.
 //!
 //! Exit status: 0 on success; 1 when the pipeline file has errors (all are printed, with
 //! file:line:col); 2 for a misused command line; 3 when running fails (missing data, I/O,
 //! a diverging fit): everything finished before the failure stays cached.
 
+use advpipe::check::ir::Program;
 use advpipe::diagnostics::{render, Source};
 use advpipe::{cache::Cache, config, exec, plan, report, Error};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,18 +26,31 @@ struct Cli {
     command: Command,
 }
 
+/// Where data and cache live (flag > environment > advpipe.toml > default).
+#[derive(Args)]
+struct Places {
+    /// Folder with MNIST's IDX files; fetched there when absent [env: ADVPIPE_DATA]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Artifact cache folder [env: ADVPIPE_CACHE] [default: .advpipe/cache]
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check, plan and execute a pipeline; print its tables and write them to the results folder
     Run {
         /// The pipeline file (.adv)
         file: PathBuf,
-        /// Folder with MNIST's IDX files; fetched there when absent [env: ADVPIPE_DATA]
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Artifact cache folder [env: ADVPIPE_CACHE] [default: .advpipe/cache]
-        #[arg(long)]
-        cache_dir: Option<PathBuf>,
+        #[command(flatten)]
+        places: Places,
         /// Results folder for this pipeline [default: results/<file stem>]
         #[arg(long)]
         out: Option<PathBuf>,
@@ -45,10 +60,29 @@ enum Command {
         /// The pipeline file (.adv)
         file: PathBuf,
     },
-    /// Print a pipeline's DAG in Graphviz DOT (pipe into `dot -Tsvg`)
+    /// List the nodes in execution order with what a run would do to each (needs the data)
+    Plan {
+        /// The pipeline file (.adv)
+        file: PathBuf,
+        #[command(flatten)]
+        places: Places,
+    },
+    /// Show a node's cache key and everything that goes into it
+    Explain {
+        /// The pipeline file (.adv)
+        file: PathBuf,
+        /// The node's name (a declaration, or kind@line:col for an inline call)
+        node: String,
+        #[command(flatten)]
+        places: Places,
+    },
+    /// Print a pipeline's DAG (DOT: pipe into `dot -Tsvg`; or JSON)
     Graph {
         /// The pipeline file (.adv)
         file: PathBuf,
+        /// Output format
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
     },
 }
 
@@ -75,7 +109,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &Path) -> Result<(Source, advpipe::check::ir::Program), Failure> {
+fn load(path: &Path) -> Result<(Source, Program), Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::msg(format!("cannot read pipeline file {}: {e}", path.display())))?;
     let source = Source::new(path.display().to_string(), text);
     match advpipe::compile(&source) {
@@ -84,6 +118,25 @@ fn load(path: &Path) -> Result<(Source, advpipe::check::ir::Program), Failure> {
             eprint!("{}", render(&source, &diags, std::io::stderr().is_terminal()));
             Err(Failure::Pipeline)
         }
+    }
+}
+
+fn settings(places: Places) -> Result<config::Settings, Failure> {
+    Ok(config::resolve(
+        config::read_file_config(Path::new("."))?,
+        places.data_dir,
+        places.cache_dir,
+        None,
+    ))
+}
+
+/// `plan`'s word for what a run would do.
+fn intent(status: &exec::Status) -> String {
+    match status {
+        exec::Status::Cached => "cached".into(),
+        exec::Status::Computed => "will run".into(),
+        exec::Status::Recomputed(why) => format!("will rerun (cache entry corrupt: {why})"),
+        _ => "on demand".into(),
     }
 }
 
@@ -99,20 +152,82 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Graph { file } => {
+        Command::Graph { file, format } => {
             let (_, program) = load(&file)?;
-            print!("{}", plan::to_dot(&program, &plan::plan(&program)));
+            let dag = plan::plan(&program);
+            match format {
+                GraphFormat::Dot => print!("{}", plan::to_dot(&program, &dag)),
+                GraphFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plan::to_json(&program, &dag)).expect("JSON values print")
+                ),
+            }
             Ok(())
         }
-        Command::Run {
-            file,
-            data_dir,
-            cache_dir,
-            out,
-        } => {
+        Command::Plan { file, places } => {
+            let (_, program) = load(&file)?;
+            let settings = settings(places)?;
+            let cache = Cache::open(&settings.cache_dir)?;
+            let opts = exec::RunOptions {
+                data_dir: settings.data_dir,
+                cache: &cache,
+                progress: false,
+            };
+            let records = exec::preview(&program, &plan::plan(&program), &opts)?;
+            for (i, r) in records.iter().enumerate() {
+                println!(
+                    "{:>4}  {:<10} {:<20} {}  {}",
+                    i + 1,
+                    r.kind,
+                    r.name,
+                    &r.key[..12],
+                    intent(&r.status)
+                );
+            }
+            let to_run = records
+                .iter()
+                .filter(|r| matches!(r.status, exec::Status::Computed | exec::Status::Recomputed(_)))
+                .count();
+            println!("{to_run} of {} node(s) would run", records.len());
+            Ok(())
+        }
+        Command::Explain { file, node, places } => {
+            let (_, program) = load(&file)?;
+            let Some(id) = program.nodes.iter().position(|n| n.name == node) else {
+                let names: Vec<&str> = program.nodes.iter().map(|n| n.name.as_str()).collect();
+                let hint = advpipe::diagnostics::did_you_mean(&node, names.iter().copied())
+                    .map_or(String::new(), |s| format!(" (did you mean `{s}`?)"));
+                return Err(Error::msg(format!("no node `{node}` in {}{hint}; nodes: {}", file.display(), names.join(", "))).into());
+            };
+            let settings = settings(places)?;
+            let cache = Cache::open(&settings.cache_dir)?;
+            let dag = plan::plan(&program);
+            let keys = exec::keys(&program, &dag, &settings.data_dir)?;
+            let n = &program.nodes[id];
+            println!("node     {} ({}, version {})", n.name, n.kind.name, n.kind.version);
+            println!("key      {}", keys[id]);
+            let status = if n.kind.cached {
+                intent(&exec::expected_status(&cache, &keys[id]))
+            } else {
+                "not cached (made on demand)".into()
+            };
+            println!("status   {status}");
+            for (role, input) in &n.inputs {
+                println!(
+                    "input    {role} = {} ({})  {}",
+                    program.nodes[*input].name, program.nodes[*input].kind.name, keys[*input]
+                );
+            }
+            let digest = exec::source_digest(&program, id, &settings.data_dir)?;
+            let recipe = plan::recipe(&program, id, &keys, digest.as_deref());
+            println!("recipe (the key is the BLAKE3 hash of this JSON, compact and with sorted keys):");
+            println!("{}", serde_json::to_string_pretty(&recipe).expect("JSON values print"));
+            Ok(())
+        }
+        Command::Run { file, places, out } => {
             let started = Instant::now();
             let (_, program) = load(&file)?;
-            let settings = config::resolve(config::read_file_config(Path::new("."))?, data_dir, cache_dir, None);
+            let settings = settings(places)?;
             let results = out.unwrap_or_else(|| settings.results_dir.join(file.file_stem().unwrap_or_default()));
             let cache = Cache::open(&settings.cache_dir)?;
             let dag = plan::plan(&program);

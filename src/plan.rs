@@ -88,3 +88,25 @@ pub fn to_dot(program: &Program, plan: &Plan) -> String {
     out.push_str("}\n");
     out
 }
+
+/// The DAG as JSON: `nodes` (id, name, kind, category, cached, parameters) in execution
+/// order, and `edges` (from, to, parameter name).
+pub fn to_json(program: &Program, plan: &Plan) -> serde_json::Value {
+    let nodes: Vec<serde_json::Value> = plan
+        .order
+        .iter()
+        .map(|&id| {
+            let n = &program.nodes[id];
+            json!({"id": id, "name": n.name, "kind": n.kind.name, "category": n.kind.category.word(), "cached": n.kind.cached, "params": n.params})
+        })
+        .collect();
+    let edges: Vec<serde_json::Value> = plan
+        .graph
+        .edge_indices()
+        .map(|e| {
+            let (a, b) = plan.graph.edge_endpoints(e).expect("edge exists");
+            json!({"from": plan.graph[a], "to": plan.graph[b], "role": plan.graph[e]})
+        })
+        .collect();
+    json!({"nodes": nodes, "edges": edges})
+}

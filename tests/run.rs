@@ -411,3 +411,52 @@ fn a_small_convnet_learns() {
     let rows = &advpipe::report::tables(&program, &outcome)[0].rows;
     assert!(rows[0].measured < 0.2, "clean error {}", rows[0].measured);
 }
+
+#[test]
+fn cli_plan_explain_and_json_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_tiny_mnist(&data, 200, 50);
+    let cache = dir.path().join("c");
+    let file = fixture("run/tiny.adv").to_str().unwrap().to_string();
+    let cli = |words: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = words.iter().map(|w| w.into()).collect();
+        args.extend([
+            "--data-dir".into(),
+            data.clone().into_os_string(),
+            "--cache-dir".into(),
+            cache.clone().into_os_string(),
+        ]);
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        run_cli(&refs, None)
+    };
+
+    let (code, stdout, stderr) = cli(&["plan", &file]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("will run") && stdout.contains("3 of 5 node(s) would run"),
+        "{stdout}"
+    );
+    run_text(&tiny(), &data, &cache);
+    let (_, stdout, _) = cli(&["plan", &file]);
+    assert!(
+        stdout.contains("0 of 5 node(s) would run") && !stdout.contains("will run"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = cli(&["explain", &file, "fgsm_test"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("status   cached") && stdout.contains("\"eps\": 0.25") && stdout.contains("input    model = soft"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = cli(&["explain", &file, "fgsm_tset"]);
+    assert_eq!(code, 3);
+    assert!(stderr.contains("did you mean `fgsm_test`"), "{stderr}");
+
+    let (code, stdout, _) = run_cli(&["graph".as_ref(), file.as_ref(), "--format".as_ref(), "json".as_ref()], None);
+    assert_eq!(code, 0);
+    let graph: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(graph["nodes"].as_array().unwrap().len(), 5);
+    assert_eq!(graph["edges"].as_array().unwrap().len(), 5);
+}

@@ -103,24 +103,7 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
             let _ = writeln!(log, "{m}");
         })?;
     }
-    let mut digests: HashMap<String, String> = HashMap::new();
-    let keys = plan::keys(program, plan, &mut |id| {
-        let node = &program.nodes[id];
-        if node.kind.name == "load" {
-            let path = PathBuf::from(node.params["path"].as_str().unwrap_or_default());
-            let bytes = std::fs::read(&path)
-                .map_err(|e| Error::msg(format!("node `{}` (load): cannot read {}: {e}", node.name, path.display())))?;
-            return Ok(Some(blake3::hash(&bytes).to_hex().to_string()));
-        }
-        if node.kind.name != "mnist" {
-            return Ok(None);
-        }
-        let split = node.params["split"].as_str().unwrap_or("train").to_string();
-        if !digests.contains_key(&split) {
-            digests.insert(split.clone(), mnist::digest(&opts.data_dir, &split)?);
-        }
-        Ok(digests.get(&split).cloned())
-    })?;
+    let keys = keys(program, plan, &opts.data_dir)?;
     let records = program
         .nodes
         .iter()
@@ -156,6 +139,70 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
         records: exec.records,
         metrics,
     })
+}
+
+/// What a run would do, node by node in execution order, without computing anything.
+pub fn preview(program: &Program, plan: &Plan, opts: &RunOptions) -> Result<Vec<NodeRecord>> {
+    let keys = keys(program, plan, &opts.data_dir)?;
+    let mut records: Vec<NodeRecord> = Vec::new();
+    for &id in &plan.order {
+        let node = &program.nodes[id];
+        let status = if node.kind.cached {
+            expected_status(opts.cache, &keys[id])
+        } else {
+            Status::NotNeeded
+        };
+        records.push(NodeRecord {
+            name: node.name.clone(),
+            kind: node.kind.name,
+            key: keys[id].clone(),
+            status,
+            seconds: 0.0,
+        });
+    }
+    Ok(records)
+}
+
+/// What a run would do to a cached kind of node with this key: `Cached`, `Computed` (a
+/// miss) or `Recomputed` (a corrupt entry). Reads the cache, changes nothing.
+pub fn expected_status(cache: &Cache, key: &str) -> Status {
+    match cache.peek(key) {
+        Lookup::Hit(..) => Status::Cached,
+        Lookup::Corrupt(why) => Status::Recomputed(why),
+        Lookup::Miss => Status::Computed,
+    }
+}
+
+/// Every node's cache key: what it computes, from what, and the bytes of the files it reads
+/// (MNIST must be in `data_dir`; `run` fetches it first).
+pub fn keys(program: &Program, plan: &Plan, data_dir: &std::path::Path) -> Result<Vec<String>> {
+    let mut digests: HashMap<String, String> = HashMap::new();
+    plan::keys(program, plan, &mut |id| {
+        let node = &program.nodes[id];
+        if node.kind.name == "mnist" {
+            let split = node.params["split"].as_str().unwrap_or("train").to_string();
+            if !digests.contains_key(&split) {
+                digests.insert(split.clone(), mnist::digest(data_dir, &split)?);
+            }
+            return Ok(digests.get(&split).cloned());
+        }
+        source_digest(program, id, data_dir)
+    })
+}
+
+/// The content digest of the files a node reads (MNIST's split, a loaded checkpoint), if any.
+pub fn source_digest(program: &Program, id: NodeId, data_dir: &std::path::Path) -> Result<Option<String>> {
+    let node = &program.nodes[id];
+    match node.kind.name {
+        "mnist" => mnist::digest(data_dir, node.params["split"].as_str().unwrap_or("train")).map(Some),
+        "load" => {
+            let path = PathBuf::from(node.params["path"].as_str().unwrap_or_default());
+            let bytes = std::fs::read(&path)
+                .map_err(|e| Error::msg(format!("node `{}` (load): cannot read {}: {e}", node.name, path.display())))?;
+            Ok(Some(blake3::hash(&bytes).to_hex().to_string()))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// A model input: one model, or an ensemble's members.
