@@ -24,6 +24,8 @@ pub struct RowResult {
     pub measured: f64,
     /// What the paper reports, if cited.
     pub paper: Option<f64>,
+    /// The tolerance the row allows around `paper`, if it gives one.
+    pub tol: Option<f64>,
 }
 
 /// One table with its rows.
@@ -51,6 +53,7 @@ pub fn tables(program: &Program, outcome: &Outcome) -> Vec<TableResult> {
                     metric: r.field.clone(),
                     measured: outcome.metrics[&r.node][&r.field],
                     paper: r.paper,
+                    tol: r.tol,
                 })
                 .collect(),
         })
@@ -72,17 +75,30 @@ pub fn format_value(metric: &str, v: f64) -> String {
     }
 }
 
-fn cells(row: &RowResult) -> [String; 4] {
+impl RowResult {
+    /// Whether the measurement is within `tol` of the paper: `None` when the row gives no
+    /// tolerance.
+    pub fn within(&self) -> Option<bool> {
+        Some((self.measured - self.paper?).abs() <= self.tol? + 1e-12)
+    }
+}
+
+fn cells(row: &RowResult) -> [String; 5] {
     let paper = row.paper.map_or("-".into(), |p| format_value(&row.metric, p));
     let diff = match row.paper {
         Some(p) if !is_count(&row.metric) => format!("{:+.1} pp", (row.measured - p) * 100.0),
         Some(p) => format!("{:+.0}", row.measured - p),
         None => "-".into(),
     };
-    [row.label.clone(), format_value(&row.metric, row.measured), paper, diff]
+    let verdict = match row.within() {
+        Some(true) => format!("within {}", format_value(&row.metric, row.tol.unwrap_or_default())),
+        Some(false) => format!("outside {}", format_value(&row.metric, row.tol.unwrap_or_default())),
+        None => "-".into(),
+    };
+    [row.label.clone(), format_value(&row.metric, row.measured), paper, diff, verdict]
 }
 
-const HEADER: [&str; 4] = ["", "measured", "paper", "diff"];
+const HEADER: [&str; 5] = ["", "measured", "paper", "diff", "reproduced"];
 
 /// The tables for a terminal.
 pub fn terminal(tables: &[TableResult]) -> String {
@@ -102,7 +118,7 @@ pub fn terminal(tables: &[TableResult]) -> String {
 pub fn markdown(tables: &[TableResult]) -> String {
     let mut out = String::new();
     for t in tables {
-        out.push_str(&format!("## {}\n\n| {} |\n|---|---:|---:|---:|\n", t.title, HEADER.join(" | ")));
+        out.push_str(&format!("## {}\n\n| {} |\n|---|---:|---:|---:|---|\n", t.title, HEADER.join(" | ")));
         for row in &t.rows {
             out.push_str(&format!("| {} |\n", cells(row).join(" | ")));
         }
@@ -183,7 +199,18 @@ mod tests {
             metric: "error".into(),
             measured: 0.95,
             paper: Some(0.999),
+            tol: Some(0.05),
         };
         assert_eq!(cells(&row)[3], "-4.9 pp");
+        assert_eq!(cells(&row)[4], "within 5.00%");
+        assert_eq!(
+            RowResult {
+                tol: Some(0.01),
+                ..row.clone()
+            }
+            .within(),
+            Some(false)
+        );
+        assert_eq!(RowResult { tol: None, ..row }.within(), None);
     }
 }

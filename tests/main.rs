@@ -7,4 +7,5 @@ mod support;
 mod diagnostics;
 mod extension;
 mod parse;
+mod robustness;
 mod run;

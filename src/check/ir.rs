@@ -56,4 +56,6 @@ pub struct Row {
     pub field: String,
     /// The paper's number, if the row cites one.
     pub paper: Option<f64>,
+    /// How far from `paper` the measurement may be and still count as reproduced.
+    pub tol: Option<f64>,
 }

@@ -1072,6 +1072,7 @@ impl<'a> Checker<'a> {
         for row in &t.rows {
             let mut measured = None;
             let mut paper = None;
+            let mut tol = None;
             for (name, expr) in &row.fields {
                 match name.name.as_str() {
                     "value" => match self.expr(expr, None) {
@@ -1089,18 +1090,26 @@ impl<'a> Checker<'a> {
                         }
                         None => {}
                     },
-                    "paper" => match &expr.kind {
-                        ExprKind::Number { value, .. } => paper = Some(*value),
+                    "paper" | "tol" => match &expr.kind {
+                        ExprKind::Number { value, .. } if name.name == "paper" => paper = Some(*value),
+                        ExprKind::Number { value, .. } if *value >= 0.0 => tol = Some((*value, name.span)),
                         _ => self.diags.push(
-                            Diagnostic::new(codes::BAD_ROW, expr.span, "`paper` must be a number or percentage")
-                                .label("not a number")
-                                .help("e.g. paper: 99.9%"),
+                            Diagnostic::new(
+                                codes::BAD_ROW,
+                                expr.span,
+                                format!("`{}` must be a non-negative number or percentage", name.name),
+                            )
+                            .label("not a number")
+                            .help("e.g. paper: 99.9% tol: 2%"),
                         ),
                     },
                     other => {
-                        let help = match did_you_mean(other, ["value", "paper"]) {
+                        let help = match did_you_mean(other, ["value", "paper", "tol"]) {
                             Some(s) => format!("did you mean `{s}`?"),
-                            None => "a row has `value:` (a metric) and optionally `paper:` (the published number)".into(),
+                            None => {
+                                "a row has `value:` (a metric) and optionally `paper:` (the published number) and `tol:` (how close counts)"
+                                    .into()
+                            }
                         };
                         self.diags.push(
                             Diagnostic::new(codes::BAD_ROW, name.span, format!("table rows have no field `{other}`"))
@@ -1110,12 +1119,20 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
+            if let (Some((_, span)), None) = (tol, paper) {
+                self.diags.push(
+                    Diagnostic::new(codes::BAD_ROW, span, "`tol` without `paper`: there is nothing to be close to")
+                        .label("no paper value")
+                        .help("add `paper: <the published number>`"),
+                );
+            }
             match measured {
                 Some((node, field)) => rows.push(ir::Row {
                     label: row.label.clone(),
                     node,
                     field,
                     paper,
+                    tol: tol.map(|t| t.0),
                 }),
                 None if !row.fields.iter().any(|(n, _)| n.name == "value") => self.diags.push(
                     Diagnostic::new(codes::BAD_ROW, row.span, format!("row \"{}\" has no `value:`", row.label))

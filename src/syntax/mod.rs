@@ -17,6 +17,7 @@ struct PipelineParser;
 /// Parses a pipeline file. A syntax error is returned as one diagnostic at the place
 /// where parsing stopped.
 pub fn parse(text: &str) -> Result<File, Vec<Diagnostic>> {
+    check_nesting(text)?;
     let program = PipelineParser::parse(Rule::program, text)
         .map_err(|e| vec![syntax_error(e)])?
         .next()
@@ -284,4 +285,41 @@ mod tests {
         assert_eq!(err[0].code, codes::SYNTAX);
         assert_eq!(err[0].span.start, 26);
     }
+}
+
+/// How deep brackets may nest. The parser recurses once per level; this keeps any input,
+/// however hostile, from exhausting the stack.
+pub const MAX_NESTING: usize = 64;
+
+fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for (at, c) in text.char_indices() {
+        match c {
+            _ if in_comment => in_comment = c != '\n',
+            _ if in_string => {
+                in_string = !(c == '"' && !escaped) && c != '\n';
+                escaped = c == '\\' && !escaped;
+            }
+            '#' => in_comment = true,
+            '"' => in_string = true,
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(vec![Diagnostic::new(
+                        codes::SYNTAX,
+                        Span::new(at, at + 1),
+                        format!("brackets nested more than {MAX_NESTING} deep"),
+                    )
+                    .label("too deep")
+                    .help("a pipeline never needs this much nesting; declare the inner part under a name")]);
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
