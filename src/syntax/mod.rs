@@ -300,7 +300,7 @@ fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
         match c {
             _ if in_comment => in_comment = c != '\n',
             _ if in_string => {
-                in_string = !(c == '"' && !escaped) && c != '\n';
+                in_string = (escaped || c != '"') && c != '\n';
                 escaped = c == '\\' && !escaped;
             }
             '#' => in_comment = true,
