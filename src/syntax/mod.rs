@@ -244,6 +244,43 @@ fn syntax_error(err: pest::error::Error<Rule>) -> Diagnostic {
         .help("see the language reference in the README")
 }
 
+/// How deep brackets may nest. The parser recurses once per level; this keeps any input,
+/// however hostile, from exhausting the stack.
+pub const MAX_NESTING: usize = 64;
+
+fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for (at, c) in text.char_indices() {
+        match c {
+            _ if in_comment => in_comment = c != '\n',
+            _ if in_string => {
+                in_string = (escaped || c != '"') && c != '\n';
+                escaped = c == '\\' && !escaped;
+            }
+            '#' => in_comment = true,
+            '"' => in_string = true,
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(vec![Diagnostic::new(
+                        codes::SYNTAX,
+                        Span::new(at, at + 1),
+                        format!("brackets nested more than {MAX_NESTING} deep"),
+                    )
+                    .label("too deep")
+                    .help("a pipeline never needs this much nesting; declare the inner part under a name")]);
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,41 +322,4 @@ mod tests {
         assert_eq!(err[0].code, codes::SYNTAX);
         assert_eq!(err[0].span.start, 26);
     }
-}
-
-/// How deep brackets may nest. The parser recurses once per level; this keeps any input,
-/// however hostile, from exhausting the stack.
-pub const MAX_NESTING: usize = 64;
-
-fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut in_comment = false;
-    let mut escaped = false;
-    for (at, c) in text.char_indices() {
-        match c {
-            _ if in_comment => in_comment = c != '\n',
-            _ if in_string => {
-                in_string = (escaped || c != '"') && c != '\n';
-                escaped = c == '\\' && !escaped;
-            }
-            '#' => in_comment = true,
-            '"' => in_string = true,
-            '(' | '[' | '{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Err(vec![Diagnostic::new(
-                        codes::SYNTAX,
-                        Span::new(at, at + 1),
-                        format!("brackets nested more than {MAX_NESTING} deep"),
-                    )
-                    .label("too deep")
-                    .help("a pipeline never needs this much nesting; declare the inner part under a name")]);
-                }
-            }
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
 }
