@@ -8,6 +8,7 @@
 use crate::check::ir::{NodeId, Program};
 use crate::error::{Error, Result};
 use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
 use serde_json::json;
 
 /// The DAG of a program.
@@ -35,33 +36,51 @@ pub fn plan(program: &Program) -> Plan {
     Plan { graph, order }
 }
 
-/// The JSON every key hashes, for one node; `explain`-style output can print it.
-pub fn recipe(program: &Program, id: NodeId, input_keys: &[String], source_digest: Option<&str>) -> serde_json::Value {
+/// Everything that determines a node's result; its canonical JSON is what the key hashes.
+/// Fields are in alphabetical order and parameter maps are sorted, so the JSON is canonical.
+#[derive(Debug, Serialize)]
+pub struct Recipe<'a> {
+    /// `(parameter, input key)` in parameter order; a list, so that several inputs under one
+    /// parameter (`ensemble([a, b])`) all count.
+    pub inputs: Vec<(&'a str, &'a str)>,
+    /// The node kind.
+    pub kind: &'a str,
+    /// Its canonical parameters.
+    pub params: &'a serde_json::Value,
+    /// The file's seed.
+    pub seed: u64,
+    /// The digest of the files the node reads, if any.
+    pub source: Option<&'a str>,
+    /// The kind's version.
+    pub version: u32,
+}
+
+/// The recipe of one node, given its inputs' keys.
+pub fn recipe<'a>(program: &'a Program, id: NodeId, input_keys: &'a [String], source_digest: Option<&'a str>) -> Recipe<'a> {
     let node = &program.nodes[id];
-    let inputs: serde_json::Map<String, serde_json::Value> = node
-        .inputs
-        .iter()
-        .map(|(role, input)| (role.to_string(), input_keys[*input].clone().into()))
-        .collect();
-    json!({
-        "kind": node.kind.name,
-        "version": node.kind.version,
-        "params": node.params,
-        "inputs": inputs,
-        "seed": program.seed,
-        "source": source_digest,
-    })
+    Recipe {
+        inputs: node
+            .inputs
+            .iter()
+            .map(|(role, input)| (*role, input_keys[*input].as_str()))
+            .collect(),
+        kind: node.kind.name,
+        params: &node.params,
+        seed: program.seed,
+        source: source_digest,
+        version: node.kind.version,
+    }
 }
 
 /// Every node's key. `source_digest` gives the content digest of what a data node reads.
 pub fn keys(program: &Program, plan: &Plan, source_digest: &mut dyn FnMut(NodeId) -> Result<Option<String>>) -> Result<Vec<String>> {
     let mut keys = vec![String::new(); program.nodes.len()];
+    let mut text = Vec::with_capacity(1024);
     for &id in &plan.order {
         let digest = source_digest(id)?;
-        let recipe = recipe(program, id, &keys, digest.as_deref());
-        // serde_json's maps are sorted, so this text is canonical.
-        let text = serde_json::to_string(&recipe).map_err(|e| Error::msg(e.to_string()))?;
-        keys[id] = blake3::hash(text.as_bytes()).to_hex().to_string();
+        text.clear();
+        serde_json::to_writer(&mut text, &recipe(program, id, &keys, digest.as_deref())).map_err(|e| Error::msg(e.to_string()))?;
+        keys[id] = blake3::hash(&text).to_hex().to_string();
     }
     Ok(keys)
 }
@@ -109,4 +128,41 @@ pub fn to_json(program: &Program, plan: &Plan) -> serde_json::Value {
         })
         .collect();
     json!({"nodes": nodes, "edges": edges})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::Source;
+
+    fn keys_of(text: &str) -> Vec<(String, String)> {
+        let program = crate::compile(&Source::new("t.adv", text)).unwrap();
+        let plan = plan(&program);
+        let keys = keys(&program, &plan, &mut |_| Ok(None)).unwrap();
+        program.nodes.iter().map(|n| n.name.clone()).zip(keys).collect()
+    }
+
+    const BASE: &str = "data d = mnist(split: \"test\")\nnet n = input([1, 28, 28]) >> flatten >> linear(10)\n\
+        model a = fit(n, d, seed: 1)\nmodel b = fit(n, d, seed: 2)\nmodel c = fit(n, d, seed: 3)\n";
+
+    #[test]
+    fn every_input_counts_even_several_under_one_parameter() {
+        let ab = keys_of(&format!("{BASE}model e = ensemble([a, b])\neval x = evaluate(e, d)"));
+        let ac = keys_of(&format!("{BASE}model e = ensemble([a, c])\neval x = evaluate(e, d)"));
+        let key = |ks: &[(String, String)], name: &str| ks.iter().find(|(n, _)| n == name).unwrap().1.clone();
+        assert_ne!(key(&ab, "x"), key(&ac, "x"));
+        assert_eq!(key(&ab, "a"), key(&ac, "a"));
+    }
+
+    #[test]
+    fn names_and_layout_do_not_change_keys_but_parameters_do() {
+        let one = keys_of(&format!("{BASE}eval x = evaluate(a, d)"));
+        let renamed = keys_of(&format!(
+            "{}eval y   =   evaluate(a, d)  # same",
+            BASE.replace("model a", "model a")
+        ));
+        assert_eq!(one.last().unwrap().1, renamed.last().unwrap().1);
+        let other = keys_of(&format!("{BASE}eval x = evaluate(a, d, batch: 100)"));
+        assert_ne!(one.last().unwrap().1, other.last().unwrap().1);
+    }
 }

@@ -129,8 +129,8 @@ pub fn check(file: &ast::File, source: &str) -> Result<Program, Vec<Diagnostic>>
                     );
                     continue;
                 }
-                if let Some(first) = c.decls.iter().find(|e| e.name.name == d.name.name) {
-                    let first_span = first.name.span;
+                if let Some(DeclState::Pending(first)) = c.state.get(d.name.name.as_str()) {
+                    let first_span = c.decls[*first].name.span;
                     c.diags.push(
                         Diagnostic::new(codes::DUPLICATE_NAME, d.name.span, format!("`{}` is declared twice", d.name.name))
                             .label("declared again here")

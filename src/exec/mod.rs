@@ -279,12 +279,8 @@ impl Executor<'_> {
             .compute(id)
             .map_err(|e| Error::msg(format!("node `{}` ({}) failed: {e}", node.name, node.kind.name)))?;
         let seconds = started.elapsed().as_secs_f64();
-        let inputs: serde_json::Map<String, serde_json::Value> = node
-            .inputs
-            .iter()
-            .map(|(r, i)| (r.to_string(), self.keys[*i].clone().into()))
-            .collect();
-        let recipe = serde_json::json!({"kind": node.kind.name, "version": node.kind.version, "params": node.params, "inputs": inputs, "seed": self.program.seed});
+        // Cached kinds read no files of their own, so their recipe has no source digest.
+        let recipe = serde_json::to_value(plan::recipe(self.program, id, &self.keys, None)).map_err(|e| Error::msg(e.to_string()))?;
         let manifest = Manifest {
             key: key.clone(),
             kind: node.kind.name.into(),

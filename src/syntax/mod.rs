@@ -8,7 +8,16 @@ pub mod ast;
 use crate::diagnostics::{codes, Diagnostic, Span};
 use ast::*;
 use pest::iterators::Pair;
+use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser;
+
+/// Operator precedence, loosest first: `>>`, then `+`, then `*`.
+static PRECEDENCE: std::sync::LazyLock<PrattParser<Rule>> = std::sync::LazyLock::new(|| {
+    PrattParser::new()
+        .op(Op::infix(Rule::stack, Assoc::Left))
+        .op(Op::infix(Rule::add, Assoc::Left))
+        .op(Op::infix(Rule::mul, Assoc::Left))
+});
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/pipeline.pest"]
@@ -110,19 +119,26 @@ fn unescape(string: Pair<Rule>) -> String {
 fn lower_expr(pair: Pair<Rule>) -> Expr {
     let span: Span = pair.as_span().into();
     match pair.as_rule() {
-        Rule::expr | Rule::sum | Rule::product => {
-            let rule = pair.as_rule();
-            let mut parts: Vec<Expr> = pair.into_inner().map(lower_expr).collect();
-            if parts.len() == 1 {
-                return parts.pop().expect("one part");
-            }
-            let kind = match rule {
-                Rule::expr => ExprKind::Stack(parts),
-                Rule::sum => ExprKind::Sum(parts),
-                _ => ExprKind::Product(parts),
-            };
-            Expr { kind, span }
-        }
+        Rule::expr => PRECEDENCE
+            .map_primary(lower_expr)
+            .map_infix(|lhs, op, rhs| {
+                let span = lhs.span.to(rhs.span);
+                let join = |parts: &mut Vec<Expr>, e: Expr, same: fn(&ExprKind) -> Option<&Vec<Expr>>| match same(&e.kind) {
+                    // `a + b + c` is one sum of three terms, however it was grouped.
+                    Some(inner) => parts.extend(inner.iter().cloned()),
+                    None => parts.push(e),
+                };
+                let (same, make): (fn(&ExprKind) -> Option<&Vec<Expr>>, fn(Vec<Expr>) -> ExprKind) = match op.as_rule() {
+                    Rule::stack => (|k| if let ExprKind::Stack(p) = k { Some(p) } else { None }, ExprKind::Stack),
+                    Rule::add => (|k| if let ExprKind::Sum(p) = k { Some(p) } else { None }, ExprKind::Sum),
+                    _ => (|k| if let ExprKind::Product(p) = k { Some(p) } else { None }, ExprKind::Product),
+                };
+                let mut parts = Vec::new();
+                join(&mut parts, lhs, same);
+                join(&mut parts, rhs, same);
+                Expr { kind: make(parts), span }
+            })
+            .parse(pair.into_inner()),
         Rule::postfix => {
             let mut inner = pair.into_inner();
             let mut expr = lower_expr(inner.next().expect("atom"));
@@ -142,7 +158,15 @@ fn lower_expr(pair: Pair<Rule>) -> Expr {
         Rule::call => {
             let mut inner = pair.into_inner();
             let callee = ident(inner.next().expect("callee"));
-            let args = inner
+            let Some(args) = inner.next() else {
+                // The rule's span can include whitespace after the name; the name's cannot.
+                return Expr {
+                    kind: ExprKind::Name(callee.name),
+                    span: callee.span,
+                };
+            };
+            let args = args
+                .into_inner()
                 .map(|arg| {
                     let mut parts: Vec<Pair<Rule>> = arg.into_inner().collect();
                     let value = lower_expr(parts.pop().expect("argument value"));
@@ -201,7 +225,9 @@ fn rule_phrase(rule: &Rule) -> &'static str {
         Rule::table => "`table`",
         Rule::row => "`row`",
         Rule::field => "a field (`name: value`)",
-        Rule::expr | Rule::sum | Rule::product | Rule::postfix => "a value",
+        Rule::expr | Rule::postfix => "a value",
+        Rule::args => "arguments",
+        Rule::stack | Rule::add | Rule::mul => "an operator",
 
         Rule::call => "a call",
         Rule::arg => "an argument",

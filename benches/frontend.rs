@@ -1,0 +1,49 @@
+//! Parse + check + plan (DAG and cache keys) of a generated pipeline of about 10,000
+//! nodes: 1,000 models, each evaluated under 9 attacks. The target is under 50 ms here.
+
+use advpipe::diagnostics::Source;
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::fmt::Write;
+
+/// A pipeline with `models * attacks + models + 2` nodes.
+pub fn generated(models: usize, attacks: usize) -> String {
+    let mut s = String::from("seed 1\ndata train = mnist(split: \"train\")\ndata test = mnist(split: \"test\")\n");
+    s.push_str("net n = input([1, 28, 28]) >> flatten >> maxout(240, pieces: 5) >> linear(10)\n");
+    for j in 0..attacks {
+        writeln!(s, "attack a{j} = fgsm(eps: {})", (j + 1) as f64 / 100.0).unwrap();
+    }
+    for i in 0..models {
+        writeln!(s, "model m{i} = fit(n, train, epochs: 5, seed: {i})").unwrap();
+        for j in 0..attacks {
+            writeln!(s, "eval e{i}_{j} = evaluate(m{i}, test, attack: a{j})").unwrap();
+        }
+    }
+    s.push_str("table \"some\" {\n");
+    for i in 0..models.min(100) {
+        writeln!(s, "  row \"m{i}\" value: e{i}_0.error paper: 50%").unwrap();
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn frontend(c: &mut Criterion) {
+    let text = generated(1000, 9);
+    let source = Source::new("generated.adv", text);
+    let program = advpipe::compile(&source).expect("the generated pipeline checks");
+    assert_eq!(program.nodes.len(), 10_002);
+    let mut group = c.benchmark_group("frontend");
+    group.sample_size(20);
+    group.bench_function("parse_check_plan_10k_nodes", |b| {
+        b.iter(|| {
+            let program = advpipe::compile(&source).expect("checks");
+            let plan = advpipe::plan::plan(&program);
+            advpipe::plan::keys(&program, &plan, &mut |_| Ok(None)).expect("keys")
+        })
+    });
+    group.finish();
+}
+
+#[allow(dead_code)]
+fn unused() {}
+criterion_group!(benches, frontend);
+criterion_main!(benches);
