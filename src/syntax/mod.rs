@@ -121,23 +121,7 @@ fn lower_expr(pair: Pair<Rule>) -> Expr {
     match pair.as_rule() {
         Rule::expr => PRECEDENCE
             .map_primary(lower_expr)
-            .map_infix(|lhs, op, rhs| {
-                let span = lhs.span.to(rhs.span);
-                let join = |parts: &mut Vec<Expr>, e: Expr, same: fn(&ExprKind) -> Option<&Vec<Expr>>| match same(&e.kind) {
-                    // `a + b + c` is one sum of three terms, however it was grouped.
-                    Some(inner) => parts.extend(inner.iter().cloned()),
-                    None => parts.push(e),
-                };
-                let (same, make): (fn(&ExprKind) -> Option<&Vec<Expr>>, fn(Vec<Expr>) -> ExprKind) = match op.as_rule() {
-                    Rule::stack => (|k| if let ExprKind::Stack(p) = k { Some(p) } else { None }, ExprKind::Stack),
-                    Rule::add => (|k| if let ExprKind::Sum(p) = k { Some(p) } else { None }, ExprKind::Sum),
-                    _ => (|k| if let ExprKind::Product(p) = k { Some(p) } else { None }, ExprKind::Product),
-                };
-                let mut parts = Vec::new();
-                join(&mut parts, lhs, same);
-                join(&mut parts, rhs, same);
-                Expr { kind: make(parts), span }
-            })
+            .map_infix(|lhs, op, rhs| join(op.as_rule(), lhs, rhs))
             .parse(pair.into_inner()),
         Rule::postfix => {
             let mut inner = pair.into_inner();
@@ -214,6 +198,24 @@ fn lower_expr(pair: Pair<Rule>) -> Expr {
         },
         r => unreachable!("unexpected expression rule {r:?}"),
     }
+}
+
+/// `lhs op rhs` as one flat list per operator: `a + b + c` is one sum of three terms,
+/// however it was grouped.
+fn join(op: Rule, lhs: Expr, rhs: Expr) -> Expr {
+    let span = lhs.span.to(rhs.span);
+    let operands = |e: Expr| match (op, e.kind) {
+        (Rule::stack, ExprKind::Stack(parts)) | (Rule::add, ExprKind::Sum(parts)) | (Rule::mul, ExprKind::Product(parts)) => parts,
+        (_, kind) => vec![Expr { kind, span: e.span }],
+    };
+    let mut parts = operands(lhs);
+    parts.extend(operands(rhs));
+    let kind = match op {
+        Rule::stack => ExprKind::Stack(parts),
+        Rule::add => ExprKind::Sum(parts),
+        _ => ExprKind::Product(parts),
+    };
+    Expr { kind, span }
 }
 
 /// Human phrases for grammar rules, used in "expected ..." messages.
