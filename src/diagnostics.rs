@@ -150,6 +150,8 @@ pub mod codes {
     pub const BAD_ROW: &str = "E0402";
     /// A top-level setting given an unusable value, or given twice.
     pub const BAD_SETTING: &str = "E0501";
+    /// A sweep over something that is not a list or range, or an index that is not a value.
+    pub const BAD_SWEEP: &str = "E0601";
 }
 
 struct Report<'a> {

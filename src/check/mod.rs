@@ -6,6 +6,7 @@
 //! [`ParamSpec`]s. Shapes are inferred through every layer stack and checked where a net
 //! meets a dataset. Diagnostics are collected, never thrown: one run reports them all.
 
+pub mod expand;
 pub mod ir;
 pub mod kinds;
 
@@ -105,6 +106,8 @@ struct Checker<'a> {
 
 /// Checks a parsed file. Returns the program, or all diagnostics found.
 pub fn check(file: &ast::File, source: &str) -> Result<Program, Vec<Diagnostic>> {
+    let expanded = expand::expand(file)?;
+    let file = &expanded;
     let mut c = Checker {
         decls: Vec::new(),
         state: HashMap::new(),
@@ -161,6 +164,7 @@ pub fn check(file: &ast::File, source: &str) -> Result<Program, Vec<Diagnostic>>
                 }
             }
             Item::Table(_) => {}
+            Item::Sweep(_) => unreachable!("sweeps are expanded before checking"),
         }
     }
     for i in 0..c.decls.len() {
@@ -299,6 +303,7 @@ impl<'a> Checker<'a> {
                 }
             }
             ExprKind::Stack(parts) => self.stack(parts),
+            ExprKind::Index { .. } => unreachable!("indices are resolved before checking"),
             ExprKind::Sum(terms) => {
                 let mut mixture = Vec::new();
                 for term in terms {
@@ -1069,7 +1074,10 @@ impl<'a> Checker<'a> {
 
     fn table(&mut self, t: &'a ast::Table) {
         let mut rows = Vec::new();
-        for row in &t.rows {
+        for entry in &t.rows {
+            let ast::TableEntry::Row(row) = entry else {
+                unreachable!("sweeps are expanded before checking")
+            };
             let mut measured = None;
             let mut paper = None;
             let mut tol = None;

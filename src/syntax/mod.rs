@@ -28,24 +28,41 @@ struct PipelineParser;
 pub fn parse(text: &str) -> Result<File, Vec<Diagnostic>> {
     check_nesting(text)?;
     let program = PipelineParser::parse(Rule::program, text)
-        .map_err(|e| vec![syntax_error(e)])?
+        .map_err(|e| vec![syntax_error(e, text)])?
         .next()
         .expect("the program rule always yields one pair");
-    let mut items = Vec::new();
-    for pair in program.into_inner() {
-        match pair.as_rule() {
-            Rule::seed => {
-                let span = pair.as_span().into();
-                let value = lower_expr(pair.into_inner().next().expect("seed has a value"));
-                items.push(Item::Seed { value, span });
+    Ok(File {
+        items: program.into_inner().filter(|p| p.as_rule() != Rule::EOI).map(lower_item).collect(),
+    })
+}
+
+fn lower_item(pair: Pair<Rule>) -> Item {
+    match pair.as_rule() {
+        Rule::seed => {
+            let span = pair.as_span().into();
+            Item::Seed {
+                value: lower_expr(pair.into_inner().next().expect("seed has a value")),
+                span,
             }
-            Rule::decl => items.push(Item::Decl(lower_decl(pair))),
-            Rule::table => items.push(Item::Table(lower_table(pair))),
-            Rule::EOI => {}
-            r => unreachable!("unexpected top-level rule {r:?}"),
         }
+        Rule::decl => Item::Decl(lower_decl(pair)),
+        Rule::table => Item::Table(lower_table(pair)),
+        Rule::sweep => Item::Sweep(lower_sweep(pair, lower_item)),
+        r => unreachable!("unexpected top-level rule {r:?}"),
     }
-    Ok(File { items })
+}
+
+fn lower_sweep<T>(pair: Pair<Rule>, body: fn(Pair<Rule>) -> T) -> Sweep<T> {
+    let span = pair.as_span().into();
+    let mut inner = pair.into_inner();
+    let var = ident(inner.next().expect("loop variable"));
+    let over = lower_expr(inner.next().expect("what the sweep runs over"));
+    Sweep {
+        var,
+        over,
+        body: inner.map(body).collect(),
+        span,
+    }
 }
 
 fn ident(pair: Pair<Rule>) -> Ident {
@@ -59,11 +76,14 @@ fn lower_decl(pair: Pair<Rule>) -> Decl {
     let span = pair.as_span().into();
     let mut inner = pair.into_inner();
     let category = ident(inner.next().expect("category"));
-    let name = ident(inner.next().expect("name"));
+    let mut target = inner.next().expect("name").into_inner();
+    let name = ident(target.next().expect("name"));
+    let indices = target.map(lower_expr).collect();
     let value = lower_expr(inner.next().expect("value"));
     Decl {
         category,
         name,
+        indices,
         value,
         span,
     }
@@ -75,27 +95,30 @@ fn lower_table(pair: Pair<Rule>) -> Table {
     let title_pair = inner.next().expect("title");
     let title_span = title_pair.as_span().into();
     let title = unescape(title_pair);
-    let rows = inner
-        .map(|row| {
-            let span = row.as_span().into();
-            let mut parts = row.into_inner();
-            let label = unescape(parts.next().expect("label"));
-            let fields = parts
-                .map(|field| {
-                    let mut f = field.into_inner();
-                    let name = ident(f.next().expect("field name"));
-                    (name, lower_expr(f.next().expect("field value")))
-                })
-                .collect();
-            Row { label, span, fields }
-        })
-        .collect();
+    let rows = inner.map(lower_table_entry).collect();
     Table {
         title,
         title_span,
         rows,
         span,
     }
+}
+
+fn lower_table_entry(pair: Pair<Rule>) -> TableEntry {
+    if pair.as_rule() == Rule::row_sweep {
+        return TableEntry::Sweep(lower_sweep(pair, lower_table_entry));
+    }
+    let span = pair.as_span().into();
+    let mut parts = pair.into_inner();
+    let label = unescape(parts.next().expect("label"));
+    let fields = parts
+        .map(|field| {
+            let mut f = field.into_inner();
+            let name = ident(f.next().expect("field name"));
+            (name, lower_expr(f.next().expect("field value")))
+        })
+        .collect();
+    TableEntry::Row(Row { label, span, fields })
 }
 
 fn unescape(string: Pair<Rule>) -> String {
@@ -126,16 +149,21 @@ fn lower_expr(pair: Pair<Rule>) -> Expr {
         Rule::postfix => {
             let mut inner = pair.into_inner();
             let mut expr = lower_expr(inner.next().expect("atom"));
-            for field in inner {
-                let field = ident(field);
-                let span = expr.span.to(field.span);
-                expr = Expr {
-                    kind: ExprKind::Field {
+            for suffix in inner {
+                let suffix_span: Span = suffix.as_span().into();
+                let span = expr.span.to(suffix_span);
+                let kind = if suffix.as_rule() == Rule::index {
+                    ExprKind::Index {
                         base: Box::new(expr),
-                        field,
-                    },
-                    span,
+                        index: Box::new(lower_expr(suffix.into_inner().next().expect("index"))),
+                    }
+                } else {
+                    ExprKind::Field {
+                        base: Box::new(expr),
+                        field: ident(suffix),
+                    }
                 };
+                expr = Expr { kind, span };
             }
             expr
         }
@@ -229,6 +257,9 @@ fn rule_phrase(rule: &Rule) -> &'static str {
         Rule::field => "a field (`name: value`)",
         Rule::expr | Rule::postfix => "a value",
         Rule::args => "arguments",
+        Rule::sweep | Rule::row_sweep => "`for`",
+        Rule::target => "a name",
+        Rule::index => "an index",
         Rule::stack | Rule::add | Rule::mul => "an operator",
 
         Rule::call => "a call",
@@ -244,30 +275,47 @@ fn rule_phrase(rule: &Rule) -> &'static str {
     }
 }
 
-fn syntax_error(err: pest::error::Error<Rule>) -> Diagnostic {
+fn syntax_error(err: pest::error::Error<Rule>, text: &str) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
     let at = match err.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     };
+    // What stands where parsing stopped: a word, or else one character.
+    let rest = &text[at.min(text.len())..];
+    let word_len = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    let token_len = if word_len > 0 {
+        word_len
+    } else {
+        rest.chars().next().map_or(0, char::len_utf8)
+    };
+    let found = match &rest[..token_len] {
+        "" => "the end of the file".to_string(),
+        "\n" => "the end of the line".to_string(),
+        t => format!("`{t}`"),
+    };
     let (message, label) = match &err.variant {
-        ErrorVariant::ParsingError { positives, negatives } => {
-            let mut expected: Vec<&str> = positives.iter().map(rule_phrase).collect();
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut expected: Vec<&str> = positives.iter().map(rule_phrase).filter(|p| *p != "something else").collect();
             expected.dedup();
-            let found = if negatives.is_empty() { String::new() } else { " here".into() };
-            let list = match expected.len() {
-                0 => "something else".to_string(),
-                1 => expected[0].to_string(),
-                _ => {
-                    let (last, rest) = expected.split_last().expect("non-empty");
-                    format!("{} or {}", rest.join(", "), last)
+            match expected.len() {
+                0 => (format!("syntax error: unexpected {found}"), "unexpected here".to_string()),
+                n => {
+                    let list = if n == 1 {
+                        expected[0].to_string()
+                    } else {
+                        let (last, rest) = expected.split_last().expect("non-empty");
+                        format!("{} or {}", rest.join(", "), last)
+                    };
+                    (format!("syntax error: expected {list}, found {found}"), format!("expected {list}"))
                 }
-            };
-            (format!("syntax error: expected {list}{found}"), format!("expected {list}"))
+            }
         }
         ErrorVariant::CustomError { message } => (format!("syntax error: {message}"), message.clone()),
     };
-    Diagnostic::new(codes::SYNTAX, Span::new(at, at + 1), message)
+    Diagnostic::new(codes::SYNTAX, Span::new(at, at + token_len.max(1)), message)
         .label(label)
         .help("see the language reference in the README")
 }
@@ -323,7 +371,8 @@ mod tests {
         assert_eq!(show("attack a = fgsm(eps: .25)"), "(attack a (fgsm eps: 0.25))\n");
         let file = parse("table \"t\" { row \"r\" paper: 99.9% }").unwrap();
         let Item::Table(t) = &file.items[0] else { panic!() };
-        let ExprKind::Number { value, percent } = t.rows[0].fields[0].1.kind else {
+        let TableEntry::Row(row) = &t.rows[0] else { panic!() };
+        let ExprKind::Number { value, percent } = row.fields[0].1.kind else {
             panic!()
         };
         assert!(percent && (value - 0.999).abs() < 1e-12);
