@@ -162,7 +162,7 @@ fn range(args: &[Arg]) -> Result<Vec<f64>, String> {
         }
     };
     let (start, stop, step) = (number(0, "start")?, number(1, "stop")?, number(2, "step")?);
-    if !(step > 0.0) || stop < start {
+    if step.is_nan() || step <= 0.0 || stop < start {
         return Err("it needs step > 0 and stop >= start".into());
     }
     let count = ((stop - start) / step + 1e-9).floor() as usize + 1;
