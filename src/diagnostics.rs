@@ -46,17 +46,37 @@ impl From<Span> for SourceSpan {
 pub struct Source {
     /// The name shown in reports (the path as the user gave it).
     pub name: String,
-    /// The file's text.
+    /// The file's text, followed by the text of every file it imports.
     pub text: Arc<str>,
+    /// Which file each stretch of `text` came from: (start offset, file name), in order.
+    pub files: Vec<(usize, String)>,
 }
 
 impl Source {
     /// A source named `name` with contents `text`.
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        let name = name.into();
         Source {
-            name: name.into(),
+            files: vec![(0, name.clone())],
+            name,
             text: text.into(),
         }
+    }
+
+    /// Appends an imported file's text (with a newline, so items never run together) and
+    /// returns the offset at which it starts.
+    pub fn append(&mut self, name: impl Into<String>, text: &str) -> usize {
+        let start = self.text.len() + 1;
+        self.text = format!("{}\n{text}", self.text).into();
+        self.files.push((start, name.into()));
+        start
+    }
+
+    /// The file a byte offset falls in: its name and the range of `text` it spans.
+    pub fn file_of(&self, offset: usize) -> (&str, std::ops::Range<usize>) {
+        let i = self.files.iter().rposition(|(start, _)| *start <= offset).unwrap_or(0);
+        let end = self.files.get(i + 1).map_or(self.text.len(), |(next, _)| next - 1);
+        (&self.files[i].1, self.files[i].0..end)
     }
 
     /// 1-based line and column of a byte offset (columns count characters).
@@ -148,6 +168,8 @@ pub mod codes {
     pub const UNKNOWN_FIELD: &str = "E0401";
     /// A table row without a measured value, or with a field tables do not know.
     pub const BAD_ROW: &str = "E0402";
+    /// An import that cannot be read, or that imports itself through a chain of files.
+    pub const BAD_IMPORT: &str = "E0106";
     /// A top-level setting given an unusable value, or given twice.
     pub const BAD_SETTING: &str = "E0501";
     /// A sweep over something that is not a list or range, or an index that is not a value.
@@ -199,9 +221,28 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
     let mut out = String::new();
     for diag in diagnostics {
+        // Show the diagnostic in the file it is about, with spans made relative to it;
+        // notes that point into another file become a line of text.
+        let (name, range) = source.file_of(diag.span.start);
+        let local = |span: Span| Span::new(span.start - range.start, span.end.min(range.end) - range.start);
+        let inside = |span: &Span| range.contains(&span.start);
+        let mut shown = diag.clone();
+        shown.span = local(diag.span);
+        shown.notes = diag
+            .notes
+            .iter()
+            .filter(|(s, _)| inside(s))
+            .map(|(s, l)| (local(*s), l.clone()))
+            .collect();
+        for (span, label) in diag.notes.iter().filter(|(s, _)| !inside(s)) {
+            let (other, other_range) = source.file_of(span.start);
+            let (line, col) = Source::new(other, &source.text[other_range.clone()]).line_col(span.start - other_range.start);
+            let note = format!("{label}: {other}:{line}:{col}");
+            shown.help = Some(shown.help.map_or(note.clone(), |h| format!("{h}\n{note}")));
+        }
         let report = Report {
-            diag,
-            source: NamedSource::new(&source.name, source.text.to_string()),
+            diag: &shown,
+            source: NamedSource::new(name, source.text[range.clone()].to_string()),
         };
         // Writing into a String cannot fail.
         let _ = handler.render_report(&mut out, &report);

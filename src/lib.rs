@@ -29,3 +29,104 @@ pub fn compile(source: &Source) -> std::result::Result<check::ir::Program, Vec<D
     let file = syntax::parse(&source.text)?;
     check::check(&file, &source.text)
 }
+
+/// Why a pipeline file could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file itself could not be read.
+    Io(Error),
+    /// An `import` failed (missing file, or a cycle); the diagnostics point at it.
+    Imports(Source, Vec<Diagnostic>),
+}
+
+/// Reads a pipeline file and, recursively, every file it imports (paths relative to the
+/// importing file; each file once; a cycle is an error) into one [`Source`], whose text is
+/// the file followed by its imports, so that [`compile`] sees every declaration.
+pub fn load_source(path: &std::path::Path) -> std::result::Result<Source, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| LoadError::Io(Error::msg(format!("cannot read pipeline file {}: {e}", path.display()))))?;
+    let root = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mut source = Source::new(path.display().to_string(), text.clone());
+    let mut diags = Vec::new();
+    let mut seen = std::collections::HashSet::from([root.clone()]);
+    let dir = path.parent().unwrap_or(std::path::Path::new("")).to_path_buf();
+    include_imports(&mut source, 0, &text, &dir, &mut vec![root], &mut seen, &mut diags);
+    if diags.is_empty() {
+        Ok(source)
+    } else {
+        Err(LoadError::Imports(source, diags))
+    }
+}
+
+fn include_imports(
+    source: &mut Source,
+    start: usize,
+    text: &str,
+    dir: &std::path::Path,
+    chain: &mut Vec<std::path::PathBuf>,
+    seen: &mut std::collections::HashSet<std::path::PathBuf>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    // A file that does not parse brings no imports; its syntax error is reported when the
+    // whole source is parsed.
+    let Ok(file) = syntax::parse(text) else { return };
+    for item in &file.items {
+        let syntax::ast::Item::Import { path, span } = item else { continue };
+        let span = diagnostics::Span::new(span.start + start, span.end + start);
+        let target = dir.join(path);
+        let canonical = match target.canonicalize() {
+            Ok(c) => c,
+            Err(e) => {
+                diags.push(
+                    Diagnostic::new(
+                        diagnostics::codes::BAD_IMPORT,
+                        span,
+                        format!("cannot import {}: {e}", target.display()),
+                    )
+                    .label("not found")
+                    .help("import paths are relative to the importing file"),
+                );
+                continue;
+            }
+        };
+        if let Some(at) = chain.iter().position(|c| *c == canonical) {
+            let names: Vec<String> = chain[at..]
+                .iter()
+                .chain([&canonical])
+                .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+                .collect();
+            diags.push(
+                Diagnostic::new(
+                    diagnostics::codes::BAD_IMPORT,
+                    span,
+                    format!("import cycle: {}", names.join(" -> ")),
+                )
+                .label("imports a file that imports this one")
+                .help("move the shared declarations into a file that imports neither"),
+            );
+            continue;
+        }
+        if !seen.insert(canonical.clone()) {
+            continue;
+        }
+        let imported = match std::fs::read_to_string(&canonical) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(
+                    Diagnostic::new(
+                        diagnostics::codes::BAD_IMPORT,
+                        span,
+                        format!("cannot read {}: {e}", target.display()),
+                    )
+                    .label("unreadable"),
+                );
+                continue;
+            }
+        };
+        let imported_start = source.append(target.display().to_string(), &imported);
+        chain.push(canonical.clone());
+        let next_dir = canonical.parent().unwrap_or(std::path::Path::new("")).to_path_buf();
+        include_imports(source, imported_start, &imported, &next_dir, chain, seen, diags);
+        chain.pop();
+    }
+}

@@ -110,8 +110,14 @@ fn main() -> ExitCode {
 }
 
 fn load(path: &Path) -> Result<(Source, Program), Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::msg(format!("cannot read pipeline file {}: {e}", path.display())))?;
-    let source = Source::new(path.display().to_string(), text);
+    let source = match advpipe::load_source(path) {
+        Ok(source) => source,
+        Err(advpipe::LoadError::Io(e)) => return Err(e.into()),
+        Err(advpipe::LoadError::Imports(source, diags)) => {
+            eprint!("{}", render(&source, &diags, std::io::stderr().is_terminal()));
+            return Err(Failure::Pipeline);
+        }
+    };
     match advpipe::compile(&source) {
         Ok(program) => Ok((source, program)),
         Err(diags) => {

@@ -6,6 +6,7 @@ mod support;
 
 mod diagnostics;
 mod extension;
+mod imports;
 mod parse;
 mod robustness;
 mod run;

@@ -27,6 +27,17 @@ type Scope<'a> = [(&'a str, Expr)];
 
 fn expand_item(item: &Item, scope: &Scope, out: &mut Vec<Item>, diags: &mut Vec<Diagnostic>) {
     match item {
+        Item::Import { span, .. } if !scope.is_empty() => diags.push(
+            Diagnostic::new(
+                codes::BAD_IMPORT,
+                *span,
+                "`import` belongs at the top of a file, not inside a sweep",
+            )
+            .label("inside a sweep")
+            .help("move the import out of the `for`"),
+        ),
+        // The loader (`advpipe::load_source`) has already brought imported files in.
+        Item::Import { .. } => {}
         Item::Seed { value, span } => out.push(Item::Seed {
             value: substitute(value, scope, diags),
             span: *span,

@@ -163,7 +163,7 @@ pub fn check(file: &ast::File, source: &str) -> Result<Program, Vec<Diagnostic>>
                     ),
                 }
             }
-            Item::Table(_) => {}
+            Item::Table(_) | Item::Import { .. } => {}
             Item::Sweep(_) => unreachable!("sweeps are expanded before checking"),
         }
     }

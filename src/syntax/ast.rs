@@ -17,6 +17,8 @@ pub struct File {
 /// One top-level statement.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
+    /// `import "common.adv"`
+    Import { path: String, span: Span },
     /// `seed 1234`
     Seed { value: Expr, span: Span },
     /// `model soft = fit(...)`
@@ -145,6 +147,7 @@ impl fmt::Display for File {
         for item in &self.items {
             match item {
                 Item::Seed { value, .. } => writeln!(f, "(seed {value})")?,
+                Item::Import { path, .. } => writeln!(f, "(import {path:?})")?,
                 Item::Decl(d) => {
                     let indices: String = d.indices.iter().map(|i| format!("[{i}]")).collect();
                     writeln!(f, "({} {}{indices} {})", d.category.name, d.name.name, d.value)?

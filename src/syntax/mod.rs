@@ -46,6 +46,13 @@ fn lower_item(pair: Pair<Rule>) -> Item {
             }
         }
         Rule::decl => Item::Decl(lower_decl(pair)),
+        Rule::import => {
+            let span = pair.as_span().into();
+            Item::Import {
+                path: unescape(pair.into_inner().next().expect("import path")),
+                span,
+            }
+        }
         Rule::table => Item::Table(lower_table(pair)),
         Rule::sweep => Item::Sweep(lower_sweep(pair, lower_item)),
         r => unreachable!("unexpected top-level rule {r:?}"),
@@ -258,6 +265,7 @@ fn rule_phrase(rule: &Rule) -> &'static str {
         Rule::expr | Rule::postfix => "a value",
         Rule::args => "arguments",
         Rule::sweep | Rule::row_sweep => "`for`",
+        Rule::import => "`import`",
         Rule::target => "a name",
         Rule::index => "an index",
         Rule::stack | Rule::add | Rule::mul => "an operator",
