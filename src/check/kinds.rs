@@ -25,6 +25,19 @@ pub struct NodeKind {
     pub params: &'static [ParamSpec],
 }
 
+/// Examples per batch when scoring or crafting: memory is bounded by it, not by the dataset.
+const EVAL_BATCH: ParamSpec =
+    ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch (bounds memory)").range(1.0, 100000.0);
+
+/// The seed of a node that draws random numbers (random attacks, noise).
+const NODE_SEED: ParamSpec = ParamSpec::with_default(
+    "seed",
+    ParamType::Int,
+    Default::Optional,
+    "seed of random attacks and noise (default: the file's seed)",
+)
+.range(0.0, 9.0e15);
+
 /// `mnist(split, skip, take)`
 pub const MNIST: NodeKind = NodeKind {
     name: "mnist",
@@ -152,14 +165,8 @@ pub const EVALUATE: NodeKind = NodeKind {
         ParamSpec::required("model", ParamType::Model, "the model scored"),
         ParamSpec::required("data", ParamType::Dataset, "the examples"),
         ParamSpec::with_default("attack", ParamType::Attack, Default::Optional, "perturb each batch first"),
-        ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch (bounds memory)").range(1.0, 100000.0),
-        ParamSpec::with_default(
-            "seed",
-            ParamType::Int,
-            Default::Optional,
-            "seed of random attacks and noise (default: the file's seed)",
-        )
-        .range(0.0, 9.0e15),
+        EVAL_BATCH,
+        NODE_SEED,
     ],
 };
 
@@ -188,14 +195,8 @@ pub const CRAFT: NodeKind = NodeKind {
         ParamSpec::required("model", ParamType::Model, "the model (or ensemble) attacked"),
         ParamSpec::required("data", ParamType::Dataset, "the clean examples"),
         ParamSpec::required("attack", ParamType::Attack, "the attack"),
-        ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch").range(1.0, 100000.0),
-        ParamSpec::with_default(
-            "seed",
-            ParamType::Int,
-            Default::Optional,
-            "seed of random attacks (default: the file's seed)",
-        )
-        .range(0.0, 9.0e15),
+        EVAL_BATCH,
+        NODE_SEED,
     ],
 };
 
@@ -215,13 +216,7 @@ pub const GAUSSIAN: NodeKind = NodeKind {
             "one sample's shape (default [1, 28, 28])",
         ),
         ParamSpec::with_default("classes", ParamType::Int, Default::Int(10), "classes of the models it is fed to").range(2.0, 100000.0),
-        ParamSpec::with_default(
-            "seed",
-            ParamType::Int,
-            Default::Optional,
-            "sampling seed (default: the file's seed)",
-        )
-        .range(0.0, 9.0e15),
+        NODE_SEED,
     ],
 };
 
@@ -269,7 +264,7 @@ pub const AGREEMENT: NodeKind = NodeKind {
             Default::Str("source_wrong"),
             "which examples count: those source gets wrong, those both get wrong, or all",
         ),
-        ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch").range(1.0, 100000.0),
+        EVAL_BATCH,
     ],
 };
 
@@ -290,7 +285,7 @@ pub const RUBBISH: NodeKind = NodeKind {
             "a probability above this counts",
         )
         .range(0.0, 1.0),
-        ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch").range(1.0, 100000.0),
+        EVAL_BATCH,
     ],
 };
 
@@ -305,14 +300,8 @@ pub const TRANSFER: NodeKind = NodeKind {
         ParamSpec::required("models", ParamType::ModelList, "the models, e.g. [mx, mx_at]"),
         ParamSpec::required("data", ParamType::Dataset, "the clean examples"),
         ParamSpec::required("attack", ParamType::Attack, "the attack"),
-        ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch").range(1.0, 100000.0),
-        ParamSpec::with_default(
-            "seed",
-            ParamType::Int,
-            Default::Optional,
-            "seed of random attacks (default: the file's seed)",
-        )
-        .range(0.0, 9.0e15),
+        EVAL_BATCH,
+        NODE_SEED,
     ],
 };
 
