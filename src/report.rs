@@ -134,6 +134,7 @@ struct NodeEntry<'a> {
     key: &'a str,
     status: &'a str,
     seconds: f64,
+    params: &'a serde_json::Value,
 }
 
 /// Writes `table.md`, `results.json` and `manifest.json` into `dir`, each atomically.
@@ -142,12 +143,14 @@ pub fn write(dir: &Path, pipeline: &Path, program: &Program, outcome: &Outcome, 
     let nodes: Vec<NodeEntry> = outcome
         .records
         .iter()
-        .map(|r| NodeEntry {
+        .zip(&program.nodes)
+        .map(|(r, node)| NodeEntry {
             name: &r.name,
             kind: r.kind,
             key: &r.key,
             status: r.status.word(),
             seconds: r.seconds,
+            params: &node.params,
         })
         .collect();
     let manifest = serde_json::json!({
