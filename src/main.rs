@@ -252,7 +252,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let tables = report::tables(&program, &outcome);
             let seconds = started.elapsed().as_secs_f64();
             print!("{}", report::terminal(&tables));
-            report::write(&results, &file, &program, &outcome, &tables, seconds)?;
+            for plot in report::write(&results, &file, &program, &outcome, &tables, seconds)? {
+                eprintln!("plot: {}", plot.display());
+            }
             let computed = outcome
                 .records
                 .iter()

@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::exec::Outcome;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// One row with its measured value.
 #[derive(Clone, Debug, Serialize)]
@@ -35,6 +36,94 @@ pub struct TableResult {
     pub title: String,
     /// Rows.
     pub rows: Vec<RowResult>,
+}
+
+/// One plot with its measured points, grouped into series.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlotResult {
+    /// Title.
+    pub title: String,
+    /// Series name -> (x, y) points in file order.
+    pub series: BTreeMap<String, Vec<(f64, f64)>>,
+    /// The metrics plotted (for the y axis label).
+    pub metrics: Vec<String>,
+}
+
+/// Fills the program's plots with the run's metrics.
+pub fn plots(program: &Program, outcome: &Outcome) -> Vec<PlotResult> {
+    program
+        .plots
+        .iter()
+        .map(|p| {
+            let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+            let mut metrics: Vec<String> = Vec::new();
+            for point in &p.points {
+                series
+                    .entry(point.series.clone())
+                    .or_default()
+                    .push((point.x, outcome.metrics[&point.node][&point.field]));
+                if !metrics.contains(&point.field) {
+                    metrics.push(point.field.clone());
+                }
+            }
+            PlotResult {
+                title: p.title.clone(),
+                series,
+                metrics,
+            }
+        })
+        .collect()
+}
+
+/// A plot as an SVG line chart: one line per series, points marked, a legend. Rates are
+/// drawn in percent.
+pub fn plot_svg(plot: &PlotResult) -> Result<String> {
+    use plotters::prelude::*;
+    let percent = plot.metrics.iter().all(|m| !is_count(m));
+    let scale = if percent { 100.0 } else { 1.0 };
+    let all: Vec<(f64, f64)> = plot.series.values().flatten().map(|(x, y)| (*x, y * scale)).collect();
+    let (x_lo, x_hi) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
+    let y_hi = all.iter().fold(0.0f64, |hi, (_, y)| hi.max(*y));
+    let pad = if x_hi > x_lo { (x_hi - x_lo) * 0.05 } else { 0.5 };
+    let y_top = if percent { 100.0f64.max(y_hi) } else { y_hi * 1.1 + 1e-9 };
+    let draw_error = |e: &dyn std::fmt::Display| Error::msg(format!("drawing plot \"{}\": {e}", plot.title));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_error(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&plot.title, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d((x_lo - pad)..(x_hi + pad), 0.0..y_top)
+            .map_err(|e| draw_error(&e))?;
+        let y_desc = format!("{}{}", plot.metrics.join(", "), if percent { " (%)" } else { "" });
+        chart.configure_mesh().y_desc(y_desc).draw().map_err(|e| draw_error(&e))?;
+        for (i, (name, points)) in plot.series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let points: Vec<(f64, f64)> = points.iter().map(|(x, y)| (*x, y * scale)).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(|e| draw_error(&e))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            chart
+                .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                .map_err(|e| draw_error(&e))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|e| draw_error(&e))?;
+        root.present().map_err(|e| draw_error(&e))?;
+    }
+    Ok(svg)
 }
 
 /// Fills the program's tables with the run's metrics.
@@ -137,8 +226,16 @@ struct NodeEntry<'a> {
     params: &'a serde_json::Value,
 }
 
-/// Writes `table.md`, `results.json` and `manifest.json` into `dir`, each atomically.
-pub fn write(dir: &Path, pipeline: &Path, program: &Program, outcome: &Outcome, tables: &[TableResult], seconds: f64) -> Result<()> {
+/// Writes `table.md`, `results.json` (tables and plots), `manifest.json` and one
+/// `plot-N.svg` per plot into `dir`, each atomically; returns the plot files written.
+pub fn write(
+    dir: &Path,
+    pipeline: &Path,
+    program: &Program,
+    outcome: &Outcome,
+    tables: &[TableResult],
+    seconds: f64,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let nodes: Vec<NodeEntry> = outcome
         .records
@@ -167,9 +264,19 @@ pub fn write(dir: &Path, pipeline: &Path, program: &Program, outcome: &Outcome, 
         },
     });
     write_atomic(&dir.join("table.md"), markdown(tables).as_bytes())?;
-    write_atomic(&dir.join("results.json"), &pretty(&tables)?)?;
+    let plots = plots(program, outcome);
+    write_atomic(
+        &dir.join("results.json"),
+        &pretty(&serde_json::json!({"tables": tables, "plots": plots}))?,
+    )?;
     write_atomic(&dir.join("manifest.json"), &pretty(&manifest)?)?;
-    Ok(())
+    let mut written = Vec::new();
+    for (i, plot) in plots.iter().enumerate() {
+        let path = dir.join(format!("plot-{}.svg", i + 1));
+        write_atomic(&path, plot_svg(plot)?.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 fn pretty<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {

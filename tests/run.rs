@@ -460,3 +460,44 @@ fn cli_plan_explain_and_json_graph() {
     assert_eq!(graph["nodes"].as_array().unwrap().len(), 5);
     assert_eq!(graph["edges"].as_array().unwrap().len(), 5);
 }
+
+#[test]
+fn sweeps_and_plots_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_tiny_mnist(&data, 300, 100);
+    let text = format!(
+        "{}\nfor eps in range(0.05, 0.25, 0.1) {{\n  eval sweep[eps] = evaluate(soft, test, attack: fgsm(eps: eps))\n}}\n\
+         plot \"FGSM error against eps\" {{\n  for eps in [0.05, 0.15, 0.25] {{ row \"softmax\" x: eps y: sweep[eps].error }}\n}}\n",
+        tiny()
+    );
+    let file = dir.path().join("sweep.adv");
+    std::fs::write(&file, text).unwrap();
+    let out = dir.path().join("out");
+    let cache = dir.path().join("c");
+    let args = [
+        "run".as_ref(),
+        file.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--cache-dir".as_ref(),
+        cache.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ];
+    let (code, _, stderr) = run_cli(&args, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("sweep[0.15]"), "{stderr}");
+    let svg = std::fs::read_to_string(out.join("plot-1.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("FGSM error against eps") && svg.contains("softmax"),
+        "{svg}"
+    );
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let points = results["plots"][0]["series"]["softmax"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    assert!(
+        points[2][1].as_f64().unwrap() >= points[0][1].as_f64().unwrap(),
+        "a larger eps does not lower FGSM error here: {points:?}"
+    );
+}

@@ -19,6 +19,8 @@ pub struct Program {
     pub nodes: Vec<Node>,
     /// Tables to report, in file order.
     pub tables: Vec<Table>,
+    /// Plots to draw, in file order.
+    pub plots: Vec<Plot>,
 }
 
 /// One computation.
@@ -58,4 +60,26 @@ pub struct Row {
     pub paper: Option<f64>,
     /// How far from `paper` the measurement may be and still count as reproduced.
     pub tol: Option<f64>,
+}
+
+/// A line plot: points grouped into series by their row label.
+#[derive(Debug)]
+pub struct Plot {
+    /// Its title.
+    pub title: String,
+    /// Its points in file order.
+    pub points: Vec<Point>,
+}
+
+/// One point: `x` given in the file, `y` a measured metric.
+#[derive(Debug)]
+pub struct Point {
+    /// The series (line) it belongs to.
+    pub series: String,
+    /// Its x coordinate.
+    pub x: f64,
+    /// The evaluation node measured.
+    pub node: NodeId,
+    /// Which of its metrics.
+    pub field: String,
 }

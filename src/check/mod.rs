@@ -115,6 +115,7 @@ pub fn check(file: &ast::File, source: &str) -> Result<Program, Vec<Diagnostic>>
             seed: 0,
             nodes: Vec::new(),
             tables: Vec::new(),
+            plots: Vec::new(),
         },
         diags: Vec::new(),
         source,
@@ -172,8 +173,10 @@ pub fn check(file: &ast::File, source: &str) -> Result<Program, Vec<Diagnostic>>
         c.resolve(name, None);
     }
     for item in &file.items {
-        if let Item::Table(t) = item {
-            c.table(t);
+        match item {
+            Item::Table(t) if t.plot => c.plot(t),
+            Item::Table(t) => c.table(t),
+            _ => {}
         }
     }
     if c.diags.is_empty() {
@@ -1070,6 +1073,71 @@ impl<'a> Checker<'a> {
             ),
             (_, v) => wrong(self, &v),
         }
+    }
+
+    /// A plot: every row is a point `x: NUMBER y: METRIC` of the series its label names.
+    fn plot(&mut self, t: &'a ast::Table) {
+        let mut points = Vec::new();
+        for entry in &t.rows {
+            let ast::TableEntry::Row(row) = entry else {
+                unreachable!("sweeps are expanded before checking")
+            };
+            let (mut x, mut y) = (None, None);
+            for (name, expr) in &row.fields {
+                match (name.name.as_str(), self.expr(expr, None)) {
+                    ("x", Some(Value::Number { value, .. })) => x = Some(value),
+                    ("y", Some(Value::MetricRef { node, field })) => y = Some((node, field)),
+                    ("x" | "y", Some(other)) => self.diags.push(
+                        Diagnostic::new(
+                            codes::BAD_ROW,
+                            expr.span,
+                            format!(
+                                "`{}` must be {}, found {}",
+                                name.name,
+                                if name.name == "x" { "a number" } else { "a metric" },
+                                other.describe()
+                            ),
+                        )
+                        .label("wrong kind of value")
+                        .help("a point is `row \"series\" x: eps y: e[eps].error`"),
+                    ),
+                    ("x" | "y", None) => {}
+                    (other, _) => {
+                        let help = match did_you_mean(other, ["x", "y"]) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => "a plot's rows have `x:` (a number) and `y:` (a metric)".into(),
+                        };
+                        self.diags.push(
+                            Diagnostic::new(codes::BAD_ROW, name.span, format!("plot rows have no field `{other}`"))
+                                .label("unknown field")
+                                .help(help),
+                        );
+                    }
+                }
+            }
+            match (x, y) {
+                (Some(x), Some((node, field))) => points.push(ir::Point {
+                    series: row.label.clone(),
+                    x,
+                    node,
+                    field,
+                }),
+                _ if row.fields.iter().any(|(n, _)| n.name != "x" && n.name != "y") => {}
+                _ => self.diags.push(
+                    Diagnostic::new(
+                        codes::BAD_ROW,
+                        row.span,
+                        format!("point \"{}\" needs both `x:` and `y:`", row.label),
+                    )
+                    .label("incomplete point")
+                    .help("e.g. `row \"softmax\" x: eps y: e[eps].error`"),
+                ),
+            }
+        }
+        self.program.plots.push(ir::Plot {
+            title: t.title.clone(),
+            points,
+        });
     }
 
     fn table(&mut self, t: &'a ast::Table) {

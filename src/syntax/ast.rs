@@ -23,7 +23,7 @@ pub enum Item {
     Seed { value: Expr, span: Span },
     /// `model soft = fit(...)`
     Decl(Decl),
-    /// `table "title" { row ... }`
+    /// `table "title" { row ... }`, or `plot "title" { row ... }` (then `plot` is set)
     Table(Table),
     /// `for eps in [0.1, 0.25] { ... }`
     Sweep(Sweep<Item>),
@@ -86,6 +86,8 @@ pub struct Table {
     pub rows: Vec<TableEntry>,
     /// The whole table.
     pub span: Span,
+    /// A plot (rows are points) rather than a table.
+    pub plot: bool,
 }
 
 /// `row "label" value: ev.error paper: 99.9%`
@@ -158,7 +160,7 @@ impl fmt::Display for File {
                     writeln!(f, ")")?;
                 }
                 Item::Table(t) => {
-                    writeln!(f, "(table {:?}", t.title)?;
+                    writeln!(f, "({} {:?}", if t.plot { "plot" } else { "table" }, t.title)?;
                     for entry in &t.rows {
                         write_entry(f, entry, 1)?;
                     }

@@ -53,7 +53,7 @@ fn lower_item(pair: Pair<Rule>) -> Item {
                 span,
             }
         }
-        Rule::table => Item::Table(lower_table(pair)),
+        Rule::table | Rule::plot => Item::Table(lower_table(pair)),
         Rule::sweep => Item::Sweep(lower_sweep(pair, lower_item)),
         r => unreachable!("unexpected top-level rule {r:?}"),
     }
@@ -98,6 +98,7 @@ fn lower_decl(pair: Pair<Rule>) -> Decl {
 
 fn lower_table(pair: Pair<Rule>) -> Table {
     let span = pair.as_span().into();
+    let plot = pair.as_rule() == Rule::plot;
     let mut inner = pair.into_inner();
     let title_pair = inner.next().expect("title");
     let title_span = title_pair.as_span().into();
@@ -108,6 +109,7 @@ fn lower_table(pair: Pair<Rule>) -> Table {
         title_span,
         rows,
         span,
+        plot,
     }
 }
 
@@ -266,6 +268,7 @@ fn rule_phrase(rule: &Rule) -> &'static str {
         Rule::args => "arguments",
         Rule::sweep | Rule::row_sweep => "`for`",
         Rule::import => "`import`",
+        Rule::plot => "`plot`",
         Rule::target => "a name",
         Rule::index => "an index",
         Rule::stack | Rule::add | Rule::mul => "an operator",
