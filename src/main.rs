@@ -253,7 +253,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let seconds = started.elapsed().as_secs_f64();
             print!("{}", report::terminal(&tables));
             for plot in report::write(&results, &file, &program, &outcome, &tables, seconds)? {
-                eprintln!("plot: {}", plot.display());
+                eprintln!("picture: {}", plot.display());
             }
             let computed = outcome
                 .records

@@ -137,6 +137,8 @@ pub enum Category {
     Attack,
     /// `eval`: metrics.
     Eval,
+    /// `examples`: a grid of clean and adversarial images for the report.
+    Examples,
 }
 
 impl Category {
@@ -148,8 +150,16 @@ impl Category {
             Category::Model => "model",
             Category::Attack => "attack",
             Category::Eval => "eval",
+            Category::Examples => "examples",
         }
     }
     /// All categories, in the order the docs list them.
-    pub const ALL: [Category; 5] = [Category::Data, Category::Net, Category::Model, Category::Attack, Category::Eval];
+    pub const ALL: [Category; 6] = [
+        Category::Data,
+        Category::Net,
+        Category::Model,
+        Category::Attack,
+        Category::Eval,
+        Category::Examples,
+    ];
 }

@@ -126,6 +126,104 @@ pub fn plot_svg(plot: &PlotResult) -> Result<String> {
     Ok(svg)
 }
 
+/// An example grid as SVG: per example, the clean image, the perturbation (grey is zero,
+/// scaled to the largest change in the set) and the adversarial image, each with the
+/// model's prediction and confidence; images are embedded PNGs drawn pixelated.
+pub fn examples_svg(title: &str, set: &crate::eval::ExampleSet) -> Result<String> {
+    use base64::Engine;
+    const SIDE: usize = 112;
+    const CELL: usize = SIDE + 48;
+    let largest = set
+        .rows
+        .iter()
+        .flat_map(|r| r.clean.iter().zip(&r.adversarial).map(|(c, a)| (a - c).abs()))
+        .fold(1e-12f32, f32::max);
+    let png = |pixels: &[f32]| -> Result<String> {
+        let (channels, height, width) = match set.shape.as_slice() {
+            [c, h, w] => (*c, *h, *w),
+            [n] => (1, 1, *n),
+            other => (1, 1, other.iter().product()),
+        };
+        let color = if channels == 3 {
+            png::ColorType::Rgb
+        } else {
+            png::ColorType::Grayscale
+        };
+        let plane = height * width;
+        let mut bytes = Vec::with_capacity(plane * if channels == 3 { 3 } else { 1 });
+        for p in 0..plane {
+            if channels == 3 {
+                bytes.extend((0..3).map(|c| (pixels[c * plane + p].clamp(0.0, 1.0) * 255.0).round() as u8));
+            } else {
+                bytes.push((pixels[p].clamp(0.0, 1.0) * 255.0).round() as u8);
+            }
+        }
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, width as u32, height as u32);
+        encoder.set_color(color);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| Error::msg(format!("encoding an example image: {e}")))?;
+        writer
+            .write_image_data(&bytes)
+            .map_err(|e| Error::msg(format!("encoding an example image: {e}")))?;
+        drop(writer);
+        Ok(base64::engine::general_purpose::STANDARD.encode(out))
+    };
+    let escape = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let width = 3 * CELL + 20;
+    let height = 56 + set.rows.len() * (CELL + 10);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"22\" font-size=\"16\">{}</text>\n",
+        escape(title)
+    );
+    for (c, head) in ["clean", "perturbation", "adversarial"].iter().enumerate() {
+        svg.push_str(&format!("<text x=\"{}\" y=\"46\">{head}</text>\n", 10 + c * CELL));
+    }
+    for (i, row) in set.rows.iter().enumerate() {
+        let y = 56 + i * (CELL + 10);
+        let perturbation: Vec<f32> = row
+            .clean
+            .iter()
+            .zip(&row.adversarial)
+            .map(|(c, a)| 0.5 + 0.5 * (a - c) / largest)
+            .collect();
+        let cells = [
+            (
+                png(&row.clean)?,
+                format!(
+                    "label {}, says {} ({:.0}%)",
+                    row.label,
+                    row.clean_prediction.0,
+                    row.clean_prediction.1 * 100.0
+                ),
+            ),
+            (png(&perturbation)?, format!("max |d| = {largest:.3}")),
+            (
+                png(&row.adversarial)?,
+                format!(
+                    "says {} ({:.0}%)",
+                    row.adversarial_prediction.0,
+                    row.adversarial_prediction.1 * 100.0
+                ),
+            ),
+        ];
+        for (c, (data, caption)) in cells.iter().enumerate() {
+            let x = 10 + c * CELL;
+            svg.push_str(&format!(
+                "<image x=\"{x}\" y=\"{y}\" width=\"{SIDE}\" height=\"{SIDE}\" style=\"image-rendering:pixelated\" href=\"data:image/png;base64,{data}\"/>\n\
+                 <text x=\"{x}\" y=\"{}\">{}</text>\n",
+                y + SIDE + 16,
+                escape(caption)
+            ));
+        }
+    }
+    svg.push_str("</svg>\n");
+    Ok(svg)
+}
+
 /// Fills the program's tables with the run's metrics.
 pub fn tables(program: &Program, outcome: &Outcome) -> Vec<TableResult> {
     program
@@ -226,8 +324,9 @@ struct NodeEntry<'a> {
     params: &'a serde_json::Value,
 }
 
-/// Writes `table.md`, `results.json` (tables and plots), `manifest.json` and one
-/// `plot-N.svg` per plot into `dir`, each atomically; returns the plot files written.
+/// Writes `table.md`, `results.json` (tables and plots), `manifest.json`, one `plot-N.svg`
+/// per plot and one `examples-NAME.svg` per example grid into `dir`, each atomically;
+/// returns the pictures written.
 pub fn write(
     dir: &Path,
     pipeline: &Path,
@@ -274,6 +373,16 @@ pub fn write(
     for (i, plot) in plots.iter().enumerate() {
         let path = dir.join(format!("plot-{}.svg", i + 1));
         write_atomic(&path, plot_svg(plot)?.as_bytes())?;
+        written.push(path);
+    }
+    for (id, set) in &outcome.examples {
+        let name = &program.nodes[*id].name;
+        let file: String = name
+            .chars()
+            .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        let path = dir.join(format!("examples-{file}.svg"));
+        write_atomic(&path, examples_svg(name, set)?.as_bytes())?;
         written.push(path);
     }
     Ok(written)

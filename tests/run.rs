@@ -468,7 +468,8 @@ fn sweeps_and_plots_end_to_end() {
     write_tiny_mnist(&data, 300, 100);
     let text = format!(
         "{}\nfor eps in range(0.05, 0.25, 0.1) {{\n  eval sweep[eps] = evaluate(soft, test, attack: fgsm(eps: eps))\n}}\n\
-         plot \"FGSM error against eps\" {{\n  for eps in [0.05, 0.15, 0.25] {{ row \"softmax\" x: eps y: sweep[eps].error }}\n}}\n",
+         plot \"FGSM error against eps\" {{\n  for eps in [0.05, 0.15, 0.25] {{ row \"softmax\" x: eps y: sweep[eps].error }}\n}}\n\
+         examples grid = examples(soft, test, fgsm(eps: 0.25), n: 3)\n",
         tiny()
     );
     let file = dir.path().join("sweep.adv");
@@ -493,6 +494,13 @@ fn sweeps_and_plots_end_to_end() {
         svg.starts_with("<svg") && svg.contains("FGSM error against eps") && svg.contains("softmax"),
         "{svg}"
     );
+    let grid = std::fs::read_to_string(out.join("examples-grid.svg")).unwrap();
+    assert_eq!(
+        grid.matches("data:image/png;base64,").count(),
+        9,
+        "3 examples x (clean, perturbation, adversarial)"
+    );
+    assert!(grid.contains("label "), "{grid}");
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     let points = results["plots"][0]["series"]["softmax"].as_array().unwrap();
     assert_eq!(points.len(), 3);

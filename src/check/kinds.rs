@@ -305,9 +305,25 @@ pub const TRANSFER: NodeKind = NodeKind {
     ],
 };
 
+/// `examples(model, data, attack)`: the report's picture of an attack.
+pub const EXAMPLES: NodeKind = NodeKind {
+    name: "examples",
+    category: Category::Examples,
+    version: 1,
+    cached: true,
+    doc: "the first n examples clean, their perturbation and adversarial version, with predictions (drawn as examples-NAME.svg)",
+    params: &[
+        ParamSpec::required("model", ParamType::Model, "the model attacked"),
+        ParamSpec::required("data", ParamType::Dataset, "where the examples come from"),
+        ParamSpec::required("attack", ParamType::Attack, "the attack"),
+        ParamSpec::with_default("n", ParamType::Int, Default::Int(8), "how many examples").range(1.0, 100.0),
+        NODE_SEED,
+    ],
+};
+
 /// Every computing kind plus `input`.
 pub const KINDS: &[&NodeKind] = &[
-    &MNIST, &GAUSSIAN, &CRAFT, &FIT, &LOAD, &ENSEMBLE, &EVALUATE, &AGREEMENT, &RUBBISH, &TRANSFER, &INPUT,
+    &MNIST, &GAUSSIAN, &CRAFT, &FIT, &LOAD, &ENSEMBLE, &EVALUATE, &AGREEMENT, &RUBBISH, &TRANSFER, &EXAMPLES, &INPUT,
 ];
 
 /// Looks a kind up by name.

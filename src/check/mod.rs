@@ -48,6 +48,7 @@ enum Value {
         node: NodeId,
         fields: Vec<String>,
     },
+    Examples,
     MetricRef {
         node: NodeId,
         field: String,
@@ -62,6 +63,7 @@ impl Value {
             Value::Model { .. } => Some(Category::Model),
             Value::Attack(_) => Some(Category::Attack),
             Value::Metrics { .. } => Some(Category::Eval),
+            Value::Examples => Some(Category::Examples),
             _ => None,
         }
     }
@@ -82,6 +84,7 @@ impl Value {
             Value::Model { .. } => "a model".into(),
             Value::Attack(_) => "an attack".into(),
             Value::Metrics { .. } => "an evaluation".into(),
+            Value::Examples => "an example grid".into(),
             Value::MetricRef { .. } => "a metric".into(),
             Value::Loss(_) => "a loss mixture".into(),
         }
@@ -699,6 +702,15 @@ impl<'a> Checker<'a> {
                     fields,
                 })
             }
+            "examples" => {
+                let (model, net) = self.take_model(&mut bound, "model")?;
+                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
+                self.fits(&net, &shape, classes, bound.spans["model"], bound.spans["data"])?;
+                self.take_attack(&mut bound, "attack");
+                inputs.extend([("model", model), ("data", data)]);
+                self.push(kind, bound.json, inputs, span, decl_name);
+                Some(Value::Examples)
+            }
             "transfer" => {
                 let models = self.take_models(&mut bound, "models")?;
                 let (data, shape, classes) = self.take_data(&mut bound, "data")?;
@@ -1255,6 +1267,7 @@ fn example_of(c: Category) -> &'static str {
         Category::Model => "`fit(net, train)`",
         Category::Attack => "`fgsm(eps: 0.25)`",
         Category::Eval => "`evaluate(model, test)`",
+        Category::Examples => "`examples(model, test, fgsm(eps: 0.25))`",
     }
 }
 

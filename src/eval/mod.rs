@@ -164,3 +164,59 @@ mod tests {
         assert!((m.confidence_on_mistakes - first).abs() < 1e-6);
     }
 }
+
+/// The report's picture of an attack: a few examples, clean and adversarial, with what the
+/// model made of each.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExampleSet {
+    /// One example's shape.
+    pub shape: Vec<usize>,
+    /// The examples in dataset order.
+    pub rows: Vec<ExampleRow>,
+}
+
+/// One example of an [`ExampleSet`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExampleRow {
+    /// Its label.
+    pub label: usize,
+    /// Clean pixels.
+    pub clean: Vec<f32>,
+    /// Adversarial pixels.
+    pub adversarial: Vec<f32>,
+    /// (class, top probability) on the clean example.
+    pub clean_prediction: (usize, f32),
+    /// (class, top probability) on the adversarial example.
+    pub adversarial_prediction: (usize, f32),
+}
+
+/// The first `n` examples of `data`, attacked.
+pub fn example_set<'a>(dev: &Dev, model: impl Into<Classifier<'a>>, data: &Dataset, attack: &Crafter, seed: u64, n: usize) -> ExampleSet {
+    let model: Classifier = model.into();
+    let mut ctx = AttackContext::new(model, dev, seed);
+    let n = n.min(data.len());
+    let labels: Vec<usize> = data.labels[..n].iter().map(|&l| l as usize).collect();
+    let clean = data.images_of(0..n);
+    let adversarial = attack.craft(&mut ctx, clean, &labels);
+    let width = data.width();
+    let predictions = |x: &[f32]| -> Vec<(usize, f32)> {
+        ctx.logits(x)
+            .chunks(data.classes)
+            .map(|row| (argmax(row), ctx.model.top().confidence(row)))
+            .collect()
+    };
+    let (before, after) = (predictions(clean), predictions(&adversarial));
+    let rows = (0..n)
+        .map(|i| ExampleRow {
+            label: labels[i],
+            clean: clean[i * width..(i + 1) * width].to_vec(),
+            adversarial: adversarial[i * width..(i + 1) * width].to_vec(),
+            clean_prediction: before[i],
+            adversarial_prediction: after[i],
+        })
+        .collect();
+    ExampleSet {
+        shape: data.shape.clone(),
+        rows,
+    }
+}

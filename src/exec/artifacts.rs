@@ -33,6 +33,8 @@ pub enum Artifact {
     Ensemble(Vec<Arc<Model>>),
     /// An evaluation's metrics.
     Metrics(MetricMap),
+    /// Examples for the report.
+    Examples(crate::eval::ExampleSet),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,6 +66,7 @@ impl Artifact {
                 Ok(vec![("model.safetensors", weights), ("training.json", to_json(&record)?)])
             }
             Artifact::Metrics(m) => Ok(vec![("metrics.json", to_json(m)?)]),
+            Artifact::Examples(e) => Ok(vec![("examples.json", to_json(e)?)]),
             Artifact::Data(d) => Ok(vec![("examples.safetensors", encode_dataset(d)?)]),
             Artifact::Ensemble(_) => Err(Error::msg("ensembles are not cached")),
         }
@@ -84,6 +87,9 @@ impl Artifact {
             }
             Category::Eval => Ok(Artifact::Metrics(
                 serde_json::from_slice(file("metrics.json")?).map_err(|e| Error::msg(e.to_string()))?,
+            )),
+            Category::Examples => Ok(Artifact::Examples(
+                serde_json::from_slice(file("examples.json")?).map_err(|e| Error::msg(e.to_string()))?,
             )),
             Category::Data => Ok(Artifact::Data(Arc::new(decode_dataset(file("examples.safetensors")?)?))),
             other => Err(Error::msg(format!("{} nodes are not cached", other.word()))),

@@ -83,6 +83,8 @@ pub struct Outcome {
     pub records: Vec<NodeRecord>,
     /// The metrics of every evaluation node.
     pub metrics: BTreeMap<NodeId, MetricMap>,
+    /// The example sets of every `examples` node.
+    pub examples: BTreeMap<NodeId, crate::eval::ExampleSet>,
 }
 
 struct Executor<'a> {
@@ -135,9 +137,18 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
         .iter()
         .filter_map(|(id, a)| a.metrics().map(|m| (*id, m.clone())))
         .collect();
+    let examples = exec
+        .artifacts
+        .iter()
+        .filter_map(|(id, a)| match a {
+            Artifact::Examples(e) => Some((*id, e.clone())),
+            _ => None,
+        })
+        .collect();
     Ok(Outcome {
         records: exec.records,
         metrics,
+        examples,
     })
 }
 
@@ -491,6 +502,20 @@ impl Executor<'_> {
                     &data,
                     threshold,
                     batch,
+                )))
+            }
+            "examples" => {
+                let models = self.models(self.input(id, "model"))?;
+                let data = self.data(self.input(id, "data"))?;
+                let attack = Self::attack(p, "attack")?.ok_or_else(|| Error::msg("examples needs an attack"))?;
+                let n = p["n"].as_u64().unwrap_or(8) as usize;
+                Ok(Artifact::Examples(crate::eval::example_set(
+                    &self.dev,
+                    models.classifier(),
+                    &data,
+                    &attack,
+                    seed,
+                    n,
                 )))
             }
             "transfer" => {
