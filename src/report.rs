@@ -1,8 +1,10 @@
-//! Report: metrics -> the pipeline's tables, on the terminal and as files.
+//! Report: metrics -> the pipeline's tables, plots and example grids, on the terminal and
+//! as files.
 //!
-//! A run writes `table.md`, `results.json` and `manifest.json` (advpipe version, seed,
-//! per-node status, wall time and cache key, machine) into its results folder. Rates are
-//! shown as percentages; "diff" is measured minus paper in percentage points.
+//! A run writes `table.md`, `results.json` (tables and plot points), `manifest.json`
+//! (advpipe version, seed, per-node status, wall time, cache key and parameters, machine),
+//! `plot-N.svg` per plot and `examples-NAME.svg` per example grid into its results folder.
+//! Rates are shown as percentages; "diff" is measured minus paper in percentage points.
 
 use crate::check::ir::Program;
 use crate::error::{Error, Result};
