@@ -18,6 +18,8 @@ pub enum ParamType {
     Choice(&'static [&'static str]),
     /// A tensor shape, e.g. `[1, 28, 28]`.
     Shape,
+    /// A list of distinct class indices, e.g. `[3, 7]`.
+    Classes,
     /// A clip range: `[lo, hi]`, or the string `"none"`.
     ClipRange,
     /// A dataset (a `data` declaration or call).
@@ -43,6 +45,7 @@ impl ParamType {
             ParamType::Text => "a string".into(),
             ParamType::Choice(c) => format!("one of {}", c.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")),
             ParamType::Shape => "a shape such as [1, 28, 28]".into(),
+            ParamType::Classes => "a list of distinct digits such as [3, 7]".into(),
             ParamType::ClipRange => "a range [lo, hi] or \"none\"".into(),
             ParamType::Dataset => "a dataset".into(),
             ParamType::Net => "a net".into(),

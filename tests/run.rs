@@ -509,3 +509,20 @@ fn sweeps_and_plots_end_to_end() {
         "a larger eps does not lower FGSM error here: {points:?}"
     );
 }
+
+#[test]
+fn a_class_filter_keeps_and_relabels_digits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_tiny_mnist(&data, 400, 200);
+    let text = "data train = mnist(split: \"train\", classes: [3, 7])\ndata test = mnist(split: \"test\", classes: [3, 7])\n\
+                net logistic = input([1, 28, 28]) >> flatten >> linear(2)\n\
+                model m = fit(logistic, train, epochs: 5, batch: 10, lr: 0.5, l1: 0.001)\neval e = evaluate(m, test)\n\
+                table \"3 vs 7\" { row \"error\" value: e.error\n row \"n\" value: e.examples }";
+    let (program, outcome, _) = run_text(text, &data, &dir.path().join("c"));
+    let rows = &advpipe::report::tables(&program, &outcome)[0].rows;
+    let labels = advpipe::data::idx::read(&data.join("t10k-labels-idx1-ubyte")).unwrap().data;
+    let threes_and_sevens = labels.iter().filter(|&&l| l == 3 || l == 7).count();
+    assert_eq!(rows[1].measured as usize, threes_and_sevens);
+    assert!(rows[0].measured < 0.1, "error {}", rows[0].measured);
+}

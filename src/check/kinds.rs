@@ -53,6 +53,12 @@ pub const MNIST: NodeKind = NodeKind {
         ),
         ParamSpec::with_default("skip", ParamType::Int, Default::Int(0), "examples dropped from the front").range(0.0, 60000.0),
         ParamSpec::with_default("take", ParamType::Int, Default::Optional, "examples kept after skip (default: all)").range(1.0, 60000.0),
+        ParamSpec::with_default(
+            "classes",
+            ParamType::Classes,
+            Default::Optional,
+            "keep only these digits, e.g. [3, 7], relabelled 0, 1, ... (default: all)",
+        ),
     ],
 };
 
@@ -131,6 +137,13 @@ pub const FIT: NodeKind = NodeKind {
             "initial weights uniform in [-init, init]",
         )
         .range(0.0, 10.0),
+        ParamSpec::with_default(
+            "l1",
+            ParamType::Number,
+            Default::Number(0.0),
+            "L1 weight decay on the first layer's weights (section 5)",
+        )
+        .range(0.0, 1.0),
         ParamSpec::with_default(
             "seed",
             ParamType::Int,

@@ -563,11 +563,12 @@ impl<'a> Checker<'a> {
                         .label("too many examples"),
                     );
                 }
+                let classes = bound.json["classes"].as_array().map_or(10, Vec::len);
                 let node = self.push(kind, bound.json, inputs, span, decl_name);
                 Some(Value::Data {
                     node,
                     shape: vec![1, 28, 28],
-                    classes: 10,
+                    classes,
                 })
             }
             "gaussian" => {
@@ -1025,6 +1026,25 @@ impl<'a> Checker<'a> {
                         .label("not an allowed value")
                         .help(help),
                     )
+                }
+            }
+            (ParamType::Classes, Value::List(items)) => {
+                let digits: Option<Vec<usize>> = items
+                    .iter()
+                    .map(|(v, _)| match v {
+                        Value::Number { value, percent: false } if value.fract() == 0.0 && (0.0..10.0).contains(value) => {
+                            Some(*value as usize)
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                match digits {
+                    Some(d) if d.len() >= 2 && (0..d.len()).all(|i| !d[..i].contains(&d[i])) => Some(Coerced::Json(json!(d))),
+                    _ => self.error(
+                        Diagnostic::new(codes::WRONG_TYPE, span, "`classes` is a list of two or more distinct digits 0-9")
+                            .label("not a class list")
+                            .help("e.g. classes: [3, 7]"),
+                    ),
                 }
             }
             (ParamType::Shape, Value::List(items)) if !items.is_empty() => {

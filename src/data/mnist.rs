@@ -171,6 +171,19 @@ pub fn load(dir: &Path, params: &MnistParams) -> Result<Dataset> {
     if let Some(bad) = labels.data.iter().find(|&&l| l >= 10) {
         return Err(Error::msg(format!("{}: label {bad} is not a digit", label_path.display())));
     }
+    // With a class filter, the split is the examples of those classes, relabelled 0, 1, ...
+    // in the order the filter lists them; skip and take count within it.
+    let kept: Vec<usize> = match &params.classes {
+        Some(classes) => (0..n).filter(|&i| classes.contains(&(labels.data[i] as usize))).collect(),
+        None => (0..n).collect(),
+    };
+    let relabel = |l: u8| {
+        params
+            .classes
+            .as_ref()
+            .map_or(l, |c| c.iter().position(|&k| k == l as usize).expect("kept") as u8)
+    };
+    let n = kept.len();
     let end = params.take.map_or(n, |t| params.skip + t);
     if params.skip >= n || end > n {
         return Err(Error::msg(format!(
@@ -183,15 +196,17 @@ pub fn load(dir: &Path, params: &MnistParams) -> Result<Dataset> {
         )));
     }
     let width = shape.iter().product::<usize>();
-    let images = images.data[params.skip * width..end * width]
+    let chosen = &kept[params.skip..end];
+    let images = chosen
         .iter()
-        .map(|&b| b as f32 / 255.0)
+        .flat_map(|&i| images.data[i * width..(i + 1) * width].iter().map(|&b| b as f32 / 255.0))
         .collect();
+    let labels = chosen.iter().map(|&i| relabel(labels.data[i])).collect();
     Ok(Dataset {
         images,
-        labels: labels.data[params.skip..end].to_vec(),
+        labels,
         shape,
-        classes: 10,
+        classes: params.classes.as_ref().map_or(10, Vec::len),
     })
 }
 

@@ -61,6 +61,9 @@ pub struct MnistParams {
     pub skip: usize,
     /// How many to keep after `skip` (all when absent).
     pub take: Option<usize>,
+    /// Keep only these digits, relabelled 0, 1, ... in this order (all ten when absent).
+    #[serde(default)]
+    pub classes: Option<Vec<usize>>,
 }
 
 /// `n` samples of N(0, I) with the given shape, all labelled 0: inputs that belong to no

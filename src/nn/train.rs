@@ -69,6 +69,10 @@ pub struct FitParams {
     pub momentum_epochs: usize,
     /// Largest allowed norm of a unit's incoming weight vector (none: unconstrained).
     pub max_norm: Option<f64>,
+    /// L1 weight decay on the first layer's weights: `l1 * sign(w)` joins their gradient
+    /// (section 5's linear analogue of adversarial training).
+    #[serde(default)]
+    pub l1: f64,
     /// Initial weights are uniform in `[-init, init]`.
     pub init: f64,
     /// Seed of initialisation, shuffling and dropout.
@@ -107,6 +111,7 @@ impl FitParams {
             momentum_end: None,
             momentum_epochs: 1,
             max_norm: None,
+            l1: 0.0,
             init: 0.005,
             seed,
             patience: None,
@@ -190,6 +195,7 @@ pub struct Trainer {
     lr_decay: f64,
     lr_min: f64,
     max_norm: Option<f64>,
+    l1: f64,
     steps: i32,
     mixture: Vec<(f32, Option<Crafter>)>,
     attack_rng: rand_chacha::ChaCha8Rng,
@@ -235,6 +241,7 @@ impl Trainer {
             lr_decay: p.lr_decay,
             lr_min: p.lr_min,
             max_norm: p.max_norm,
+            l1: p.l1,
             steps: 0,
             mixture,
             attack_rng: rand_chacha::ChaCha8Rng::seed_from_u64(p.seed ^ 0xadd5_eed5),
@@ -276,11 +283,23 @@ impl Trainer {
         }
         let grads = loss.backward();
         self.steps += 1;
+        // Only the first layer with parameters gets the L1 term.
+        let mut first = true;
         for ((params, state), layer) in self.model.params.iter_mut().zip(self.state.iter_mut()).zip(&self.model.net.layers) {
             let (Some(params), Some(state)) = (params, state) else {
                 continue;
             };
-            let (gw, gb) = (grads.get(&params.weight), grads.get(&params.bias));
+            let (mut gw, gb) = (grads.get(&params.weight), grads.get(&params.bias));
+            if std::mem::take(&mut first) && self.l1 > 0.0 {
+                let l1 = self.l1 as f32;
+                let decayed: Vec<f32> = gw
+                    .as_vec()
+                    .iter()
+                    .zip(params.weight.as_vec())
+                    .map(|(g, w)| g + l1 * crate::attacks::sign(w))
+                    .collect();
+                gw = dev.tensor_from_vec(decayed, *gw.shape());
+            }
             match state {
                 State::Sgd { vw, vb } => {
                     vw.axpy(self.momentum, &gw, -self.lr);
@@ -748,5 +767,32 @@ mod top_tests {
         assert!(s.history.last().unwrap().loss < s.history[0].loss * 0.7, "{:?}", s.history);
         let error = crate::eval::evaluate(&Dev::default(), &model, &data, None, 0, 50, &mut |_, _| {}).error;
         assert!(error < 0.1, "{error}");
+    }
+}
+
+#[cfg(test)]
+mod l1_tests {
+    use super::*;
+    use crate::attacks::testing::model_and_batch;
+
+    #[test]
+    fn l1_adds_l1_times_sign_of_the_first_layers_weights_to_its_gradient() {
+        let (dev, model, x, y) = model_and_batch();
+        let step = |l1: f64| {
+            let p = FitParams {
+                l1,
+                ..FitParams::sgd(1, 4, 1.0, 0.0, 0)
+            };
+            let mut t = Trainer::new(&dev, model.clone(), &p).unwrap();
+            t.step(&dev, x.clone(), &y);
+            t.model.named_tensors()
+        };
+        let (plain, decayed) = (step(0.0), step(0.1));
+        let before = model.named_tensors();
+        // With lr 1 and no momentum the difference is exactly the extra gradient.
+        for ((p, d), b) in plain[0].2.iter().zip(&decayed[0].2).zip(&before[0].2) {
+            assert!((p - d - 0.1 * crate::attacks::sign(*b)).abs() < 1e-6);
+        }
+        assert_eq!(plain[1..], decayed[1..], "only the first layer's weights decay");
     }
 }
