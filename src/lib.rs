@@ -2,6 +2,7 @@
 //!
 //! A pipeline file goes through five stages, one module each:
 //! [`syntax`] (parse) -> [`check`] -> [`plan`] -> [`exec`] (execute) -> [`report`].
+//! [`load_source`] first gathers the file and the files it imports into one [`Source`].
 //! The tensor work behind execution lives in [`nn`] (models and training), [`attacks`],
 //! [`eval`] and [`data`]; [`cache`] stores every artifact by content.
 
