@@ -81,11 +81,16 @@ impl Source {
 
     /// 1-based line and column of a byte offset (columns count characters).
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, col)
+        line_col(&self.text, offset)
     }
+}
+
+/// 1-based line and column of a byte offset in `text` (columns count characters).
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
 }
 
 /// One problem found in a pipeline file.
@@ -236,7 +241,7 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
             .collect();
         for (span, label) in diag.notes.iter().filter(|(s, _)| !inside(s)) {
             let (other, other_range) = source.file_of(span.start);
-            let (line, col) = Source::new(other, &source.text[other_range.clone()]).line_col(span.start - other_range.start);
+            let (line, col) = line_col(&source.text[other_range.clone()], span.start - other_range.start);
             let note = format!("{label}: {other}:{line}:{col}");
             shown.help = Some(shown.help.map_or(note.clone(), |h| format!("{h}\n{note}")));
         }

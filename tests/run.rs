@@ -189,6 +189,22 @@ fn a_killed_run_resumes_with_finished_nodes_kept() {
     assert_eq!(cache_entries(&cache).len(), 5);
 }
 
+/// `run FILE --data-dir DATA --cache-dir CACHE [--out OUT]`.
+fn run_args<'a>(file: &'a Path, data: &'a Path, cache: &'a Path, out: Option<&'a Path>) -> Vec<&'a std::ffi::OsStr> {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "run".as_ref(),
+        file.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--cache-dir".as_ref(),
+        cache.as_os_str(),
+    ];
+    if let Some(out) = out {
+        args.extend(["--out".as_ref(), out.as_os_str()]);
+    }
+    args
+}
+
 fn run_cli(args: &[&std::ffi::OsStr], env_path: Option<&str>) -> (i32, String, String) {
     let mut cmd = advpipe();
     cmd.args(args);
@@ -211,16 +227,7 @@ fn cli_run_writes_tables_and_exits_zero() {
     let out = dir.path().join("out");
     let file = fixture("run/tiny.adv");
     let cache = dir.path().join("c");
-    let args = [
-        "run".as_ref(),
-        file.as_os_str(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-        "--cache-dir".as_ref(),
-        cache.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ];
+    let args = run_args(&file, &data, &cache, Some(&out));
     let (code, stdout, stderr) = run_cli(&args, None);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("FGSM error") && stdout.contains("99.9%"), "{stdout}");
@@ -255,14 +262,7 @@ fn cli_user_errors_have_clear_messages_and_exit_codes() {
     let file = fixture("run/tiny.adv");
     let empty = dir.path().join("empty");
     let cache = dir.path().join("c");
-    let args = [
-        "run".as_ref(),
-        file.as_os_str(),
-        "--data-dir".as_ref(),
-        empty.as_os_str(),
-        "--cache-dir".as_ref(),
-        cache.as_os_str(),
-    ];
+    let args = run_args(&file, &empty, &cache, None);
     let (code, _, stderr) = run_cli(&args, Some(""));
     assert_eq!(code, 3, "{stderr}");
     assert!(
@@ -476,16 +476,7 @@ fn sweeps_and_plots_end_to_end() {
     std::fs::write(&file, text).unwrap();
     let out = dir.path().join("out");
     let cache = dir.path().join("c");
-    let args = [
-        "run".as_ref(),
-        file.as_os_str(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-        "--cache-dir".as_ref(),
-        cache.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ];
+    let args = run_args(&file, &data, &cache, Some(&out));
     let (code, _, stderr) = run_cli(&args, None);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("sweep[0.15]"), "{stderr}");

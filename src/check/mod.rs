@@ -581,9 +581,7 @@ impl<'a> Checker<'a> {
                 Some(Value::Data { node, shape, classes })
             }
             "craft" => {
-                let (model, net) = self.take_model(&mut bound, "model")?;
-                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
-                self.fits(&net, &shape, classes, bound.spans["model"], bound.spans["data"])?;
+                let (model, data, shape, classes) = self.take_model_and_data(&mut bound)?;
                 self.take_attack(&mut bound, "attack");
                 inputs.extend([("model", model), ("data", data)]);
                 let node = self.push(kind, bound.json, inputs, span, decl_name);
@@ -667,9 +665,7 @@ impl<'a> Checker<'a> {
                 })
             }
             "evaluate" => {
-                let (model, net) = self.take_model(&mut bound, "model")?;
-                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
-                self.fits(&net, &shape, classes, bound.spans["model"], bound.spans["data"])?;
+                let (model, data, _, _) = self.take_model_and_data(&mut bound)?;
                 self.take_attack(&mut bound, "attack");
                 inputs.extend([("model", model), ("data", data)]);
                 let fields = Metrics::FIELDS.iter().map(|(f, _)| f.to_string()).collect();
@@ -692,9 +688,7 @@ impl<'a> Checker<'a> {
                 })
             }
             "rubbish" => {
-                let (model, net) = self.take_model(&mut bound, "model")?;
-                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
-                self.fits(&net, &shape, classes, bound.spans["model"], bound.spans["data"])?;
+                let (model, data, _, classes) = self.take_model_and_data(&mut bound)?;
                 inputs.extend([("model", model), ("data", data)]);
                 let mut fields: Vec<String> = ["rate", "confidence", "examples"].map(String::from).to_vec();
                 fields.extend((0..classes).map(|k| format!("share_{k}")));
@@ -704,9 +698,7 @@ impl<'a> Checker<'a> {
                 })
             }
             "examples" => {
-                let (model, net) = self.take_model(&mut bound, "model")?;
-                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
-                self.fits(&net, &shape, classes, bound.spans["model"], bound.spans["data"])?;
+                let (model, data, _, _) = self.take_model_and_data(&mut bound)?;
                 self.take_attack(&mut bound, "attack");
                 inputs.extend([("model", model), ("data", data)]);
                 self.push(kind, bound.json, inputs, span, decl_name);
@@ -730,6 +722,15 @@ impl<'a> Checker<'a> {
             }
             other => unreachable!("node kind {other} has no checker case"),
         }
+    }
+
+    /// The `model` and `data` arguments, checked to fit each other: (model, data, example
+    /// shape, classes).
+    fn take_model_and_data(&mut self, bound: &mut Bound) -> Option<(NodeId, NodeId, Vec<usize>, usize)> {
+        let (model, net) = self.take_model(bound, "model")?;
+        let (data, shape, classes) = self.take_data(bound, "data")?;
+        self.fits(&net, &shape, classes, bound.spans["model"], bound.spans["data"])?;
+        Some((model, data, shape, classes))
     }
 
     fn take_model(&mut self, bound: &mut Bound, name: &str) -> Option<(NodeId, NetSpec)> {
@@ -839,10 +840,7 @@ impl<'a> Checker<'a> {
         let name = match decl_name {
             Some(n) => n.to_string(),
             None => {
-                let offset = span.start;
-                let before = &self.source[..offset];
-                let line = before.matches('\n').count() + 1;
-                let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                let (line, col) = crate::diagnostics::line_col(self.source, span.start);
                 format!("{}@{line}:{col}", kind.name)
             }
         };

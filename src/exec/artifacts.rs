@@ -10,6 +10,7 @@ use crate::check::kinds::NodeKind;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::MetricMap;
+use crate::nn::model::{f32s_from_le, f32s_to_le};
 use crate::nn::train::{FitParams, FitSummary};
 use crate::nn::{Dev, Model};
 use crate::params::Category;
@@ -103,7 +104,7 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 
 fn encode_dataset(d: &Dataset) -> Result<Vec<u8>> {
     use ::safetensors::{tensor::TensorView, Dtype};
-    let images: Vec<u8> = d.images.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let images = f32s_to_le(&d.images);
     let mut shape = vec![d.len()];
     shape.extend(&d.shape);
     let views = vec![
@@ -133,11 +134,7 @@ fn decode_dataset(bytes: &[u8]) -> Result<Dataset> {
     let images = st.tensor("images").map_err(|e| bad(e.to_string()))?;
     let labels = st.tensor("labels").map_err(|e| bad(e.to_string()))?;
     Ok(Dataset {
-        images: images
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
+        images: f32s_from_le(images.data()),
         labels: labels.data().to_vec(),
         shape: images.shape()[1..].to_vec(),
         classes,

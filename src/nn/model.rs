@@ -154,7 +154,7 @@ impl Model {
         let tensors = self.named_tensors();
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
             .into_iter()
-            .map(|(name, shape, data)| (name, shape, data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+            .map(|(name, shape, data)| (name, shape, f32s_to_le(&data)))
             .collect();
         let views: Vec<(String, ::safetensors::tensor::TensorView)> = bytes
             .iter()
@@ -201,11 +201,7 @@ impl Model {
                             view.shape()
                         )));
                     }
-                    let values: Vec<f32> = view
-                        .data()
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect();
+                    let values = f32s_from_le(view.data());
                     if suffix == "weight" {
                         p.weight.copy_from(&values);
                     } else {
@@ -216,6 +212,19 @@ impl Model {
         }
         Ok(model)
     }
+}
+
+/// f32 values as the little-endian bytes safetensors stores.
+pub fn f32s_to_le(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The f32 values in little-endian bytes (a trailing partial value is ignored).
+pub fn f32s_from_le(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 /// `-exp(s_k) * ||x - c_k||^2`, with the centres `c` in `weight` (`[in, units]`) and the
