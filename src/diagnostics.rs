@@ -179,6 +179,9 @@ pub mod codes {
     pub const BAD_SETTING: &str = "E0501";
     /// A sweep over something that is not a list or range, or an index that is not a value.
     pub const BAD_SWEEP: &str = "E0601";
+    /// A `param` misused: inside a sweep, declared twice, or a `profile(...)` without the
+    /// chosen profile.
+    pub const BAD_PARAM: &str = "E0602";
 }
 
 struct Report<'a> {

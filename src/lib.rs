@@ -27,8 +27,41 @@ use diagnostics::{Diagnostic, Source};
 
 /// Parse and check: the front end every command shares.
 pub fn compile(source: &Source) -> std::result::Result<check::ir::Program, Vec<Diagnostic>> {
+    compile_with(source, &check::expand::Choices::default())
+}
+
+/// Parse and check with the profile and `--set` values the command line chose.
+pub fn compile_with(source: &Source, choices: &check::expand::Choices) -> std::result::Result<check::ir::Program, Vec<Diagnostic>> {
     let file = syntax::parse(&source.text)?;
-    check::check(&file, &source.text)
+    check::check_with(&file, &source.text, choices)
+}
+
+/// A `--set NAME=VALUE` override: the name and the value, which must be a number, a string
+/// or a list of them, written as in a pipeline file (`units=1600`, `seeds=[1,2,3]`).
+pub fn parse_override(text: &str) -> std::result::Result<(String, syntax::ast::Expr), String> {
+    use syntax::ast::{ExprKind, Item};
+    let Some((name, value)) = text.split_once('=') else {
+        return Err(format!("`--set {text}`: write NAME=VALUE, e.g. `--set units=1600`"));
+    };
+    let (name, value) = (name.trim(), value.trim());
+    let parsed = syntax::parse(&format!("param {name} = {value}"));
+    let expr = match parsed.as_ref().map(|f| f.items.as_slice()) {
+        Ok([Item::Decl(d)]) if d.name.name == name && d.indices.is_empty() => d.value.clone(),
+        _ => return Err(format!("`--set {text}`: `{name}` is not a name or `{value}` is not a value")),
+    };
+    fn literal(e: &syntax::ast::Expr) -> bool {
+        match &e.kind {
+            ExprKind::Number { .. } | ExprKind::Str(_) => true,
+            ExprKind::List(items) => items.iter().all(literal),
+            _ => false,
+        }
+    }
+    if !literal(&expr) {
+        return Err(format!(
+            "`--set {text}`: the value must be a number, a \"string\" or a [list] of them"
+        ));
+    }
+    Ok((name.to_string(), expr))
 }
 
 /// Why a pipeline file could not be loaded.

@@ -37,6 +37,17 @@ struct Places {
     cache_dir: Option<PathBuf>,
 }
 
+/// Which values the file's `param`s take.
+#[derive(Args, Default)]
+struct Choose {
+    /// Take every `profile(...)` param at this profile's value [default: the first listed]
+    #[arg(long)]
+    profile: Option<String>,
+    /// Override a param: NAME=VALUE (a number, "string" or [list]); repeatable
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum GraphFormat {
     Dot,
@@ -50,6 +61,8 @@ enum Command {
         /// The pipeline file (.adv)
         file: PathBuf,
         #[command(flatten)]
+        choose: Choose,
+        #[command(flatten)]
         places: Places,
         /// Results folder for this pipeline [default: results/<file stem>]
         #[arg(long)]
@@ -59,11 +72,15 @@ enum Command {
     Check {
         /// The pipeline file (.adv)
         file: PathBuf,
+        #[command(flatten)]
+        choose: Choose,
     },
     /// List the nodes in execution order with what a run would do to each (needs the data)
     Plan {
         /// The pipeline file (.adv)
         file: PathBuf,
+        #[command(flatten)]
+        choose: Choose,
         #[command(flatten)]
         places: Places,
     },
@@ -71,6 +88,8 @@ enum Command {
     Explain {
         /// The pipeline file (.adv)
         file: PathBuf,
+        #[command(flatten)]
+        choose: Choose,
         /// The node's name (a declaration, or kind@line:col for an inline call)
         node: String,
         #[command(flatten)]
@@ -80,6 +99,8 @@ enum Command {
     Graph {
         /// The pipeline file (.adv)
         file: PathBuf,
+        #[command(flatten)]
+        choose: Choose,
         /// Output format
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
@@ -88,6 +109,7 @@ enum Command {
 
 enum Failure {
     Pipeline,
+    Usage(String),
     Runtime(Error),
 }
 
@@ -102,6 +124,10 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Pipeline) => ExitCode::from(1),
+        Err(Failure::Usage(why)) => {
+            eprintln!("error: {why}");
+            ExitCode::from(2)
+        }
         Err(Failure::Runtime(e)) => {
             eprintln!("error: {e}");
             ExitCode::from(3)
@@ -109,7 +135,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &Path) -> Result<(Source, Program), Failure> {
+fn load(path: &Path, choose: &Choose) -> Result<(Source, Program), Failure> {
+    let mut choices = advpipe::check::expand::Choices {
+        profile: choose.profile.clone(),
+        overrides: vec![],
+    };
+    for text in &choose.set {
+        choices.overrides.push(advpipe::parse_override(text).map_err(Failure::Usage)?);
+    }
     let source = match advpipe::load_source(path) {
         Ok(source) => source,
         Err(advpipe::LoadError::Io(e)) => return Err(e.into()),
@@ -118,8 +151,28 @@ fn load(path: &Path) -> Result<(Source, Program), Failure> {
             return Err(Failure::Pipeline);
         }
     };
-    match advpipe::compile(&source) {
-        Ok(program) => Ok((source, program)),
+    match advpipe::compile_with(&source, &choices) {
+        Ok(program) => {
+            if let Some(p) = &choose.profile {
+                if !program.profiles.contains(p) {
+                    return Err(Failure::Usage(match program.profiles.as_slice() {
+                        [] => format!("--profile {p}: {} offers no profiles", path.display()),
+                        offered => format!("--profile {p}: {} offers {}", path.display(), offered.join(", ")),
+                    }));
+                }
+            }
+            for (name, _) in &choices.overrides {
+                if !program.params.iter().any(|q| q.name == *name) {
+                    let names = program.params.iter().map(|q| q.name.as_str());
+                    let hint = advpipe::diagnostics::did_you_mean(name, names).map_or(String::new(), |s| format!(" (did you mean `{s}`?)"));
+                    return Err(Failure::Usage(format!(
+                        "--set {name}: {} has no param `{name}`{hint}",
+                        path.display()
+                    )));
+                }
+            }
+            Ok((source, program))
+        }
         Err(diags) => {
             eprint!("{}", render(&source, &diags, std::io::stderr().is_terminal()));
             Err(Failure::Pipeline)
@@ -148,8 +201,8 @@ fn intent(status: &exec::Status) -> String {
 
 fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Check { file } => {
-            let (_, program) = load(&file)?;
+        Command::Check { file, choose } => {
+            let (_, program) = load(&file, &choose)?;
             println!(
                 "{}: ok ({} nodes, {} tables)",
                 file.display(),
@@ -158,8 +211,8 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Graph { file, format } => {
-            let (_, program) = load(&file)?;
+        Command::Graph { file, choose, format } => {
+            let (_, program) = load(&file, &choose)?;
             let dag = plan::plan(&program);
             match format {
                 GraphFormat::Dot => print!("{}", plan::to_dot(&program, &dag)),
@@ -170,8 +223,8 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Plan { file, places } => {
-            let (_, program) = load(&file)?;
+        Command::Plan { file, choose, places } => {
+            let (_, program) = load(&file, &choose)?;
             let settings = settings(places)?;
             let cache = Cache::open(&settings.cache_dir)?;
             let opts = exec::RunOptions {
@@ -197,8 +250,13 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             println!("{to_run} of {} node(s) would run", records.len());
             Ok(())
         }
-        Command::Explain { file, node, places } => {
-            let (_, program) = load(&file)?;
+        Command::Explain {
+            file,
+            choose,
+            node,
+            places,
+        } => {
+            let (_, program) = load(&file, &choose)?;
             let Some(id) = program.nodes.iter().position(|n| n.name == node) else {
                 let names: Vec<&str> = program.nodes.iter().map(|n| n.name.as_str()).collect();
                 let hint = advpipe::diagnostics::did_you_mean(&node, names.iter().copied())
@@ -230,9 +288,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             println!("{}", serde_json::to_string_pretty(&recipe).expect("JSON values print"));
             Ok(())
         }
-        Command::Run { file, places, out } => {
+        Command::Run { file, choose, places, out } => {
             let started = Instant::now();
-            let (_, program) = load(&file)?;
+            let (_, program) = load(&file, &choose)?;
             let settings = settings(places)?;
             let results = out.unwrap_or_else(|| settings.results_dir.join(file.file_stem().unwrap_or_default()));
             let cache = Cache::open(&settings.cache_dir)?;

@@ -142,6 +142,8 @@ pub enum Category {
     Eval,
     /// `examples`: a grid of clean and adversarial images for the report.
     Examples,
+    /// `figure`: a picture of models for the report (first-layer weights).
+    Figure,
 }
 
 impl Category {
@@ -154,15 +156,17 @@ impl Category {
             Category::Attack => "attack",
             Category::Eval => "eval",
             Category::Examples => "examples",
+            Category::Figure => "figure",
         }
     }
     /// All categories, in the order the docs list them.
-    pub const ALL: [Category; 6] = [
+    pub const ALL: [Category; 7] = [
         Category::Data,
         Category::Net,
         Category::Model,
         Category::Attack,
         Category::Eval,
         Category::Examples,
+        Category::Figure,
     ];
 }

@@ -8,5 +8,6 @@ mod diagnostics;
 mod extension;
 mod imports;
 mod parse;
+mod report;
 mod robustness;
 mod run;

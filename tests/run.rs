@@ -1,16 +1,12 @@
 //! End to end on generated data: results, the cache contract and the command line.
 
-use crate::support::{fixture, run_text, status, write_tiny_mnist};
+use crate::support::{advpipe, fixture, run_args, run_cli, run_text, status, write_tiny_mnist};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn tiny() -> String {
     std::fs::read_to_string(fixture("run/tiny.adv")).unwrap()
-}
-
-fn advpipe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_advpipe"))
 }
 
 #[test]
@@ -187,36 +183,6 @@ fn a_killed_run_resumes_with_finished_nodes_kept() {
         }
     }
     assert_eq!(cache_entries(&cache).len(), 5);
-}
-
-/// `run FILE --data-dir DATA --cache-dir CACHE [--out OUT]`.
-fn run_args<'a>(file: &'a Path, data: &'a Path, cache: &'a Path, out: Option<&'a Path>) -> Vec<&'a std::ffi::OsStr> {
-    let mut args: Vec<&std::ffi::OsStr> = vec![
-        "run".as_ref(),
-        file.as_os_str(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-        "--cache-dir".as_ref(),
-        cache.as_os_str(),
-    ];
-    if let Some(out) = out {
-        args.extend(["--out".as_ref(), out.as_os_str()]);
-    }
-    args
-}
-
-fn run_cli(args: &[&std::ffi::OsStr], env_path: Option<&str>) -> (i32, String, String) {
-    let mut cmd = advpipe();
-    cmd.args(args);
-    if let Some(p) = env_path {
-        cmd.env("PATH", p);
-    }
-    let out = cmd.env_remove("ADVPIPE_DATA").env_remove("ADVPIPE_CACHE").output().unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

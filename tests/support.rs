@@ -67,3 +67,40 @@ pub fn status(outcome: &Outcome, name: &str) -> &'static str {
 pub fn fixture(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
 }
+
+/// The `advpipe` binary built for these tests.
+pub fn advpipe() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_advpipe"))
+}
+
+/// `run FILE --data-dir DATA --cache-dir CACHE [--out OUT]`.
+pub fn run_args<'a>(file: &'a Path, data: &'a Path, cache: &'a Path, out: Option<&'a Path>) -> Vec<&'a std::ffi::OsStr> {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "run".as_ref(),
+        file.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--cache-dir".as_ref(),
+        cache.as_os_str(),
+    ];
+    if let Some(out) = out {
+        args.extend(["--out".as_ref(), out.as_os_str()]);
+    }
+    args
+}
+
+/// Runs the CLI with `args` (and `PATH` replaced when given), without the data and cache
+/// variables; returns the exit code, stdout and stderr.
+pub fn run_cli(args: &[&std::ffi::OsStr], env_path: Option<&str>) -> (i32, String, String) {
+    let mut cmd = advpipe();
+    cmd.args(args);
+    if let Some(p) = env_path {
+        cmd.env("PATH", p);
+    }
+    let out = cmd.env_remove("ADVPIPE_DATA").env_remove("ADVPIPE_CACHE").output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -4,21 +4,209 @@
 //! names, and `{eps}` in a row label becomes the element. Sweeps nest; what a sweep runs
 //! over is a list written in the file or `range(start, stop, step)` (stop included when a
 //! step lands on it).
+//!
+//! Parameters are expanded here too: `param units = 240` makes `units` stand for 240
+//! everywhere, and `param units = profile(quick: 240, full: 1600)` takes the value of the
+//! profile the command line chose (`--profile full`; the first one listed by default).
+//! `--set units=800` overrides either. Indexing by a list (`m[[1, 2]]`, `m[seeds]`,
+//! `m[range(1, 12, 1)]`) gives the list of indexed names, and a field of a list is the list
+//! of fields, so `ensemble(member[seeds])` and `mean(adv[seeds].error)` follow a parameter.
 
 use crate::diagnostics::{codes, Diagnostic, Span};
 use crate::syntax::ast::*;
 
-/// The file with every sweep expanded and every index resolved to a name.
-pub fn expand(file: &File) -> Result<File, Vec<Diagnostic>> {
+/// What the command line chose: a profile and parameter overrides.
+#[derive(Clone, Debug, Default)]
+pub struct Choices {
+    /// `--profile NAME`: which value of every `profile(...)` to take.
+    pub profile: Option<String>,
+    /// `--set NAME=VALUE`, the values already parsed.
+    pub overrides: Vec<(String, Expr)>,
+}
+
+/// One `param` as this run took it, for the report.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ParamChoice {
+    /// The parameter's name.
+    pub name: String,
+    /// Its value, as text.
+    pub value: String,
+    /// Where the value came from: `profile quick`, `--set` or `file`.
+    pub from: String,
+}
+
+/// A file after expansion, with the parameter values it was expanded with.
+pub struct Expanded {
+    /// Declarations, tables and plots, with no sweeps, params or indices left.
+    pub file: File,
+    /// Every `param`, in file order.
+    pub params: Vec<ParamChoice>,
+    /// Every profile name a `profile(...)` offers, in order of first appearance.
+    pub profiles: Vec<String>,
+}
+
+/// The file with every sweep expanded, every parameter replaced by its value and every index
+/// resolved to a name.
+pub fn expand(file: &File, choices: &Choices) -> Result<Expanded, Vec<Diagnostic>> {
     let mut diags = Vec::new();
+    let (scope, params, profiles) = params(file, choices, &mut diags);
+    let scope: Vec<(&str, Expr)> = scope.iter().map(|(n, e)| (n.as_str(), e.clone())).collect();
     let mut items = Vec::new();
     for item in &file.items {
-        expand_item(item, &[], &mut items, &mut diags);
+        match item {
+            Item::Decl(d) if d.category.name == "param" => {}
+            _ => expand_item(item, &scope, &mut items, &mut diags),
+        }
     }
+    // A mistake inside a sweep's body is made once per element; say it once.
+    diags.sort_by_key(|d| d.span.start);
+    diags.dedup_by(|a, b| a.span == b.span && a.code == b.code && a.message == b.message);
     if diags.is_empty() {
-        Ok(File { items })
+        Ok(Expanded {
+            file: File { items },
+            params,
+            profiles,
+        })
     } else {
         Err(diags)
+    }
+}
+
+/// The top-level `param` declarations: each name with the value this run takes.
+#[allow(clippy::type_complexity)]
+fn params(file: &File, choices: &Choices, diags: &mut Vec<Diagnostic>) -> (Vec<(String, Expr)>, Vec<ParamChoice>, Vec<String>) {
+    let mut profiles: Vec<String> = Vec::new();
+    for item in &file.items {
+        if let Item::Decl(Decl { category, value, .. }) = item {
+            if let (true, ExprKind::Call { callee, args }) = (category.name == "param", &value.kind) {
+                if callee.name == "profile" {
+                    for name in args.iter().filter_map(|a| a.name.as_ref()) {
+                        if !profiles.contains(&name.name) {
+                            profiles.push(name.name.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // A profile no param offers is the command line's mistake, reported by the caller.
+    let chosen = choices.profile.as_ref().filter(|p| profiles.contains(p));
+    let mut scope: Vec<(String, Expr)> = Vec::new();
+    let mut taken = Vec::new();
+    let mut declared: Vec<&Decl> = Vec::new();
+    for item in &file.items {
+        let Item::Decl(d) = item else { continue };
+        if d.category.name != "param" {
+            continue;
+        }
+        if let Some(first) = declared.iter().find(|f| f.name.name == d.name.name) {
+            diags.push(
+                Diagnostic::new(codes::BAD_PARAM, d.name.span, format!("param `{}` is declared twice", d.name.name))
+                    .label("declared again here")
+                    .note(first.name.span, "first declared here"),
+            );
+            continue;
+        }
+        declared.push(d);
+        if let Some(index) = d.indices.first() {
+            diags.push(
+                Diagnostic::new(codes::BAD_PARAM, index.span, "a param takes no index")
+                    .label("index")
+                    .help("a param is one value, e.g. `param seeds = [1, 2, 3]`"),
+            );
+        }
+        let (value, from) = if let Some((_, e)) = choices.overrides.iter().rev().find(|(n, _)| *n == d.name.name) {
+            (
+                Expr {
+                    kind: e.kind.clone(),
+                    span: d.value.span,
+                },
+                "--set".to_string(),
+            )
+        } else if let ExprKind::Call { callee, args } = &d.value.kind {
+            if callee.name == "profile" {
+                match profile_value(d, args, chosen, diags) {
+                    Some(pick) => pick,
+                    None => continue,
+                }
+            } else {
+                (d.value.clone(), "file".to_string())
+            }
+        } else {
+            (d.value.clone(), "file".to_string())
+        };
+        let borrowed: Vec<(&str, Expr)> = scope.iter().map(|(n, e)| (n.as_str(), e.clone())).collect();
+        let value = substitute(&value, &borrowed, diags);
+        taken.push(ParamChoice {
+            name: d.name.name.clone(),
+            value: source_text(&value),
+            from,
+        });
+        scope.push((d.name.name.clone(), value));
+    }
+    for item in &file.items {
+        if let Item::Decl(d) = item {
+            if d.category.name != "param" {
+                if let Some(p) = declared.iter().find(|p| p.name.name == d.name.name) {
+                    diags.push(
+                        Diagnostic::new(codes::DUPLICATE_NAME, d.name.span, format!("`{}` is already a param", d.name.name))
+                            .label("declared again here")
+                            .note(p.name.span, "the param")
+                            .help("rename one of the two"),
+                    );
+                }
+            }
+        }
+    }
+    (scope, taken, profiles)
+}
+
+/// A param's value as it would be written in a file: `240`, `"best"`, `[1, 2]`.
+fn source_text(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::List(items) => format!("[{}]", items.iter().map(source_text).collect::<Vec<_>>().join(", ")),
+        _ => e.to_string(),
+    }
+}
+
+/// The value a `profile(quick: .., full: ..)` takes: the chosen profile's, else the first.
+fn profile_value(d: &Decl, args: &[Arg], chosen: Option<&String>, diags: &mut Vec<Diagnostic>) -> Option<(Expr, String)> {
+    if let Some(positional) = args.iter().find(|a| a.name.is_none()) {
+        diags.push(
+            Diagnostic::new(
+                codes::BAD_PARAM,
+                positional.value.span,
+                "every value of `profile(...)` needs a profile name",
+            )
+            .label("no name")
+            .help("e.g. `param units = profile(quick: 240, full: 1600)`"),
+        );
+        return None;
+    }
+    let pick = match chosen {
+        Some(p) => args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == *p)),
+        None => args.first(),
+    };
+    match pick {
+        Some(a) => Some((a.value.clone(), format!("profile {}", a.name.as_ref().expect("named").name))),
+        None => {
+            let offered: Vec<&str> = args.iter().filter_map(|a| a.name.as_ref().map(|n| n.name.as_str())).collect();
+            let wanted = chosen.map_or("", |p| p.as_str());
+            diags.push(
+                Diagnostic::new(
+                    codes::BAD_PARAM,
+                    d.value.span,
+                    format!("param `{}` has no value for profile `{wanted}`", d.name.name),
+                )
+                .label(if offered.is_empty() {
+                    "no profiles given".to_string()
+                } else {
+                    format!("offers {}", offered.join(", "))
+                })
+                .help(format!("add `{wanted}: VALUE` to this `profile(...)`")),
+            );
+            None
+        }
     }
 }
 
@@ -42,6 +230,15 @@ fn expand_item(item: &Item, scope: &Scope, out: &mut Vec<Item>, diags: &mut Vec<
             value: substitute(value, scope, diags),
             span: *span,
         }),
+        Item::Decl(d) if d.category.name == "param" => diags.push(
+            Diagnostic::new(
+                codes::BAD_PARAM,
+                d.category.span,
+                "a `param` belongs at the top level, not inside a sweep",
+            )
+            .label("inside a sweep")
+            .help("declare the param before the `for`; the sweep's variable already varies"),
+        ),
         Item::Decl(d) => {
             let mut name = d.name.name.clone();
             for index in &d.indices {
@@ -203,9 +400,40 @@ fn substitute(e: &Expr, scope: &Scope, diags: &mut Vec<Diagnostic>) -> Expr {
         ExprKind::Index { base, index } => {
             let base = substitute(base, scope, diags);
             let index = substitute(index, scope, diags);
-            match (&base.kind, key(&index)) {
-                (ExprKind::Name(n), Some(k)) => ExprKind::Name(format!("{n}[{k}]")),
-                (ExprKind::Name(_), None) => {
+            let many = match &index.kind {
+                ExprKind::List(items) => Some(items.clone()),
+                ExprKind::Call { callee, args } if callee.name == "range" => range(args).ok().map(|values| {
+                    values
+                        .into_iter()
+                        .map(|value| Expr {
+                            kind: ExprKind::Number { value, percent: false },
+                            span: index.span,
+                        })
+                        .collect()
+                }),
+                _ => None,
+            };
+            match (&base.kind, key(&index), many) {
+                (ExprKind::Name(n), _, Some(items)) => ExprKind::List(
+                    items
+                        .iter()
+                        .map(|i| match key(i) {
+                            Some(k) => Expr {
+                                kind: ExprKind::Name(format!("{n}[{k}]")),
+                                span,
+                            },
+                            None => {
+                                diags.push(bad_index(i.span));
+                                Expr {
+                                    kind: ExprKind::Name(String::new()),
+                                    span,
+                                }
+                            }
+                        })
+                        .collect(),
+                ),
+                (ExprKind::Name(n), Some(k), None) => ExprKind::Name(format!("{n}[{k}]")),
+                (ExprKind::Name(_), None, None) => {
                     diags.push(bad_index(index.span));
                     ExprKind::Name(String::new())
                 }
@@ -230,9 +458,27 @@ fn substitute(e: &Expr, scope: &Scope, diags: &mut Vec<Diagnostic>) -> Expr {
                 })
                 .collect(),
         },
-        ExprKind::Field { base, field } => ExprKind::Field {
-            base: Box::new(substitute(base, scope, diags)),
-            field: field.clone(),
+        ExprKind::Field { base, field } => match substitute(base, scope, diags) {
+            // A field of a list is the list of fields: `adv[seeds].error`.
+            Expr {
+                kind: ExprKind::List(items),
+                ..
+            } => ExprKind::List(
+                items
+                    .into_iter()
+                    .map(|item| Expr {
+                        span: item.span,
+                        kind: ExprKind::Field {
+                            base: Box::new(item),
+                            field: field.clone(),
+                        },
+                    })
+                    .collect(),
+            ),
+            base => ExprKind::Field {
+                base: Box::new(base),
+                field: field.clone(),
+            },
         },
         ExprKind::Stack(parts) => ExprKind::Stack(parts.iter().map(|p| substitute(p, scope, diags)).collect()),
         ExprKind::Sum(parts) => ExprKind::Sum(parts.iter().map(|p| substitute(p, scope, diags)).collect()),
@@ -247,7 +493,10 @@ mod tests {
     use super::*;
 
     fn show(src: &str) -> String {
-        expand(&crate::syntax::parse(src).unwrap()).unwrap().to_string()
+        expand(&crate::syntax::parse(src).unwrap(), &Choices::default())
+            .unwrap()
+            .file
+            .to_string()
     }
 
     #[test]
@@ -264,6 +513,53 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("(row \"model b\" value: f[b][1].error)"), "{out}");
+    }
+
+    fn show_with(src: &str, choices: &Choices) -> (String, Vec<ParamChoice>) {
+        let e = expand(&crate::syntax::parse(src).unwrap(), choices).unwrap();
+        (e.file.to_string(), e.params)
+    }
+
+    #[test]
+    fn params_take_the_first_profile_unless_told_otherwise() {
+        let src = "param u = profile(quick: 24, full: 160)\nparam v = [u, 2]\nnet n = maxout(u, pieces: v)";
+        let (out, params) = show_with(src, &Choices::default());
+        assert_eq!(out, "(net n (maxout 24 pieces: [24 2]))\n");
+        assert_eq!((params[1].value.as_str(), params[0].from.as_str()), ("[24, 2]", "profile quick"));
+        let full = Choices {
+            profile: Some("full".into()),
+            overrides: vec![],
+        };
+        assert_eq!(show_with(src, &full).0, "(net n (maxout 160 pieces: [160 2]))\n");
+        let (_, value) = crate::parse_override("u=8").unwrap();
+        let set = Choices {
+            profile: Some("full".into()),
+            overrides: vec![("u".into(), value)],
+        };
+        let (out, params) = show_with(src, &set);
+        assert_eq!(out, "(net n (maxout 8 pieces: [8 2]))\n", "--set wins over the profile");
+        assert_eq!(params[0].from, "--set");
+    }
+
+    #[test]
+    fn a_list_index_gives_a_list_and_fields_map_over_it() {
+        let out = show("param seeds = [1, 2]\nmodel e = ensemble(m[seeds])\neval x = mean(e[range(1, 3, 1)].error)");
+        assert_eq!(
+            out,
+            "(model e (ensemble [m[1] m[2]]))\n(eval x (mean [e[1].error e[2].error e[3].error]))\n"
+        );
+    }
+
+    #[test]
+    fn a_missing_profile_value_is_an_error_at_the_param() {
+        let src = crate::syntax::parse("param u = profile(quick: 1, full: 2)\nparam w = profile(quick: 3)").unwrap();
+        let choices = Choices {
+            profile: Some("full".into()),
+            overrides: vec![],
+        };
+        let diags = expand(&src, &choices).err().unwrap();
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].message, "param `w` has no value for profile `full`");
     }
 
     #[test]

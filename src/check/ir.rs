@@ -21,6 +21,12 @@ pub struct Program {
     pub tables: Vec<Table>,
     /// Plots to draw, in file order.
     pub plots: Vec<Plot>,
+    /// Every `param` with the value this run took.
+    pub params: Vec<super::expand::ParamChoice>,
+    /// The profiles the file offers (`profile(quick: .., full: ..)`), in order.
+    pub profiles: Vec<String>,
+    /// The profile this run took: the one chosen, else the first offered.
+    pub profile: Option<String>,
 }
 
 /// One computation.
@@ -52,10 +58,8 @@ pub struct Table {
 pub struct Row {
     /// The row's label.
     pub label: String,
-    /// The evaluation node measured.
-    pub node: NodeId,
-    /// Which of its metrics.
-    pub field: String,
+    /// The evaluation nodes and metrics measured: one, or several that `mean(...)` averages.
+    pub sources: Vec<(NodeId, String)>,
     /// The paper's number, if the row cites one.
     pub paper: Option<f64>,
     /// How far from `paper` the measurement may be and still count as reproduced.

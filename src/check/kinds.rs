@@ -334,9 +334,22 @@ pub const EXAMPLES: NodeKind = NodeKind {
     ],
 };
 
+/// `weights([m1, m2], n)`: the paper's figure 3.
+pub const WEIGHTS: NodeKind = NodeKind {
+    name: "weights",
+    category: Category::Figure,
+    version: 1,
+    cached: true,
+    doc: "the first layer's weights of each model as images, one row per unit and one column per maxout piece (drawn as figure-NAME.svg)",
+    params: &[
+        ParamSpec::required("models", ParamType::ModelList, "the models shown side by side, e.g. [mx, mx_at]"),
+        ParamSpec::with_default("n", ParamType::Int, Default::Int(10), "how many units (the first n)").range(1.0, 100.0),
+    ],
+};
+
 /// Every computing kind plus `input`.
 pub const KINDS: &[&NodeKind] = &[
-    &MNIST, &GAUSSIAN, &CRAFT, &FIT, &LOAD, &ENSEMBLE, &EVALUATE, &AGREEMENT, &RUBBISH, &TRANSFER, &EXAMPLES, &INPUT,
+    &MNIST, &GAUSSIAN, &CRAFT, &FIT, &LOAD, &ENSEMBLE, &EVALUATE, &AGREEMENT, &RUBBISH, &TRANSFER, &EXAMPLES, &WEIGHTS, &INPUT,
 ];
 
 /// Looks a kind up by name.

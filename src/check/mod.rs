@@ -49,6 +49,7 @@ enum Value {
         fields: Vec<String>,
     },
     Examples,
+    Figure,
     MetricRef {
         node: NodeId,
         field: String,
@@ -64,6 +65,7 @@ impl Value {
             Value::Attack(_) => Some(Category::Attack),
             Value::Metrics { .. } => Some(Category::Eval),
             Value::Examples => Some(Category::Examples),
+            Value::Figure => Some(Category::Figure),
             _ => None,
         }
     }
@@ -85,6 +87,7 @@ impl Value {
             Value::Attack(_) => "an attack".into(),
             Value::Metrics { .. } => "an evaluation".into(),
             Value::Examples => "an example grid".into(),
+            Value::Figure => "a figure".into(),
             Value::MetricRef { .. } => "a metric".into(),
             Value::Loss(_) => "a loss mixture".into(),
         }
@@ -107,10 +110,16 @@ struct Checker<'a> {
     current_decl: Option<(&'a str, Span)>,
 }
 
-/// Checks a parsed file. Returns the program, or all diagnostics found.
+/// Checks a parsed file with every `param` at its value in the file (the first profile).
+/// Returns the program, or all diagnostics found.
 pub fn check(file: &ast::File, source: &str) -> Result<Program, Vec<Diagnostic>> {
-    let expanded = expand::expand(file)?;
-    let file = &expanded;
+    check_with(file, source, &expand::Choices::default())
+}
+
+/// Checks a parsed file with the profile and parameter values the command line chose.
+pub fn check_with(file: &ast::File, source: &str, choices: &expand::Choices) -> Result<Program, Vec<Diagnostic>> {
+    let expanded = expand::expand(file, choices)?;
+    let file = &expanded.file;
     let mut c = Checker {
         decls: Vec::new(),
         state: HashMap::new(),
@@ -119,6 +128,9 @@ pub fn check(file: &ast::File, source: &str) -> Result<Program, Vec<Diagnostic>>
             nodes: Vec::new(),
             tables: Vec::new(),
             plots: Vec::new(),
+            params: expanded.params.clone(),
+            profiles: expanded.profiles.clone(),
+            profile: choices.profile.clone().or_else(|| expanded.profiles.first().cloned()),
         },
         diags: Vec::new(),
         source,
@@ -376,7 +388,12 @@ impl<'a> Checker<'a> {
         // A bare registered layer (`flatten`) is a call without arguments.
         if let Some(layer) = LAYERS.iter().find(|l| l.name == name) {
             if layer.params.iter().all(|p| p.default != Default::Required) {
-                return self.layer(name, &Map::new());
+                let defaults = layer
+                    .params
+                    .iter()
+                    .filter_map(|p| Some((p.name.to_string(), p.default_json()?)))
+                    .collect();
+                return self.layer(name, &defaults);
             }
             return self.error(
                 Diagnostic::new(codes::MISSING_PARAM, span, format!("`{name}` needs arguments"))
@@ -703,6 +720,31 @@ impl<'a> Checker<'a> {
                 inputs.extend([("model", model), ("data", data)]);
                 self.push(kind, bound.json, inputs, span, decl_name);
                 Some(Value::Examples)
+            }
+            "weights" => {
+                let models = self.take_models(&mut bound, "models")?;
+                for (_, net) in &models {
+                    let first = net.layers.iter().find(|l| {
+                        matches!(
+                            l,
+                            LayerSpec::Conv2d { .. } | LayerSpec::Linear { .. } | LayerSpec::Maxout { .. } | LayerSpec::Rbf { .. }
+                        )
+                    });
+                    if !matches!(first, Some(LayerSpec::Linear { .. } | LayerSpec::Maxout { .. })) {
+                        return self.error(
+                            Diagnostic::new(
+                                codes::WRONG_TYPE,
+                                bound.spans["models"],
+                                "`weights` draws a first linear or maxout layer; a model starts with another layer",
+                            )
+                            .label("no linear or maxout first layer")
+                            .help("list models whose first layer with weights is `linear` or `maxout`"),
+                        );
+                    }
+                }
+                inputs.extend(models.iter().map(|(id, _)| ("models", *id)));
+                self.push(kind, bound.json, inputs, span, decl_name);
+                Some(Value::Figure)
             }
             "transfer" => {
                 let models = self.take_models(&mut bound, "models")?;
@@ -1181,8 +1223,11 @@ impl<'a> Checker<'a> {
             let mut tol = None;
             for (name, expr) in &row.fields {
                 match name.name.as_str() {
+                    "value" if matches!(&expr.kind, ExprKind::Call { callee, .. } if callee.name == "mean") => {
+                        measured = self.mean_of(expr);
+                    }
                     "value" => match self.expr(expr, None) {
-                        Some(Value::MetricRef { node, field }) => measured = Some((node, field)),
+                        Some(Value::MetricRef { node, field }) => measured = Some(vec![(node, field)]),
                         Some(other) => {
                             self.diags.push(
                                 Diagnostic::new(
@@ -1233,10 +1278,9 @@ impl<'a> Checker<'a> {
                 );
             }
             match measured {
-                Some((node, field)) => rows.push(ir::Row {
+                Some(sources) => rows.push(ir::Row {
                     label: row.label.clone(),
-                    node,
-                    field,
+                    sources,
                     paper,
                     tol: tol.map(|t| t.0),
                 }),
@@ -1252,6 +1296,48 @@ impl<'a> Checker<'a> {
             title: t.title.clone(),
             rows,
         });
+    }
+}
+
+impl<'a> Checker<'a> {
+    /// `mean([a.error, b.error])` or `mean(adv[seeds].error)`: the metrics a row averages.
+    fn mean_of(&mut self, expr: &'a Expr) -> Option<Vec<(NodeId, String)>> {
+        let ExprKind::Call { args, .. } = &expr.kind else { return None };
+        let list = match args.as_slice() {
+            [ast::Arg { name: None, value }] => match &value.kind {
+                ExprKind::List(items) if !items.is_empty() => Some(items),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(list) = list else {
+            self.diags.push(
+                Diagnostic::new(codes::BAD_ROW, expr.span, "`mean` takes one non-empty list of metrics")
+                    .label("not a list of metrics")
+                    .help("e.g. `mean(adv[seeds].error)` or `mean([a.error, b.error])`"),
+            );
+            return None;
+        };
+        let mut sources = Vec::new();
+        for item in list {
+            match self.expr(item, None) {
+                Some(Value::MetricRef { node, field }) => sources.push((node, field)),
+                Some(other) => {
+                    self.diags.push(
+                        Diagnostic::new(
+                            codes::BAD_ROW,
+                            item.span,
+                            format!("`mean` averages metrics, found {}", other.describe()),
+                        )
+                        .label("not a metric")
+                        .help("e.g. `mean(adv[seeds].error)` or `mean([a.error, b.error])`"),
+                    );
+                    return None;
+                }
+                None => return None,
+            }
+        }
+        Some(sources)
     }
 }
 
@@ -1286,8 +1372,25 @@ fn example_of(c: Category) -> &'static str {
         Category::Attack => "`fgsm(eps: 0.25)`",
         Category::Eval => "`evaluate(model, test)`",
         Category::Examples => "`examples(model, test, fgsm(eps: 0.25))`",
+        Category::Figure => "`weights([mx, mx_at], n: 10)`",
     }
 }
 
 /// Names with a built-in meaning that declarations may not take.
 pub const BUILTIN_NAMES: &[&str] = &["clean"];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_bare_layer_takes_its_defaults() {
+        // Found by the mutation property test: `max_pool` written bare once panicked.
+        let text = "data d = mnist(split: \"test\")\nnet n = input([1, 28, 28]) >> conv2d(4, kernel: 5) >> max_pool >> flatten >> linear(10)\nmodel m = fit(n, d)";
+        let program = super::check(&crate::syntax::parse(text).unwrap(), text).unwrap();
+        let net = &program.nodes[1].params["net"];
+        assert_eq!(
+            net["layers"][1],
+            serde_json::json!({"layer": "max_pool", "size": 2, "stride": null}),
+            "{net}"
+        );
+    }
+}

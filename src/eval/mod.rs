@@ -4,9 +4,11 @@
 //! adversarial version (a cached artifact, so one crafted set serves many evaluations:
 //! transfer is `evaluate(target, craft(source, data, attack))`); [`agreement`],
 //! [`rubbish`] and [`transfer`] are the paper's sections 8, appendix A and 6. All stream
-//! the dataset in batches. Confidence is the largest softmax probability.
+//! the dataset in batches. Confidence is the largest softmax probability. [`weights`] reads
+//! the first-layer filters the report draws as the paper's figure 3.
 
 mod paper;
+pub mod weights;
 
 pub use paper::{agreement, rubbish, transfer, Over};
 

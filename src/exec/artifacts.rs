@@ -36,6 +36,8 @@ pub enum Artifact {
     Metrics(MetricMap),
     /// Examples for the report.
     Examples(crate::eval::ExampleSet),
+    /// First-layer weights for the report.
+    Figure(crate::eval::weights::WeightsFigure),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -68,6 +70,7 @@ impl Artifact {
             }
             Artifact::Metrics(m) => Ok(vec![("metrics.json", to_json(m)?)]),
             Artifact::Examples(e) => Ok(vec![("examples.json", to_json(e)?)]),
+            Artifact::Figure(f) => Ok(vec![("figure.json", to_json(f)?)]),
             Artifact::Data(d) => Ok(vec![("examples.safetensors", encode_dataset(d)?)]),
             Artifact::Ensemble(_) => Err(Error::msg("ensembles are not cached")),
         }
@@ -91,6 +94,9 @@ impl Artifact {
             )),
             Category::Examples => Ok(Artifact::Examples(
                 serde_json::from_slice(file("examples.json")?).map_err(|e| Error::msg(e.to_string()))?,
+            )),
+            Category::Figure => Ok(Artifact::Figure(
+                serde_json::from_slice(file("figure.json")?).map_err(|e| Error::msg(e.to_string()))?,
             )),
             Category::Data => Ok(Artifact::Data(Arc::new(decode_dataset(file("examples.safetensors")?)?))),
             other => Err(Error::msg(format!("{} nodes are not cached", other.word()))),

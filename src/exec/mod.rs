@@ -85,6 +85,8 @@ pub struct Outcome {
     pub metrics: BTreeMap<NodeId, MetricMap>,
     /// The example sets of every `examples` node.
     pub examples: BTreeMap<NodeId, crate::eval::ExampleSet>,
+    /// The figures of every `figure` node.
+    pub figures: BTreeMap<NodeId, crate::eval::weights::WeightsFigure>,
 }
 
 struct Executor<'a> {
@@ -145,10 +147,19 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
             _ => None,
         })
         .collect();
+    let figures = exec
+        .artifacts
+        .iter()
+        .filter_map(|(id, a)| match a {
+            Artifact::Figure(f) => Some((*id, f.clone())),
+            _ => None,
+        })
+        .collect();
     Ok(Outcome {
         records: exec.records,
         metrics,
         examples,
+        figures,
     })
 }
 
@@ -517,6 +528,18 @@ impl Executor<'_> {
                     seed,
                     n,
                 )))
+            }
+            "weights" => {
+                let n = p["n"].as_u64().unwrap_or(10) as usize;
+                let mut panels = Vec::new();
+                let mut shape = Vec::new();
+                for m in self.inputs_of(id, "models") {
+                    let models = self.models(m)?;
+                    let name = &self.program.nodes[m].name;
+                    shape = models.members[0].net.input.clone();
+                    panels.push(crate::eval::weights::first_layer(name, &models.members[0], n));
+                }
+                Ok(Artifact::Figure(crate::eval::weights::WeightsFigure { shape, panels }))
             }
             "transfer" => {
                 let mut all = Vec::new();

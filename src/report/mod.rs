@@ -14,17 +14,25 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod html;
+pub mod pictures;
+
+pub use pictures::{examples_svg, plot_svg, weights_svg};
+
 /// One row with its measured value.
 #[derive(Clone, Debug, Serialize)]
 pub struct RowResult {
     /// The row's label.
     pub label: String,
-    /// The evaluation node measured.
+    /// The evaluation node measured (several, comma-separated, for a `mean`).
     pub node: String,
     /// Which metric.
     pub metric: String,
-    /// What this run measured.
+    /// What this run measured (the mean, for a `mean`).
     pub measured: f64,
+    /// For a `mean`: the values averaged, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<f64>,
     /// What the paper reports, if cited.
     pub paper: Option<f64>,
     /// The tolerance the row allows around `paper`, if it gives one.
@@ -77,155 +85,6 @@ pub fn plots(program: &Program, outcome: &Outcome) -> Vec<PlotResult> {
         .collect()
 }
 
-/// A plot as an SVG line chart: one line per series, points marked, a legend. Rates are
-/// drawn in percent.
-pub fn plot_svg(plot: &PlotResult) -> Result<String> {
-    use plotters::prelude::*;
-    let percent = plot.metrics.iter().all(|m| !is_count(m));
-    let scale = if percent { 100.0 } else { 1.0 };
-    let all: Vec<(f64, f64)> = plot.series.values().flatten().map(|(x, y)| (*x, y * scale)).collect();
-    let (x_lo, x_hi) = all
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
-    let y_hi = all.iter().fold(0.0f64, |hi, (_, y)| hi.max(*y));
-    let pad = if x_hi > x_lo { (x_hi - x_lo) * 0.05 } else { 0.5 };
-    let y_top = if percent { 100.0f64.max(y_hi) } else { y_hi * 1.1 + 1e-9 };
-    let draw_error = |e: &dyn std::fmt::Display| Error::msg(format!("drawing plot \"{}\": {e}", plot.title));
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 440)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| draw_error(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&plot.title, ("sans-serif", 20))
-            .margin(16)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d((x_lo - pad)..(x_hi + pad), 0.0..y_top)
-            .map_err(|e| draw_error(&e))?;
-        let y_desc = format!("{}{}", plot.metrics.join(", "), if percent { " (%)" } else { "" });
-        chart.configure_mesh().y_desc(y_desc).draw().map_err(|e| draw_error(&e))?;
-        for (i, (name, points)) in plot.series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let points: Vec<(f64, f64)> = points.iter().map(|(x, y)| (*x, y * scale)).collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(|e| draw_error(&e))?
-                .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-            chart
-                .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
-                .map_err(|e| draw_error(&e))?;
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(|e| draw_error(&e))?;
-        root.present().map_err(|e| draw_error(&e))?;
-    }
-    Ok(svg)
-}
-
-/// An example grid as SVG: per example, the clean image, the perturbation (grey is zero,
-/// scaled to the largest change in the set) and the adversarial image, each with the
-/// model's prediction and confidence; images are embedded PNGs drawn pixelated.
-pub fn examples_svg(title: &str, set: &crate::eval::ExampleSet) -> Result<String> {
-    use base64::Engine;
-    const SIDE: usize = 112;
-    const CELL: usize = SIDE + 48;
-    let largest = set
-        .rows
-        .iter()
-        .flat_map(|r| r.clean.iter().zip(&r.adversarial).map(|(c, a)| (a - c).abs()))
-        .fold(1e-12f32, f32::max);
-    let png = |pixels: &[f32]| -> Result<String> {
-        let (channels, height, width) = match set.shape.as_slice() {
-            [c, h, w] => (*c, *h, *w),
-            [n] => (1, 1, *n),
-            other => (1, 1, other.iter().product()),
-        };
-        let color = if channels == 3 {
-            png::ColorType::Rgb
-        } else {
-            png::ColorType::Grayscale
-        };
-        let plane = height * width;
-        let mut bytes = Vec::with_capacity(plane * if channels == 3 { 3 } else { 1 });
-        for p in 0..plane {
-            if channels == 3 {
-                bytes.extend((0..3).map(|c| (pixels[c * plane + p].clamp(0.0, 1.0) * 255.0).round() as u8));
-            } else {
-                bytes.push((pixels[p].clamp(0.0, 1.0) * 255.0).round() as u8);
-            }
-        }
-        let mut out = Vec::new();
-        let mut encoder = png::Encoder::new(&mut out, width as u32, height as u32);
-        encoder.set_color(color);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder
-            .write_header()
-            .map_err(|e| Error::msg(format!("encoding an example image: {e}")))?;
-        writer
-            .write_image_data(&bytes)
-            .map_err(|e| Error::msg(format!("encoding an example image: {e}")))?;
-        drop(writer);
-        Ok(base64::engine::general_purpose::STANDARD.encode(out))
-    };
-    let escape = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    let width = 3 * CELL + 20;
-    let height = 56 + set.rows.len() * (CELL + 10);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"22\" font-size=\"16\">{}</text>\n",
-        escape(title)
-    );
-    for (c, head) in ["clean", "perturbation", "adversarial"].iter().enumerate() {
-        svg.push_str(&format!("<text x=\"{}\" y=\"46\">{head}</text>\n", 10 + c * CELL));
-    }
-    for (i, row) in set.rows.iter().enumerate() {
-        let y = 56 + i * (CELL + 10);
-        let perturbation: Vec<f32> = row
-            .clean
-            .iter()
-            .zip(&row.adversarial)
-            .map(|(c, a)| 0.5 + 0.5 * (a - c) / largest)
-            .collect();
-        let cells = [
-            (
-                png(&row.clean)?,
-                format!(
-                    "label {}, says {} ({:.0}%)",
-                    row.label,
-                    row.clean_prediction.0,
-                    row.clean_prediction.1 * 100.0
-                ),
-            ),
-            (png(&perturbation)?, format!("max |d| = {largest:.3}")),
-            (
-                png(&row.adversarial)?,
-                format!(
-                    "says {} ({:.0}%)",
-                    row.adversarial_prediction.0,
-                    row.adversarial_prediction.1 * 100.0
-                ),
-            ),
-        ];
-        for (c, (data, caption)) in cells.iter().enumerate() {
-            let x = 10 + c * CELL;
-            svg.push_str(&format!(
-                "<image x=\"{x}\" y=\"{y}\" width=\"{SIDE}\" height=\"{SIDE}\" style=\"image-rendering:pixelated\" href=\"data:image/png;base64,{data}\"/>\n\
-                 <text x=\"{x}\" y=\"{}\">{}</text>\n",
-                y + SIDE + 16,
-                escape(caption)
-            ));
-        }
-    }
-    svg.push_str("</svg>\n");
-    Ok(svg)
-}
-
 /// Fills the program's tables with the run's metrics.
 pub fn tables(program: &Program, outcome: &Outcome) -> Vec<TableResult> {
     program
@@ -236,13 +95,18 @@ pub fn tables(program: &Program, outcome: &Outcome) -> Vec<TableResult> {
             rows: t
                 .rows
                 .iter()
-                .map(|r| RowResult {
-                    label: r.label.clone(),
-                    node: program.nodes[r.node].name.clone(),
-                    metric: r.field.clone(),
-                    measured: outcome.metrics[&r.node][&r.field],
-                    paper: r.paper,
-                    tol: r.tol,
+                .map(|r| {
+                    let values: Vec<f64> = r.sources.iter().map(|(node, field)| outcome.metrics[node][field]).collect();
+                    let names: Vec<&str> = r.sources.iter().map(|(node, _)| program.nodes[*node].name.as_str()).collect();
+                    RowResult {
+                        label: r.label.clone(),
+                        node: names.join(", "),
+                        metric: r.sources[0].1.clone(),
+                        measured: values.iter().sum::<f64>() / values.len() as f64,
+                        samples: if values.len() > 1 { values } else { vec![] },
+                        paper: r.paper,
+                        tol: r.tol,
+                    }
                 })
                 .collect(),
         })
@@ -326,9 +190,10 @@ struct NodeEntry<'a> {
     params: &'a serde_json::Value,
 }
 
-/// Writes `table.md`, `results.json` (tables and plots), `manifest.json`, one `plot-N.svg`
-/// per plot and one `examples-NAME.svg` per example grid into `dir`, each atomically;
-/// returns the pictures written.
+/// Writes the results folder `dir`, each file atomically: `table.md`, `tables.csv`,
+/// `results.json` (tables and plots), `manifest.json`, `plot-N.svg` per plot,
+/// `examples-NAME.svg` per example grid, `figure-NAME.svg` per figure and `index.html`
+/// showing all of it. Returns the files written, the page last.
 pub fn write(
     dir: &Path,
     pipeline: &Path,
@@ -351,43 +216,135 @@ pub fn write(
             params: &node.params,
         })
         .collect();
+    let machine = serde_json::json!({
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "cpu": cpu_model(),
+    });
+    let finished = std::time::SystemTime::now();
     let manifest = serde_json::json!({
         "advpipe_version": env!("CARGO_PKG_VERSION"),
         "pipeline": pipeline.display().to_string(),
         "seed": program.seed,
+        "profile": program.profile,
+        "params": program.params,
         "wall_seconds": seconds,
-        "finished_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        "finished_unix": finished.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         "nodes": nodes,
-        "machine": {
-            "os": std::env::consts::OS,
-            "arch": std::env::consts::ARCH,
-            "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
-        },
+        "machine": machine,
     });
     write_atomic(&dir.join("table.md"), markdown(tables).as_bytes())?;
+    write_atomic(&dir.join("tables.csv"), &csv(tables)?)?;
     let plots = plots(program, outcome);
     write_atomic(
         &dir.join("results.json"),
-        &pretty(&serde_json::json!({"tables": tables, "plots": plots}))?,
+        &pretty(&serde_json::json!({"tables": tables, "plots": plots, "profile": program.profile, "params": program.params}))?,
     )?;
     write_atomic(&dir.join("manifest.json"), &pretty(&manifest)?)?;
     let mut written = Vec::new();
-    for (i, plot) in plots.iter().enumerate() {
-        let path = dir.join(format!("plot-{}.svg", i + 1));
-        write_atomic(&path, plot_svg(plot)?.as_bytes())?;
+    let mut write_picture = |file: String, title: &str, svg: String| -> Result<html::Picture> {
+        let path = dir.join(&file);
+        write_atomic(&path, svg.as_bytes())?;
         written.push(path);
+        Ok(html::Picture::svg(title, &file, &svg))
+    };
+    let mut page = html::Page {
+        name: pipeline.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
+        pipeline: pipeline.display().to_string(),
+        version: env!("CARGO_PKG_VERSION"),
+        seed: program.seed,
+        profile: program.profile.clone(),
+        profiles: program.profiles.clone(),
+        params: &program.params,
+        wall: format!("{seconds:.1} s"),
+        finished: humantime::format_rfc3339_seconds(finished).to_string(),
+        machine: &machine,
+        nodes: outcome
+            .records
+            .iter()
+            .map(|r| html::NodeLine {
+                name: r.name.clone(),
+                kind: r.kind.to_string(),
+                status: r.status.word().to_string(),
+                seconds: format!("{:.2}", r.seconds),
+                key: r.key[..16.min(r.key.len())].to_string(),
+            })
+            .collect(),
+        plots: vec![],
+        examples: vec![],
+        figures: vec![],
+    };
+    for (i, plot) in plots.iter().enumerate() {
+        page.plots
+            .push(write_picture(format!("plot-{}.svg", i + 1), &plot.title, plot_svg(plot)?)?);
     }
     for (id, set) in &outcome.examples {
         let name = &program.nodes[*id].name;
-        let file: String = name
-            .chars()
-            .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-            .collect();
-        let path = dir.join(format!("examples-{file}.svg"));
-        write_atomic(&path, examples_svg(name, set)?.as_bytes())?;
-        written.push(path);
+        page.examples.push(write_picture(
+            format!("examples-{}.svg", file_safe(name)),
+            name,
+            examples_svg(name, set)?,
+        )?);
     }
+    for (id, figure) in &outcome.figures {
+        let name = &program.nodes[*id].name;
+        page.figures.push(write_picture(
+            format!("figure-{}.svg", file_safe(name)),
+            name,
+            weights_svg(name, figure)?,
+        )?);
+    }
+    let index = dir.join("index.html");
+    write_atomic(&index, html::render(&page, tables)?.as_bytes())?;
+    written.push(index);
     Ok(written)
+}
+
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect()
+}
+
+/// The processor's model name (Linux's /proc/cpuinfo), for the manifest.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The tables as CSV: one line per row with its table, label, metric, measured, paper and
+/// difference (fractions, not percentages) and whether it is within tolerance.
+pub fn csv(tables: &[TableResult]) -> Result<Vec<u8>> {
+    let mut out = ::csv::Writer::from_writer(Vec::new());
+    let fail = |e: ::csv::Error| Error::msg(format!("writing tables.csv: {e}"));
+    out.write_record(["table", "row", "node", "metric", "measured", "paper", "diff", "tol", "within"])
+        .map_err(fail)?;
+    let number = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+    for t in tables {
+        for r in &t.rows {
+            out.write_record([
+                t.title.as_str(),
+                &r.label,
+                &r.node,
+                &r.metric,
+                &format!("{}", r.measured),
+                &number(r.paper),
+                &number(r.paper.map(|p| r.measured - p)),
+                &number(r.tol),
+                r.within().map_or("", |w| if w { "yes" } else { "no" }),
+            ])
+            .map_err(fail)?;
+        }
+    }
+    out.into_inner().map_err(|e| Error::msg(format!("writing tables.csv: {e}")))
 }
 
 fn pretty<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
@@ -399,6 +356,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(|e| Error::io(path, e))?;
+    // Results are for sharing: readable by everyone, like a file written the usual way.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(path, e))?;
+    }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
@@ -419,6 +384,7 @@ mod tests {
             node: "n".into(),
             metric: "error".into(),
             measured: 0.95,
+            samples: vec![],
             paper: Some(0.999),
             tol: Some(0.05),
         };

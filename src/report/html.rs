@@ -1,0 +1,130 @@
+//! The HTML report (`index.html`): the tables with a verdict per row, every picture inlined
+//! as a data URI (the page is one self-contained file), the params the run took and the
+//! run manifest. The page is a minijinja template (`report.html`, auto-escaped) filled from
+//! [`Page`]; its script marks `<body data-rendered="ok">` once every image has decoded
+//! without errors, which the browser test reads.
+
+use super::{cells, TableResult};
+use crate::error::{Error, Result};
+use serde::Serialize;
+
+const TEMPLATE: &str = include_str!("report.html");
+
+/// One picture of the page.
+#[derive(Serialize)]
+pub struct Picture {
+    /// Its caption.
+    pub title: String,
+    /// The file it is also written to.
+    pub file: String,
+    /// The SVG as a `data:` URI.
+    pub uri: String,
+}
+
+impl Picture {
+    /// A picture from its SVG text.
+    pub fn svg(title: &str, file: &str, svg: &str) -> Picture {
+        use base64::Engine;
+        Picture {
+            title: title.to_string(),
+            file: file.to_string(),
+            uri: format!(
+                "data:image/svg+xml;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(svg)
+            ),
+        }
+    }
+}
+
+/// One node of the manifest, as the page lists it.
+#[derive(Serialize)]
+pub struct NodeLine {
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub seconds: String,
+    pub key: String,
+}
+
+/// Everything the page shows.
+#[derive(Serialize)]
+pub struct Page<'a> {
+    pub name: String,
+    pub pipeline: String,
+    pub version: &'static str,
+    pub seed: u64,
+    pub profile: Option<String>,
+    pub profiles: Vec<String>,
+    pub params: &'a [crate::check::expand::ParamChoice],
+    pub wall: String,
+    pub finished: String,
+    pub machine: &'a serde_json::Value,
+    pub nodes: Vec<NodeLine>,
+    pub plots: Vec<Picture>,
+    pub examples: Vec<Picture>,
+    pub figures: Vec<Picture>,
+}
+
+#[derive(Serialize)]
+struct RowView {
+    label: String,
+    measured: String,
+    paper: String,
+    diff: String,
+    verdict: String,
+    verdict_class: &'static str,
+    samples: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct TableView {
+    title: String,
+    rows: Vec<RowView>,
+}
+
+/// The page for `tables` and `page`.
+pub fn render(page: &Page, tables: &[TableResult]) -> Result<String> {
+    let views: Vec<TableView> = tables
+        .iter()
+        .map(|t| TableView {
+            title: t.title.clone(),
+            rows: t
+                .rows
+                .iter()
+                .map(|r| {
+                    let [label, measured, paper, diff, verdict] = cells(r);
+                    RowView {
+                        label,
+                        measured,
+                        paper,
+                        diff,
+                        verdict,
+                        verdict_class: match r.within() {
+                            Some(true) => "within",
+                            Some(false) => "outside",
+                            None => "none",
+                        },
+                        samples: r.samples.iter().map(|v| super::format_value(&r.metric, *v)).collect(),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let rows = tables.iter().flat_map(|t| &t.rows);
+    let summary = serde_json::json!({
+        "compared": rows.clone().filter(|r| r.paper.is_some()).count(),
+        "within": rows.clone().filter(|r| r.within() == Some(true)).count(),
+        "outside": rows.filter(|r| r.within() == Some(false)).count(),
+        "computed": page.nodes.iter().filter(|n| n.status == "computed" || n.status == "recomputed").count(),
+        "nodes": page.nodes.len(),
+    });
+    let mut context = serde_json::to_value(page).map_err(|e| Error::msg(e.to_string()))?;
+    context["tables"] = serde_json::to_value(&views).map_err(|e| Error::msg(e.to_string()))?;
+    context["summary"] = summary;
+    let mut env = minijinja::Environment::new();
+    env.add_template("report.html", TEMPLATE)
+        .map_err(|e| Error::msg(format!("the report template: {e}")))?;
+    env.get_template("report.html")
+        .and_then(|t| t.render(minijinja::value::Serde(&context)))
+        .map_err(|e| Error::msg(format!("rendering the HTML report: {e}")))
+}
