@@ -4,6 +4,12 @@
 //! examples/s = 100 / time. `../shared/peer/torch_reference.py` measures the same
 //! workloads in PyTorch: run both in one sitting (see the README's "Benchmarks").
 
+// mimalloc keeps freed pages for reuse: with the system allocator every step's
+// multi-megabyte gradient buffers went back to the kernel and were faulted in again,
+// which cost training steps up to half their time (see README, Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use advpipe::attacks::{AttackContext, Crafter};
 use advpipe::nn::train::{FitParams, Trainer};
 use advpipe::nn::{Dev, LayerSpec, Model, NetSpec};

@@ -1,6 +1,12 @@
 //! Parse + check + plan (DAG and cache keys) of a generated pipeline of about 10,000
 //! nodes: 1,000 models, each evaluated under 9 attacks. The target is under 50 ms here.
 
+// mimalloc keeps freed pages for reuse: with the system allocator every step's
+// multi-megabyte gradient buffers went back to the kernel and were faulted in again,
+// which cost training steps up to half their time (see README, Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use advpipe::diagnostics::Source;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::fmt::Write;

@@ -12,6 +12,10 @@
 //! peer's column says so and only advpipe is measured. `ADVPIPE_BENCH_UNITS` picks the
 //! widths (default `240,1600`), `ADVPIPE_BENCH_ROUNDS` the rounds (default 3).
 
+// As in the advpipe binary (src/main.rs): the allocator is part of what is measured.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use advpipe::attacks::{AttackContext, Crafter};
 use advpipe::nn::train::{FitParams, LossTerm, Trainer};
 use advpipe::nn::{Dev, LayerSpec, Model, NetSpec};

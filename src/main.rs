@@ -5,6 +5,12 @@
 //! file:line:col); 2 for a misused command line; 3 when running fails (missing data, I/O,
 //! a diverging fit): everything finished before the failure stays cached.
 
+// mimalloc keeps freed pages for reuse: with the system allocator every step's
+// multi-megabyte gradient buffers went back to the kernel and were faulted in again,
+// which cost training steps up to half their time (see README, Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use advpipe::check::ir::Program;
 use advpipe::diagnostics::{render, Source};
 use advpipe::{cache::Cache, config, exec, plan, report, Error};

@@ -66,7 +66,7 @@ pub const MNIST: NodeKind = NodeKind {
 pub const FIT: NodeKind = NodeKind {
     name: "fit",
     category: Category::Model,
-    version: 3,
+    version: 4,
     cached: true,
     doc: "train a net on softmax cross-entropy (SGD with momentum, or Adam)",
     params: &[
@@ -171,7 +171,7 @@ pub const FIT: NodeKind = NodeKind {
 pub const EVALUATE: NodeKind = NodeKind {
     name: "evaluate",
     category: Category::Eval,
-    version: 4,
+    version: 5,
     cached: true,
     doc: "error and confidences of a model on a dataset, optionally under attack",
     params: &[
@@ -201,7 +201,7 @@ pub const INPUT: NodeKind = NodeKind {
 pub const CRAFT: NodeKind = NodeKind {
     name: "craft",
     category: Category::Data,
-    version: 2,
+    version: 3,
     cached: true,
     doc: "adversarial examples of a dataset against a model (stored as float32)",
     params: &[
@@ -264,7 +264,7 @@ pub const ENSEMBLE: NodeKind = NodeKind {
 pub const AGREEMENT: NodeKind = NodeKind {
     name: "agreement",
     category: Category::Eval,
-    version: 2,
+    version: 3,
     cached: true,
     doc: "how often `other` predicts the class `source` predicts (metrics: rate, examples)",
     params: &[
@@ -285,7 +285,7 @@ pub const AGREEMENT: NodeKind = NodeKind {
 pub const RUBBISH: NodeKind = NodeKind {
     name: "rubbish",
     category: Category::Eval,
-    version: 2,
+    version: 3,
     cached: true,
     doc: "fraction of inputs given some class probability above a threshold (metrics: rate, confidence, examples, share_<k>)",
     params: &[
@@ -306,7 +306,7 @@ pub const RUBBISH: NodeKind = NodeKind {
 pub const TRANSFER: NodeKind = NodeKind {
     name: "transfer",
     category: Category::Eval,
-    version: 2,
+    version: 3,
     cached: true,
     doc: "error of every model on examples crafted against every model (metrics: error_<source>_<target>, by list index)",
     params: &[
@@ -322,7 +322,7 @@ pub const TRANSFER: NodeKind = NodeKind {
 pub const EXAMPLES: NodeKind = NodeKind {
     name: "examples",
     category: Category::Examples,
-    version: 1,
+    version: 2,
     cached: true,
     doc: "the first n examples clean, their perturbation and adversarial version, with predictions (drawn as examples-NAME.svg)",
     params: &[

@@ -5,7 +5,7 @@
 //! log k), so softmax, cross-entropy and input gradients treat it like any model, and an
 //! attack on the ensemble attacks the mean probability.
 
-use super::model::{Dev, Matrix, Mode, Model};
+use super::model::{Dev, Matrix, Mode, Model, Needs};
 use dfdx::prelude::*;
 use std::sync::Arc;
 
@@ -41,10 +41,11 @@ impl Classifier<'_> {
         }
     }
 
-    /// Logits (an ensemble's are log mean probabilities), recording on `x`'s tape.
+    /// Logits (an ensemble's are log mean probabilities), recording on `x`'s tape for the
+    /// input's gradient only (a classifier is attacked, not trained).
     pub fn forward_mode<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
         match self {
-            Classifier::Single(m) => m.forward_mode(x, mode),
+            Classifier::Single(m) => m.forward_with(x, mode, Needs::INPUT),
             Classifier::Ensemble(members) => {
                 let (x, tape) = x.split_tape();
                 let mut tape = Some(tape);
@@ -57,7 +58,7 @@ impl Classifier<'_> {
                             Some(t) => x.clone().put_tape(t),
                             None => x.clone().retaped::<T>(),
                         };
-                        m.forward_mode(xi, mode).log_softmax::<Axis<1>>()
+                        m.forward_with(xi, mode, Needs::INPUT).log_softmax::<Axis<1>>()
                     })
                     .collect();
                 let k = outputs.len() as f32;

@@ -7,6 +7,8 @@
 
 pub mod classifier;
 pub mod conv;
+#[cfg(not(feature = "cuda"))]
+pub mod fused;
 pub mod layers;
 pub mod model;
 pub mod top;

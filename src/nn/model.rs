@@ -33,6 +33,30 @@ pub type Matrix<T = NoneTape> = Tensor<(usize, usize), f32, Dev, T>;
 /// A bias vector.
 pub type Vector<T = NoneTape> = Tensor<(usize,), f32, Dev, T>;
 
+/// Which gradients a forward pass will be asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Needs {
+    /// The gradient with respect to the model's input (attacks).
+    pub input: bool,
+    /// The gradients with respect to the parameters (training).
+    pub params: bool,
+}
+
+impl Needs {
+    /// Every gradient: what dfdx's composed ops compute.
+    pub const ALL: Needs = Needs { input: true, params: true };
+    /// Parameters only: a training step.
+    pub const PARAMS: Needs = Needs {
+        input: false,
+        params: true,
+    };
+    /// The input only: crafting an attack.
+    pub const INPUT: Needs = Needs {
+        input: true,
+        params: false,
+    };
+}
+
 /// Whether stochastic layers (dropout) are active.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -111,8 +135,23 @@ impl Model {
     /// pass reaches both the input and every parameter. In [`Mode::Train`], dropout draws
     /// from the device's random stream.
     pub fn forward_mode<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
+        self.forward_with(x, mode, Needs::ALL)
+    }
+
+    /// [`Model::forward_mode`] for a backward pass that will read only the gradients `needs`
+    /// names: dense layers then skip the rest (a training step has no use for the input
+    /// batch's gradient, an attack none for the weights').
+    pub fn forward_with<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>, mode: Mode, needs: Needs) -> Matrix<T> {
         let mut h = x;
+        // Whether some layer before this one has parameters being trained: then this layer's
+        // input gradient carries theirs.
+        let mut trained_below = false;
         for ((layer, params), input) in self.net.layers.iter().zip(&self.params).zip(&self.inputs) {
+            let layer_needs = Needs {
+                input: needs.input || (needs.params && trained_below),
+                params: needs.params,
+            };
+            trained_below |= params.is_some();
             h = match (layer, params) {
                 (LayerSpec::Conv2d { .. }, Some(p)) => {
                     super::conv::conv2d(h, &layer.window(input, "conv2d").expect("shape-checked"), &p.weight, &p.bias)
@@ -124,11 +163,8 @@ impl Model {
                 (LayerSpec::Relu, _) => h.relu(),
                 (LayerSpec::Sigmoid, _) => h.sigmoid(),
                 (LayerSpec::Tanh, _) => h.tanh(),
-                (LayerSpec::Linear { .. }, Some(p)) => affine(h, p),
-                (LayerSpec::Maxout { units, pieces }, Some(p)) => {
-                    let n = h.shape().0;
-                    affine(h, p).reshape_like(&(n, *units, *pieces)).max::<(usize, usize), Axis<2>>()
-                }
+                (LayerSpec::Linear { .. }, Some(p)) => dense(h, p, layer_needs),
+                (LayerSpec::Maxout { units, pieces }, Some(p)) => maxout(dense(h, p, layer_needs), *units, *pieces),
                 (LayerSpec::Rbf { .. }, Some(p)) => rbf(h, p),
                 (l, None) => unreachable!("layer {l:?} built without parameters"),
             };
@@ -252,6 +288,30 @@ fn rbf<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, p: &Affine) -> Matrix<T> {
     ((x_sq - cross * 2.0 + c_sq) * precision).negate()
 }
 
+/// `h W + b`: the fused CPU kernel, or dfdx's composed ops (which compute every gradient)
+/// on other devices.
+fn dense<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, p: &Affine, needs: Needs) -> Matrix<T> {
+    #[cfg(not(feature = "cuda"))]
+    return super::fused::affine(h, p, needs);
+    #[cfg(feature = "cuda")]
+    {
+        let _ = needs;
+        affine(h, p)
+    }
+}
+
+/// The max over each unit's consecutive `pieces` columns.
+fn maxout<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, units: usize, pieces: usize) -> Matrix<T> {
+    #[cfg(not(feature = "cuda"))]
+    return super::fused::maxout(h, units, pieces);
+    #[cfg(feature = "cuda")]
+    {
+        let n = h.shape().0;
+        h.reshape_like(&(n, units, pieces)).max::<(usize, usize), Axis<2>>()
+    }
+}
+
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 fn affine<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, p: &Affine) -> Matrix<T> {
     let n = h.shape().0;
     let out = p.weight.shape().1;

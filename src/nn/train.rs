@@ -15,7 +15,7 @@
 //! the node's seed, so a seed fixes the result bit for bit on one machine.
 
 use super::layers::NetSpec;
-use super::model::{Dev, Matrix, Mode, Model, Vector};
+use super::model::{Dev, Matrix, Mode, Model, Needs, Vector};
 use crate::attacks::{AttackContext, Crafter};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -269,7 +269,9 @@ impl Trainer {
         let mut total: Option<Tensor<(), f32, Dev, OwnedTape<f32, Dev>>> = None;
         for (weight, input) in batches {
             let input: Matrix = dev.tensor_from_vec(input, (rows, width));
-            let logits = self.model.forward_mode(input.retaped::<OwnedTape<f32, Dev>>(), Mode::Train);
+            let logits = self
+                .model
+                .forward_with(input.retaped::<OwnedTape<f32, Dev>>(), Mode::Train, Needs::PARAMS);
             let term = self.model.net.top().loss(dev, logits, labels) * weight;
             total = Some(match total {
                 None => term,

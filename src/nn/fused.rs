@@ -1,0 +1,227 @@
+//! Fused CPU kernels for dense layers, with their own backward on dfdx's tape.
+//!
+//! dfdx's matmul differentiates both operands whatever the caller needs, so a training step
+//! also paid for the gradient of the input batch (a quarter of its FLOPs on the paper's
+//! maxout net) and crafting an FGSM example paid for every weight gradient (a third of its
+//! FLOPs). [`affine`] computes `x W + b` with one gemm call (the bias preloaded into the
+//! output) and its backward computes only the gradients [`Needs`] asks for, accumulating
+//! straight into dfdx's gradient buffers. [`maxout`] takes the max over each unit's pieces
+//! in one pass and remembers the winner, so its backward is a scatter instead of dfdx's
+//! compare-against-the-max pass. Every op is checked against the composed dfdx version in
+//! this file's tests and by the layers' finite-difference checks in `model.rs`.
+
+use super::model::{Affine, Dev, Matrix, Needs};
+use dfdx::prelude::*;
+
+/// A row-major `[rows, cols]` matrix's values, read in place.
+fn values<T>(t: &Tensor<(usize, usize), f32, Dev, T>) -> &[f32] {
+    let (rows, cols) = *t.shape();
+    if rows == 0 || cols == 0 {
+        return &[];
+    }
+    let at = |r: usize, c: usize| &t[[r, c]] as *const f32 as usize;
+    let step = std::mem::size_of::<f32>();
+    assert!(
+        (cols == 1 || at(0, 1) - at(0, 0) == step) && (rows == 1 || at(1, 0) - at(0, 0) == cols * step),
+        "fused kernels take contiguous row-major matrices"
+    );
+    // SAFETY: a contiguous [rows, cols] tensor's storage holds rows * cols values starting at
+    // element (0, 0) (dfdx tensors have no offset), and `t` keeps the storage alive and
+    // unmodified (it is shared, copy-on-write) for the returned lifetime.
+    unsafe { std::slice::from_raw_parts(&t[[0, 0]] as *const f32, rows * cols) }
+}
+
+/// `dst (m x n, row stride dst_rs) = accumulate * dst + lhs (m x k) * rhs (k x n)`, each
+/// operand given by its pointer and its column and row strides.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    (lhs_cs, lhs_rs): (usize, usize),
+    rhs: &[f32],
+    (rhs_cs, rhs_rs): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Bounds the strided reads the unsafe call makes.
+    assert!(dst.len() >= m * n);
+    assert!(k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    assert!(k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: the asserts above keep every access inside the three slices; `dst` does not
+    // alias the inputs (it is a distinct &mut).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+        );
+    }
+}
+
+/// `x W + b` for a batch `x: [n, k]`, `W: [k, o]`, `b: [o]`; differentiates only what
+/// `needs` asks for.
+pub fn affine<T: Tape<f32, Dev>>(x: Matrix<T>, p: &Affine, needs: Needs) -> Matrix<T> {
+    let (n, k) = *x.shape();
+    let o = p.weight.shape().1;
+    let (x, mut tape) = x.split_tape();
+    let bias = p.bias.as_vec();
+    let mut y: Vec<f32> = Vec::with_capacity(n * o);
+    for _ in 0..n {
+        y.extend_from_slice(&bias);
+    }
+    gemm((n, o, k), &mut y, true, values(&x), (1, k), values(&p.weight), (1, o));
+    let y = x.device().tensor_from_vec(y, (n, o));
+    let y_ghost = y.ghost();
+    let (weight, bias) = (p.weight.clone(), p.bias.clone());
+    tape.add_backward_op(move |grads| {
+        let gy = grads.get(&y_ghost);
+        let gy = values(&gy);
+        if needs.input {
+            // dX [n, k] += dY [n, o] W^T [o, k]
+            let gx = grads.get_or_alloc_mut(&x)?;
+            gemm((n, k, o), gx, true, gy, (1, o), values(&weight), (o, 1));
+        }
+        if needs.params {
+            // dW [k, o] += X^T [k, n] dY [n, o]
+            let gw = grads.get_or_alloc_mut(&weight)?;
+            gemm((k, o, n), gw, true, values(&x), (k, 1), gy, (1, o));
+            let gb = grads.get_or_alloc_mut(&bias)?;
+            for row in gy.chunks_exact(o) {
+                for (g, d) in gb.iter_mut().zip(row) {
+                    *g += d;
+                }
+            }
+        }
+        Ok(())
+    });
+    y.put_tape(tape)
+}
+
+/// Maxout: `[n, units * pieces]` -> `[n, units]`, the largest of each unit's `pieces`
+/// consecutive columns. The gradient goes to the first largest piece (dfdx's `max` splits it
+/// among ties, which real-valued inputs practically never have).
+pub fn maxout<T: Tape<f32, Dev>>(h: Matrix<T>, units: usize, pieces: usize) -> Matrix<T> {
+    let (n, width) = *h.shape();
+    debug_assert_eq!(width, units * pieces);
+    let (h, mut tape) = h.split_tape();
+    let input = values(&h);
+    let mut out = Vec::with_capacity(n * units);
+    let mut winners: Vec<u32> = Vec::with_capacity(n * units);
+    for (u, group) in input.chunks_exact(pieces).enumerate() {
+        let (mut best, mut at) = (group[0], 0);
+        for (p, &v) in group.iter().enumerate().skip(1) {
+            if v > best {
+                (best, at) = (v, p);
+            }
+        }
+        out.push(best);
+        winners.push((u * pieces + at) as u32);
+    }
+    let y = h.device().tensor_from_vec(out, (n, units));
+    let y_ghost = y.ghost();
+    let h_ghost = h.ghost();
+    drop(h);
+    tape.add_backward_op(move |grads| {
+        let gy = grads.get(&y_ghost);
+        let gy = values(&gy);
+        let gh = grads.get_or_alloc_mut(&h_ghost)?;
+        for (&at, &g) in winners.iter().zip(gy) {
+            gh[at as usize] += g;
+        }
+        Ok(())
+    });
+    y.put_tape(tape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random(dev: &Dev, rng: &mut impl Rng, shape: (usize, usize)) -> Matrix {
+        dev.tensor_from_vec((0..shape.0 * shape.1).map(|_| rng.gen_range(-1.0..1.0)).collect(), shape)
+    }
+
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "at {i}: fused {x}, composed {y}");
+        }
+    }
+
+    /// The fused affine + maxout + affine against dfdx's composed ops: values and every
+    /// gradient, for each choice of `needs`.
+    #[test]
+    fn fused_ops_match_the_composed_ones() {
+        let dev = Dev::default();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (n, k, units, pieces, o) = (7, 13, 4, 3, 5);
+        let x = random(&dev, &mut rng, (n, k));
+        let p1 = Affine {
+            weight: random(&dev, &mut rng, (k, units * pieces)),
+            bias: dev.tensor_from_vec((0..units * pieces).map(|_| rng.gen_range(-1.0..1.0)).collect(), (units * pieces,)),
+        };
+        let p2 = Affine {
+            weight: random(&dev, &mut rng, (units, o)),
+            bias: dev.tensor_from_vec((0..o).map(|_| rng.gen_range(-1.0..1.0)).collect(), (o,)),
+        };
+        let upstream = random(&dev, &mut rng, (n, o));
+
+        let composed = {
+            let t = x.clone().leaky_trace();
+            let b1 = p1
+                .bias
+                .clone()
+                .retaped::<OwnedTape<f32, Dev>>()
+                .broadcast_like::<(usize, usize), Axis<0>>(&(n, units * pieces));
+            let h = t.matmul(p1.weight.clone().retaped::<OwnedTape<f32, Dev>>()) + b1;
+            let h = h.reshape_like(&(n, units, pieces)).max::<(usize, usize), Axis<2>>();
+            let b2 = p2
+                .bias
+                .clone()
+                .retaped::<OwnedTape<f32, Dev>>()
+                .broadcast_like::<(usize, usize), Axis<0>>(&(n, o));
+            let y = h.matmul(p2.weight.clone().retaped::<OwnedTape<f32, Dev>>()) + b2;
+            let value = y.as_vec();
+            let grads = (y * upstream.clone()).sum().backward();
+            (value, grads)
+        };
+        for needs in [Needs::ALL, Needs::PARAMS, Needs::INPUT] {
+            let t = x.clone().leaky_trace();
+            let h = maxout(affine(t, &p1, needs), units, pieces);
+            let y = affine(h, &p2, Needs { input: true, ..needs });
+            close(&y.as_vec(), &composed.0);
+            let grads = (y * upstream.clone()).sum().backward();
+            if needs.input {
+                close(&grads.get(&x).as_vec(), &composed.1.get(&x).as_vec());
+            }
+            if needs.params {
+                for t in [&p1.weight, &p2.weight] {
+                    close(&grads.get(t).as_vec(), &composed.1.get(t).as_vec());
+                }
+                for t in [&p1.bias, &p2.bias] {
+                    close(&grads.get(t).as_vec(), &composed.1.get(t).as_vec());
+                }
+            }
+        }
+    }
+}
