@@ -7,7 +7,9 @@
 //! output) and its backward computes only the gradients [`Needs`] asks for, accumulating
 //! straight into dfdx's gradient buffers. [`maxout`] takes the max over each unit's pieces
 //! in one pass and remembers the winner, so its backward is a scatter instead of dfdx's
-//! compare-against-the-max pass. Every op is checked against the composed dfdx version in
+//! compare-against-the-max pass. [`sgd_momentum`] updates a parameter, its velocity and
+//! (for the first layer) the L1 term in one pass over memory, reading the gradient where
+//! dfdx left it instead of copying it out. Every op is checked against the composed dfdx version in
 //! this file's tests and by the layers' finite-difference checks in `model.rs`.
 
 use super::model::{Affine, Dev, Matrix, Needs};
@@ -29,6 +31,44 @@ fn values<T>(t: &Tensor<(usize, usize), f32, Dev, T>) -> &[f32] {
     // element (0, 0) (dfdx tensors have no offset), and `t` keeps the storage alive and
     // unmodified (it is shared, copy-on-write) for the returned lifetime.
     unsafe { std::slice::from_raw_parts(&t[[0, 0]] as *const f32, rows * cols) }
+}
+
+/// A contiguous tensor's values, writable in place (copy-on-write: shared storage is first
+/// made unique, as dfdx does for its own in-place ops).
+pub fn values_mut<S: Shape>(t: &mut Tensor<S, f32, Dev>) -> &mut [f32] {
+    let len = t.shape().num_elements();
+    if len == 0 {
+        return &mut [];
+    }
+    let first = S::Concrete::default();
+    // The last element sits len - 1 places after the first exactly when the strides are
+    // dense and row-major with no broadcast axis.
+    let mut last = S::Concrete::default();
+    for (axis, size) in t.shape().concrete().into_iter().enumerate() {
+        last[axis] = size - 1;
+    }
+    let start = &mut t[first] as *mut f32;
+    let end = &t[last] as *const f32;
+    assert_eq!(
+        end as usize - start as usize,
+        (len - 1) * std::mem::size_of::<f32>(),
+        "contiguous tensors only"
+    );
+    // SAFETY: `t[first]` made the storage unique (IndexMut is copy-on-write), and a dense
+    // tensor's len values start at its first element; `t` is borrowed mutably for the
+    // returned lifetime, so nothing else reads or writes them meanwhile.
+    unsafe { std::slice::from_raw_parts_mut(start, len) }
+}
+
+/// One SGD step with momentum, in one pass: `v = momentum v - lr (g + l1 sign(w))`, then
+/// `w += v`.
+pub fn sgd_momentum(w: &mut [f32], v: &mut [f32], g: &[f32], momentum: f32, lr: f32, l1: f32) {
+    assert!(w.len() == v.len() && w.len() == g.len());
+    for ((w, v), g) in w.iter_mut().zip(v.iter_mut()).zip(g) {
+        let decay = if l1 == 0.0 { 0.0 } else { l1 * crate::attacks::sign(*w) };
+        *v = momentum * *v - lr * (g + decay);
+        *w += *v;
+    }
 }
 
 /// `dst (m x n, row stride dst_rs) = accumulate * dst + lhs (m x k) * rhs (k x n)`, each
@@ -166,6 +206,31 @@ mod tests {
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
             assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "at {i}: fused {x}, composed {y}");
         }
+    }
+
+    #[test]
+    fn sgd_momentum_matches_the_update_rule() {
+        let (mut w, mut v, g) = (vec![1.0, -2.0, 0.0], vec![0.5, 0.0, -1.0], vec![0.1, 0.2, 0.3]);
+        sgd_momentum(&mut w, &mut v, &g, 0.9, 0.1, 0.5);
+        // v = .9 v - .1 (g + .5 sign(w)); w += v
+        let expected_v = [0.45 - 0.1 * (0.1 + 0.5), -0.1 * (0.2 - 0.5), -0.9 - 0.1 * 0.3];
+        for i in 0..3 {
+            assert!((v[i] - expected_v[i]).abs() < 1e-6, "{v:?}");
+        }
+        assert!(
+            (w[0] - (1.0 + expected_v[0])).abs() < 1e-6 && (w[2] - expected_v[2]).abs() < 1e-6,
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn values_mut_writes_through_and_copies_shared_storage_first() {
+        let dev = Dev::default();
+        let mut a: Matrix = dev.tensor_from_vec(vec![1.0, 2.0, 3.0, 4.0], (2, 2));
+        let b = a.clone();
+        values_mut(&mut a)[3] = 9.0;
+        assert_eq!(a.as_vec(), vec![1.0, 2.0, 3.0, 9.0]);
+        assert_eq!(b.as_vec(), vec![1.0, 2.0, 3.0, 4.0], "the clone keeps its values");
     }
 
     /// The fused affine + maxout + affine against dfdx's composed ops: values and every

@@ -283,7 +283,8 @@ impl Trainer {
         if !loss_value.is_finite() {
             return loss_value;
         }
-        let grads = loss.backward();
+        #[allow(unused_mut)]
+        let mut grads = loss.backward();
         self.steps += 1;
         // Only the first layer with parameters gets the L1 term.
         let mut first = true;
@@ -291,9 +292,24 @@ impl Trainer {
             let (Some(params), Some(state)) = (params, state) else {
                 continue;
             };
+            let l1 = if std::mem::take(&mut first) { self.l1 as f32 } else { 0.0 };
+            // Max-norm bounds weight vectors; an RBF layer's "weights" are centres, which it leaves alone.
+            let max_norm = self.max_norm.filter(|_| !matches!(layer, crate::nn::LayerSpec::Rbf { .. }));
+            #[cfg(not(feature = "cuda"))]
+            if let State::Sgd { vw, vb } = state {
+                use super::fused::{sgd_momentum, values_mut};
+                let (momentum, lr) = (self.momentum as f32, self.lr as f32);
+                let gw = grads.get_or_alloc_mut(&params.weight).expect("CPU gradients allocate");
+                sgd_momentum(values_mut(&mut params.weight), values_mut(vw), gw, momentum, lr, l1);
+                let gb = grads.get_or_alloc_mut(&params.bias).expect("CPU gradients allocate");
+                sgd_momentum(values_mut(&mut params.bias), values_mut(vb), gb, momentum, lr, 0.0);
+                if let Some(limit) = max_norm {
+                    clip_column_norms(&mut params.weight, limit as f32);
+                }
+                continue;
+            }
             let (mut gw, gb) = (grads.get(&params.weight), grads.get(&params.bias));
-            if std::mem::take(&mut first) && self.l1 > 0.0 {
-                let l1 = self.l1 as f32;
+            if l1 > 0.0 {
                 let decayed: Vec<f32> = gw
                     .as_vec()
                     .iter()
@@ -327,8 +343,7 @@ impl Trainer {
                     params.bias.copy_from(&b);
                 }
             }
-            // Max-norm bounds weight vectors; an RBF layer's "weights" are centres, which it leaves alone.
-            if let (Some(limit), false) = (self.max_norm, matches!(layer, crate::nn::LayerSpec::Rbf { .. })) {
+            if let Some(limit) = max_norm {
                 clip_column_norms(&mut params.weight, limit as f32);
             }
         }
@@ -340,8 +355,20 @@ impl Trainer {
 /// Rescales every column of `w` (`[in, out]`: one unit's incoming weights) whose L2 norm
 /// exceeds `limit` down to norm `limit`, as pylearn2's `max_col_norm` does.
 pub fn clip_column_norms(w: &mut Matrix, limit: f32) {
-    let (rows, cols) = *w.shape();
-    let mut values = w.as_vec();
+    let cols = w.shape().1;
+    #[cfg(not(feature = "cuda"))]
+    clip_columns(super::fused::values_mut(w), cols, limit);
+    #[cfg(feature = "cuda")]
+    {
+        let mut values = w.as_vec();
+        if clip_columns(&mut values, cols, limit) {
+            w.copy_from(&values);
+        }
+    }
+}
+
+/// [`clip_column_norms`] on row-major values; whether any column was rescaled.
+fn clip_columns(values: &mut [f32], cols: usize, limit: f32) -> bool {
     let mut norms = vec![0.0f32; cols];
     for row in values.chunks(cols) {
         for (n, v) in norms.iter_mut().zip(row) {
@@ -353,15 +380,14 @@ pub fn clip_column_norms(w: &mut Matrix, limit: f32) {
         .map(|n| if n.sqrt() > limit { limit / n.sqrt() } else { 1.0 })
         .collect();
     if scale.iter().all(|&s| s == 1.0) {
-        return;
+        return false;
     }
     for row in values.chunks_mut(cols) {
         for (v, s) in row.iter_mut().zip(&scale) {
             *v *= s;
         }
     }
-    debug_assert_eq!(values.len(), rows * cols);
-    w.copy_from(&values);
+    true
 }
 
 /// Runs `epochs` epochs (or until early stopping) on `data`.
