@@ -10,7 +10,8 @@
 //! `python3 -m venv .venv-peer && .venv-peer/bin/pip install torch`; set
 //! `ADVPIPE_PEER_PYTHON` to another interpreter if yours lives elsewhere. Without it the
 //! peer's column says so and only advpipe is measured. `ADVPIPE_BENCH_UNITS` picks the
-//! widths (default `240,1600`), `ADVPIPE_BENCH_ROUNDS` the rounds (default 3).
+//! widths (default `240,1600`), `ADVPIPE_BENCH_WORKLOADS` the workloads (default
+//! `train,fgsm,advtrain`), `ADVPIPE_BENCH_ROUNDS` the rounds (default 3).
 
 // As in the advpipe binary (src/main.rs): the allocator is part of what is measured.
 #[global_allocator]
@@ -111,6 +112,46 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The fp32 matmul ceiling: GFLOP/s of the gemm advpipe's dense layers use, on a square
+/// product of 2048 (large enough to hide packing), on every thread, best of five.
+fn matmul_ceiling() -> f64 {
+    let n = 2048;
+    let a = vec![1.0f32; n * n];
+    let b = vec![0.5f32; n * n];
+    let mut c = vec![0.0f32; n * n];
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let start = Instant::now();
+        // SAFETY: three distinct n x n row-major buffers, strides within them.
+        unsafe {
+            gemm::gemm(
+                n,
+                n,
+                n,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                n as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            );
+        }
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(&c);
+    2.0 * (n * n * n) as f64 / best / 1e9
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; anything else (a filter) is ignored.
     let units: Vec<usize> = std::env::var("ADVPIPE_BENCH_UNITS")
@@ -118,12 +159,23 @@ fn main() {
         .split(',')
         .filter_map(|u| u.trim().parse().ok())
         .collect();
+    let chosen: Vec<String> = std::env::var("ADVPIPE_BENCH_WORKLOADS")
+        .unwrap_or_else(|_| WORKLOADS.join(","))
+        .split(',')
+        .map(|w| w.trim().to_string())
+        .collect();
     let rounds: usize = std::env::var("ADVPIPE_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     let python = peer_python();
     let dev = Dev::default();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let x: Vec<f32> = (0..BATCH * 784).map(|_| rng.gen_range(0.0..1.0)).collect();
     let y: Vec<usize> = (0..BATCH).map(|_| rng.gen_range(0..10)).collect();
+    let ceiling = matmul_ceiling();
+    println!(
+        "fp32 matmul ceiling (gemm, 2048^3, {} threads): {ceiling:.0} GFLOP/s",
+        rayon::current_num_threads()
+    );
+    let mut train_flops = Vec::new();
     println!("| workload | units | advpipe ex/s | PyTorch ex/s | advpipe / PyTorch |");
     println!("|---|---:|---:|---:|---:|");
     for &u in &units {
@@ -137,7 +189,7 @@ fn main() {
         };
         let model = Model::init(&dev, &net, 0.005, &mut rng);
         let budget = Duration::from_millis(if u > 500 { 4000 } else { 1500 });
-        for workload in WORKLOADS {
+        for workload in WORKLOADS.into_iter().filter(|w| chosen.iter().any(|c| c == w)) {
             let (mut a, mut b, mut why) = (vec![], vec![], None);
             for _ in 0..rounds {
                 a.push(ours(&dev, &model, workload, &x, &y, budget));
@@ -147,6 +199,16 @@ fn main() {
                 }
             }
             let ours = median(a);
+            if workload == "train" {
+                // A training step costs about 6 x parameters FLOPs per example.
+                let params: usize = model
+                    .params
+                    .iter()
+                    .flatten()
+                    .map(|p| p.weight.as_vec().len() + p.bias.as_vec().len())
+                    .sum();
+                train_flops.push((u, ours * 6.0 * params as f64 / 1e9));
+            }
             match why {
                 None => {
                     let theirs = median(b);
@@ -155,5 +217,11 @@ fn main() {
                 Some(e) => println!("| {workload} | {u} | {ours:.0} | skipped: {e} | - |"),
             }
         }
+    }
+    for (u, gflops) in train_flops {
+        println!(
+            "{u}-unit training step: {gflops:.0} GFLOP/s (6 x parameters per example), {:.0}% of the ceiling",
+            100.0 * gflops / ceiling
+        );
     }
 }
