@@ -40,19 +40,24 @@ pub fn values_mut<S: Shape>(t: &mut Tensor<S, f32, Dev>) -> &mut [f32] {
     if len == 0 {
         return &mut [];
     }
+    let dims = t.shape().concrete();
     let first = S::Concrete::default();
-    // The last element sits len - 1 places after the first exactly when the strides are
-    // dense and row-major with no broadcast axis.
+    // Dense storage puts the last element len - 1 places after the first; row-major order
+    // puts the second element of the last axis right after the first.
     let mut last = S::Concrete::default();
-    for (axis, size) in t.shape().concrete().into_iter().enumerate() {
+    let mut second = S::Concrete::default();
+    for (axis, size) in dims.into_iter().enumerate() {
         last[axis] = size - 1;
     }
-    let start = &mut t[first] as *mut f32;
-    let end = &t[last] as *const f32;
-    assert_eq!(
-        end as usize - start as usize,
-        (len - 1) * std::mem::size_of::<f32>(),
-        "contiguous tensors only"
+    let inner = S::NUM_DIMS - 1;
+    second[inner] = 1.min(dims[inner] - 1);
+    // IndexMut first: making shared storage unique may move it.
+    let start: *mut f32 = &mut t[first];
+    let (end, next) = (&t[last] as *const f32 as usize, &t[second] as *const f32 as usize);
+    let step = std::mem::size_of::<f32>();
+    assert!(
+        end - start as usize == (len - 1) * step && (dims[inner] == 1 || next - start as usize == step),
+        "fused kernels take contiguous row-major tensors"
     );
     // SAFETY: `t[first]` made the storage unique (IndexMut is copy-on-write), and a dense
     // tensor's len values start at its first element; `t` is borrowed mutably for the
