@@ -50,7 +50,6 @@ pub struct Expanded {
 pub fn expand(file: &File, choices: &Choices) -> Result<Expanded, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let (scope, params, profiles) = params(file, choices, &mut diags);
-    let scope: Vec<(&str, Expr)> = scope.iter().map(|(n, e)| (n.as_str(), e.clone())).collect();
     let mut items = Vec::new();
     for item in &file.items {
         match item {
@@ -74,32 +73,30 @@ pub fn expand(file: &File, choices: &Choices) -> Result<Expanded, Vec<Diagnostic
 
 /// The top-level `param` declarations: each name with the value this run takes.
 #[allow(clippy::type_complexity)]
-fn params(file: &File, choices: &Choices, diags: &mut Vec<Diagnostic>) -> (Vec<(String, Expr)>, Vec<ParamChoice>, Vec<String>) {
+fn params<'f>(file: &'f File, choices: &Choices, diags: &mut Vec<Diagnostic>) -> (Vec<(&'f str, Expr)>, Vec<ParamChoice>, Vec<String>) {
+    let decls: Vec<&Decl> = file
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Decl(d) if d.category.name == "param" => Some(d),
+            _ => None,
+        })
+        .collect();
     let mut profiles: Vec<String> = Vec::new();
-    for item in &file.items {
-        if let Item::Decl(Decl { category, value, .. }) = item {
-            if let (true, ExprKind::Call { callee, args }) = (category.name == "param", &value.kind) {
-                if callee.name == "profile" {
-                    for name in args.iter().filter_map(|a| a.name.as_ref()) {
-                        if !profiles.contains(&name.name) {
-                            profiles.push(name.name.clone());
-                        }
-                    }
-                }
+    for d in &decls {
+        let ExprKind::Call { callee, args } = &d.value.kind else { continue };
+        for name in args.iter().filter_map(|a| a.name.as_ref()).filter(|_| callee.name == "profile") {
+            if !profiles.contains(&name.name) {
+                profiles.push(name.name.clone());
             }
         }
     }
     // A profile no param offers is the command line's mistake, reported by the caller.
     let chosen = choices.profile.as_ref().filter(|p| profiles.contains(p));
-    let mut scope: Vec<(String, Expr)> = Vec::new();
+    let mut scope: Vec<(&str, Expr)> = Vec::new();
     let mut taken = Vec::new();
-    let mut declared: Vec<&Decl> = Vec::new();
-    for item in &file.items {
-        let Item::Decl(d) = item else { continue };
-        if d.category.name != "param" {
-            continue;
-        }
-        if let Some(first) = declared.iter().find(|f| f.name.name == d.name.name) {
+    for (i, d) in decls.iter().enumerate() {
+        if let Some(first) = decls[..i].iter().find(|f| f.name.name == d.name.name) {
             diags.push(
                 Diagnostic::new(codes::BAD_PARAM, d.name.span, format!("param `{}` is declared twice", d.name.name))
                     .label("declared again here")
@@ -107,7 +104,6 @@ fn params(file: &File, choices: &Choices, diags: &mut Vec<Diagnostic>) -> (Vec<(
             );
             continue;
         }
-        declared.push(d);
         if let Some(index) = d.indices.first() {
             diags.push(
                 Diagnostic::new(codes::BAD_PARAM, index.span, "a param takes no index")
@@ -115,47 +111,41 @@ fn params(file: &File, choices: &Choices, diags: &mut Vec<Diagnostic>) -> (Vec<(
                     .help("a param is one value, e.g. `param seeds = [1, 2, 3]`"),
             );
         }
-        let (value, from) = if let Some((_, e)) = choices.overrides.iter().rev().find(|(n, _)| *n == d.name.name) {
-            (
+        let overridden = choices.overrides.iter().rev().find(|(n, _)| *n == d.name.name);
+        let (value, from) = match (overridden, &d.value.kind) {
+            (Some((_, e)), _) => (
                 Expr {
                     kind: e.kind.clone(),
                     span: d.value.span,
                 },
                 "--set".to_string(),
-            )
-        } else if let ExprKind::Call { callee, args } = &d.value.kind {
-            if callee.name == "profile" {
-                match profile_value(d, args, chosen, diags) {
-                    Some(pick) => pick,
-                    None => continue,
-                }
-            } else {
-                (d.value.clone(), "file".to_string())
-            }
-        } else {
-            (d.value.clone(), "file".to_string())
+            ),
+            (None, ExprKind::Call { callee, args }) if callee.name == "profile" => match profile_value(d, args, chosen, diags) {
+                Some(pick) => pick,
+                None => continue,
+            },
+            _ => (d.value.clone(), "file".to_string()),
         };
-        let borrowed: Vec<(&str, Expr)> = scope.iter().map(|(n, e)| (n.as_str(), e.clone())).collect();
-        let value = substitute(&value, &borrowed, diags);
+        let value = substitute(&value, &scope, diags);
         taken.push(ParamChoice {
             name: d.name.name.clone(),
             value: source_text(&value),
             from,
         });
-        scope.push((d.name.name.clone(), value));
+        scope.push((&d.name.name, value));
     }
     for item in &file.items {
-        if let Item::Decl(d) = item {
-            if d.category.name != "param" {
-                if let Some(p) = declared.iter().find(|p| p.name.name == d.name.name) {
-                    diags.push(
-                        Diagnostic::new(codes::DUPLICATE_NAME, d.name.span, format!("`{}` is already a param", d.name.name))
-                            .label("declared again here")
-                            .note(p.name.span, "the param")
-                            .help("rename one of the two"),
-                    );
-                }
-            }
+        let Item::Decl(d) = item else { continue };
+        if d.category.name == "param" {
+            continue;
+        }
+        if let Some(p) = decls.iter().find(|p| p.name.name == d.name.name) {
+            diags.push(
+                Diagnostic::new(codes::DUPLICATE_NAME, d.name.span, format!("`{}` is already a param", d.name.name))
+                    .label("declared again here")
+                    .note(p.name.span, "the param")
+                    .help("rename one of the two"),
+            );
         }
     }
     (scope, taken, profiles)

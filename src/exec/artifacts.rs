@@ -48,14 +48,6 @@ struct TrainingRecord {
 }
 
 impl Artifact {
-    /// The metrics, if this is an evaluation.
-    pub fn metrics(&self) -> Option<&MetricMap> {
-        match self {
-            Artifact::Metrics(m) => Some(m),
-            _ => None,
-        }
-    }
-
     /// The files to store.
     pub fn encode(&self, seconds: f64) -> Result<Vec<(&'static str, Vec<u8>)>> {
         match self {

@@ -134,27 +134,22 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
             exec.cached_node(id)?;
         }
     }
-    let metrics = exec
-        .artifacts
-        .iter()
-        .filter_map(|(id, a)| a.metrics().map(|m| (*id, m.clone())))
-        .collect();
-    let examples = exec
-        .artifacts
-        .iter()
-        .filter_map(|(id, a)| match a {
-            Artifact::Examples(e) => Some((*id, e.clone())),
-            _ => None,
-        })
-        .collect();
-    let figures = exec
-        .artifacts
-        .iter()
-        .filter_map(|(id, a)| match a {
-            Artifact::Figure(f) => Some((*id, f.clone())),
-            _ => None,
-        })
-        .collect();
+    // What the report reads, moved out of the artifacts in one pass.
+    let (mut metrics, mut examples, mut figures) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    for (id, artifact) in exec.artifacts {
+        match artifact {
+            Artifact::Metrics(m) => {
+                metrics.insert(id, m);
+            }
+            Artifact::Examples(e) => {
+                examples.insert(id, e);
+            }
+            Artifact::Figure(f) => {
+                figures.insert(id, f);
+            }
+            Artifact::Data(_) | Artifact::Model { .. } | Artifact::Ensemble(_) => {}
+        }
+    }
     Ok(Outcome {
         records: exec.records,
         metrics,

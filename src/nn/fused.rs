@@ -9,56 +9,55 @@
 //! in one pass and remembers the winner, so its backward is a scatter instead of dfdx's
 //! compare-against-the-max pass. [`sgd_momentum`] updates a parameter, its velocity and
 //! (for the first layer) the L1 term in one pass over memory, reading the gradient where
-//! dfdx left it instead of copying it out. Every op is checked against the composed dfdx version in
-//! this file's tests and by the layers' finite-difference checks in `model.rs`.
+//! dfdx left it instead of copying it out. Every op is checked against the composed dfdx
+//! version in this file's tests and by the layers' finite-difference checks in `model.rs`.
 
 use super::model::{Affine, Dev, Matrix, Needs};
 use dfdx::prelude::*;
 
-/// A row-major `[rows, cols]` matrix's values, read in place.
-fn values<T>(t: &Tensor<(usize, usize), f32, Dev, T>) -> &[f32] {
-    let (rows, cols) = *t.shape();
-    if rows == 0 || cols == 0 {
-        return &[];
-    }
-    let at = |r: usize, c: usize| &t[[r, c]] as *const f32 as usize;
-    let step = std::mem::size_of::<f32>();
-    assert!(
-        (cols == 1 || at(0, 1) - at(0, 0) == step) && (rows == 1 || at(1, 0) - at(0, 0) == cols * step),
-        "fused kernels take contiguous row-major matrices"
-    );
-    // SAFETY: a contiguous [rows, cols] tensor's storage holds rows * cols values starting at
-    // element (0, 0) (dfdx tensors have no offset), and `t` keeps the storage alive and
-    // unmodified (it is shared, copy-on-write) for the returned lifetime.
-    unsafe { std::slice::from_raw_parts(&t[[0, 0]] as *const f32, rows * cols) }
-}
-
-/// A contiguous tensor's values, writable in place (copy-on-write: shared storage is first
-/// made unique, as dfdx does for its own in-place ops).
-pub fn values_mut<S: Shape>(t: &mut Tensor<S, f32, Dev>) -> &mut [f32] {
-    let len = t.shape().num_elements();
-    if len == 0 {
-        return &mut [];
-    }
+/// The number of values of `t`, checked to be dense and row-major from `start`, the address
+/// of its first element: dense storage puts the last element len - 1 places after the
+/// first, row-major order the second element of the last axis right after the first.
+fn dense_len<S: Shape, T>(t: &Tensor<S, f32, Dev, T>, start: *const f32) -> usize {
     let dims = t.shape().concrete();
-    let first = S::Concrete::default();
-    // Dense storage puts the last element len - 1 places after the first; row-major order
-    // puts the second element of the last axis right after the first.
-    let mut last = S::Concrete::default();
-    let mut second = S::Concrete::default();
+    let len = t.shape().num_elements();
+    let (mut last, mut second) = (S::Concrete::default(), S::Concrete::default());
     for (axis, size) in dims.into_iter().enumerate() {
         last[axis] = size - 1;
     }
     let inner = S::NUM_DIMS - 1;
     second[inner] = 1.min(dims[inner] - 1);
-    // IndexMut first: making shared storage unique may move it.
-    let start: *mut f32 = &mut t[first];
     let (end, next) = (&t[last] as *const f32 as usize, &t[second] as *const f32 as usize);
     let step = std::mem::size_of::<f32>();
     assert!(
         end - start as usize == (len - 1) * step && (dims[inner] == 1 || next - start as usize == step),
         "fused kernels take contiguous row-major tensors"
     );
+    len
+}
+
+/// A contiguous tensor's values, read in place.
+fn values<S: Shape, T>(t: &Tensor<S, f32, Dev, T>) -> &[f32] {
+    if t.shape().num_elements() == 0 {
+        return &[];
+    }
+    let start: *const f32 = &t[S::Concrete::default()];
+    let len = dense_len(t, start);
+    // SAFETY: a dense tensor's len values start at its first element (dfdx tensors have no
+    // offset), and `t` keeps the storage alive and unmodified (it is shared, copy-on-write)
+    // for the returned lifetime.
+    unsafe { std::slice::from_raw_parts(start, len) }
+}
+
+/// A contiguous tensor's values, writable in place (copy-on-write: shared storage is first
+/// made unique, as dfdx does for its own in-place ops).
+pub fn values_mut<S: Shape>(t: &mut Tensor<S, f32, Dev>) -> &mut [f32] {
+    if t.shape().num_elements() == 0 {
+        return &mut [];
+    }
+    // IndexMut first: making shared storage unique may move it.
+    let start: *mut f32 = &mut t[S::Concrete::default()];
+    let len = dense_len(t, start);
     // SAFETY: `t[first]` made the storage unique (IndexMut is copy-on-write), and a dense
     // tensor's len values start at its first element; `t` is borrowed mutably for the
     // returned lifetime, so nothing else reads or writes them meanwhile.
@@ -128,10 +127,10 @@ pub fn affine<T: Tape<f32, Dev>>(x: Matrix<T>, p: &Affine, needs: Needs) -> Matr
     let (n, k) = *x.shape();
     let o = p.weight.shape().1;
     let (x, mut tape) = x.split_tape();
-    let bias = p.bias.as_vec();
+    let bias = values(&p.bias);
     let mut y: Vec<f32> = Vec::with_capacity(n * o);
     for _ in 0..n {
-        y.extend_from_slice(&bias);
+        y.extend_from_slice(bias);
     }
     gemm((n, o, k), &mut y, true, values(&x), (1, k), values(&p.weight), (1, o));
     let y = x.device().tensor_from_vec(y, (n, o));

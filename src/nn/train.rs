@@ -15,7 +15,7 @@
 //! the node's seed, so a seed fixes the result bit for bit on one machine.
 
 use super::layers::NetSpec;
-use super::model::{Dev, Matrix, Mode, Model, Needs, Vector};
+use super::model::{Affine, Dev, Matrix, Mode, Model, Needs, Vector};
 use crate::attacks::{AttackContext, Crafter};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -283,7 +283,6 @@ impl Trainer {
         if !loss_value.is_finite() {
             return loss_value;
         }
-        #[allow(unused_mut)]
         let mut grads = loss.backward();
         self.steps += 1;
         // Only the first layer with parameters gets the L1 term.
@@ -293,39 +292,10 @@ impl Trainer {
                 continue;
             };
             let l1 = if std::mem::take(&mut first) { self.l1 as f32 } else { 0.0 };
-            // Max-norm bounds weight vectors; an RBF layer's "weights" are centres, which it leaves alone.
-            let max_norm = self.max_norm.filter(|_| !matches!(layer, crate::nn::LayerSpec::Rbf { .. }));
-            #[cfg(not(feature = "cuda"))]
-            if let State::Sgd { vw, vb } = state {
-                use super::fused::{sgd_momentum, values_mut};
-                let (momentum, lr) = (self.momentum as f32, self.lr as f32);
-                let gw = grads.get_or_alloc_mut(&params.weight).expect("CPU gradients allocate");
-                sgd_momentum(values_mut(&mut params.weight), values_mut(vw), gw, momentum, lr, l1);
-                let gb = grads.get_or_alloc_mut(&params.bias).expect("CPU gradients allocate");
-                sgd_momentum(values_mut(&mut params.bias), values_mut(vb), gb, momentum, lr, 0.0);
-                if let Some(limit) = max_norm {
-                    clip_column_norms(&mut params.weight, limit as f32);
-                }
-                continue;
-            }
-            let (mut gw, gb) = (grads.get(&params.weight), grads.get(&params.bias));
-            if l1 > 0.0 {
-                let decayed: Vec<f32> = gw
-                    .as_vec()
-                    .iter()
-                    .zip(params.weight.as_vec())
-                    .map(|(g, w)| g + l1 * crate::attacks::sign(w))
-                    .collect();
-                gw = dev.tensor_from_vec(decayed, *gw.shape());
-            }
             match state {
-                State::Sgd { vw, vb } => {
-                    vw.axpy(self.momentum, &gw, -self.lr);
-                    vb.axpy(self.momentum, &gb, -self.lr);
-                    params.weight.axpy(1.0, vw, 1.0);
-                    params.bias.axpy(1.0, vb, 1.0);
-                }
+                State::Sgd { vw, vb } => sgd_step(dev, &mut grads, params, (vw, vb), self.momentum as f32, self.lr as f32, l1),
                 State::Adam { m, v, mb, vb } => {
+                    let (gw, gb) = decayed_gradients(dev, &grads, params, l1);
                     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
                     let step_size = (self.lr as f32) * (1.0 - b2.powi(self.steps)).sqrt() / (1.0 - b1.powi(self.steps));
                     let adam = |w: &mut Vec<f32>, g: &[f32], m: &mut [f32], v: &mut [f32]| {
@@ -343,12 +313,59 @@ impl Trainer {
                     params.bias.copy_from(&b);
                 }
             }
-            if let Some(limit) = max_norm {
+            // Max-norm bounds weight vectors; an RBF layer's "weights" are centres, which it leaves alone.
+            if let (Some(limit), false) = (self.max_norm, matches!(layer, crate::nn::LayerSpec::Rbf { .. })) {
                 clip_column_norms(&mut params.weight, limit as f32);
             }
         }
         self.lr = (self.lr / self.lr_decay).max(self.lr_min);
         loss_value
+    }
+}
+
+/// A layer's weight and bias gradients, copied out of `grads`, with `l1 * sign(w)` added to
+/// the weights'.
+fn decayed_gradients(dev: &Dev, grads: &Gradients<f32, Dev>, p: &Affine, l1: f32) -> (Matrix, Vector) {
+    let (gw, gb) = (grads.get(&p.weight), grads.get(&p.bias));
+    if l1 == 0.0 {
+        return (gw, gb);
+    }
+    let decayed: Vec<f32> = gw
+        .as_vec()
+        .iter()
+        .zip(p.weight.as_vec())
+        .map(|(g, w)| g + l1 * crate::attacks::sign(w))
+        .collect();
+    (dev.tensor_from_vec(decayed, *gw.shape()), gb)
+}
+
+/// One SGD-with-momentum step of a layer: `v = momentum v - lr (g + l1 sign(w))`, `w += v`.
+/// On the CPU in one pass that reads the gradients where dfdx left them.
+fn sgd_step(
+    dev: &Dev,
+    grads: &mut Gradients<f32, Dev>,
+    p: &mut Affine,
+    (vw, vb): (&mut Matrix, &mut Vector),
+    momentum: f32,
+    lr: f32,
+    l1: f32,
+) {
+    #[cfg(not(feature = "cuda"))]
+    {
+        use super::fused::{sgd_momentum, values_mut};
+        let _ = dev;
+        let gw = grads.get_or_alloc_mut(&p.weight).expect("CPU gradients allocate");
+        sgd_momentum(values_mut(&mut p.weight), values_mut(vw), gw, momentum, lr, l1);
+        let gb = grads.get_or_alloc_mut(&p.bias).expect("CPU gradients allocate");
+        sgd_momentum(values_mut(&mut p.bias), values_mut(vb), gb, momentum, lr, 0.0);
+    }
+    #[cfg(feature = "cuda")]
+    {
+        let (gw, gb) = decayed_gradients(dev, grads, p, l1);
+        vw.axpy(momentum, &gw, -lr);
+        vb.axpy(momentum, &gb, -lr);
+        p.weight.axpy(1.0, vw, 1.0);
+        p.bias.axpy(1.0, vb, 1.0);
     }
 }
 
