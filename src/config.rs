@@ -37,11 +37,11 @@ pub struct Settings {
 /// Reads `advpipe.toml` from `dir` if present.
 pub fn read_file_config(dir: &Path) -> Result<FileConfig> {
     let path = dir.join("advpipe.toml");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| Error::msg(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
-        Err(e) => Err(Error::io(&path, e)),
+    if !path.exists() {
+        return Ok(FileConfig::default());
     }
+    let text = crate::files::read_text(&path, crate::files::FileKind::Config)?;
+    toml::from_str(&text).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
 }
 
 /// Flag > environment (`ADVPIPE_DATA`, `ADVPIPE_CACHE`) > `advpipe.toml` > default.

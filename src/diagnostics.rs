@@ -218,6 +218,74 @@ impl miette::Diagnostic for Report<'_> {
     }
 }
 
+/// Lines longer than this are not shown in a snippet.
+const MAX_SNIPPET_LINE: usize = 1000;
+
+/// Whether every line a diagnostic underlines is short enough to show.
+fn fits_a_snippet(text: &str, diag: &Diagnostic) -> bool {
+    std::iter::once(diag.span).chain(diag.notes.iter().map(|(s, _)| *s)).all(|span| {
+        let start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[span.start.min(text.len())..]
+            .find('\n')
+            .map_or(text.len(), |i| i + span.start.min(text.len()));
+        end - start <= MAX_SNIPPET_LINE
+    })
+}
+
+/// The text with control characters (other than newline and tab) shown as `?`, so a file
+/// cannot send escape sequences to the terminal. Byte offsets stay where they were.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c) {
+                "?".repeat(c.len_utf8())
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A message or label made printable and cut to a length a terminal line can show.
+fn printable_short(text: &str) -> String {
+    const MAX: usize = 400;
+    let shown = printable(text);
+    if shown.chars().count() <= MAX {
+        return shown;
+    }
+    let cut: String = shown.chars().take(MAX).collect();
+    format!("{cut}… ({} characters in all)", shown.chars().count())
+}
+
+/// Characters that reorder how a line is displayed (the "Trojan Source" characters).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// A diagnostic shown without its source.
+struct Bare<'a>(&'a Diagnostic);
+
+impl fmt::Debug for Bare<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+impl fmt::Display for Bare<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+impl std::error::Error for Bare<'_> {}
+
+impl miette::Diagnostic for Bare<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.0.code))
+    }
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.0.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+}
+
 /// Renders diagnostics the way `advpipe check` prints them. `color: false` gives plain
 /// ASCII-free-of-escapes text, the form the snapshot tests compare.
 pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> String {
@@ -248,9 +316,25 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
             let note = format!("{label}: {other}:{line}:{col}");
             shown.help = Some(shown.help.map_or(note.clone(), |h| format!("{h}\n{note}")));
         }
+        shown.message = printable_short(&shown.message);
+        shown.label = printable_short(&shown.label);
+        shown.help = shown.help.as_deref().map(printable_short);
+        for (_, label) in &mut shown.notes {
+            *label = printable_short(label);
+        }
+        let text = &source.text[range.clone()];
+        if !fits_a_snippet(text, &shown) {
+            // miette cannot show very long lines (its columns stop at 65,535) and a 3 MB line
+            // is no help to anyone: say where instead of showing it.
+            let (line, col) = line_col(text, shown.span.start);
+            shown.message = format!("{} (at {name}:{line}:{col})", shown.message);
+            shown.notes.clear();
+            let _ = handler.render_report(&mut out, &Bare(&shown));
+            continue;
+        }
         let report = Report {
             diag: &shown,
-            source: NamedSource::new(name, source.text[range.clone()].to_string()),
+            source: NamedSource::new(name, printable(text)),
         };
         // Writing into a String cannot fail.
         let _ = handler.render_report(&mut out, &report);

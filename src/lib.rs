@@ -15,6 +15,7 @@ pub mod diagnostics;
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod files;
 pub mod nn;
 pub mod params;
 pub mod plan;
@@ -77,8 +78,10 @@ pub enum LoadError {
 /// importing file; each file once; a cycle is an error) into one [`Source`], whose text is
 /// the file followed by its imports, so that [`compile`] sees every declaration.
 pub fn load_source(path: &std::path::Path) -> std::result::Result<Source, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| LoadError::Io(Error::msg(format!("cannot read pipeline file {}: {e}", path.display()))))?;
+    let text = read_pipeline_text(path).map_err(|e| match e {
+        PipelineText::Unreadable(e) => LoadError::Io(Error::msg(format!("cannot read pipeline file: {e}"))),
+        PipelineText::NotUtf8(source, diag) => LoadError::Imports(source, vec![diag]),
+    })?;
     let root = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let mut source = Source::new(path.display().to_string(), text.clone());
     let mut diags = Vec::new();
@@ -90,6 +93,33 @@ pub fn load_source(path: &std::path::Path) -> std::result::Result<Source, LoadEr
     } else {
         Err(LoadError::Imports(source, diags))
     }
+}
+
+/// Why a pipeline file's text could not be had.
+enum PipelineText {
+    /// Not a regular file, too large, or an I/O error.
+    Unreadable(Error),
+    /// Bytes that are not UTF-8: a diagnostic at the first bad one.
+    NotUtf8(Source, Diagnostic),
+}
+
+/// Reads a pipeline file: a regular file of at most [`files::FileKind::Pipeline`]'s limit,
+/// in UTF-8.
+fn read_pipeline_text(path: &std::path::Path) -> std::result::Result<String, PipelineText> {
+    let bytes = files::read(path, files::FileKind::Pipeline).map_err(PipelineText::Unreadable)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let shown = String::from_utf8_lossy(e.as_bytes()).into_owned();
+        // The lossy text has the same prefix, so the offset still points at the bad byte.
+        let diag = Diagnostic::new(
+            diagnostics::codes::SYNTAX,
+            diagnostics::Span::new(at, at + 1),
+            "the file is not valid UTF-8",
+        )
+        .label("this byte does not start a UTF-8 character")
+        .help("pipeline files are UTF-8 text; re-save the file as UTF-8");
+        PipelineText::NotUtf8(Source::new(path.display().to_string(), shown), diag)
+    })
 }
 
 fn include_imports(
@@ -143,17 +173,34 @@ fn include_imports(
         if !seen.insert(canonical.clone()) {
             continue;
         }
-        let imported = match std::fs::read_to_string(&canonical) {
+        if canonical.extension().is_none_or(|e| e != "adv") {
+            diags.push(
+                Diagnostic::new(
+                    diagnostics::codes::BAD_IMPORT,
+                    span,
+                    format!("cannot import {}: only pipeline files (`.adv`) can be imported", target.display()),
+                )
+                .label("not a .adv file"),
+            );
+            continue;
+        }
+        let imported = match read_pipeline_text(&canonical) {
             Ok(t) => t,
-            Err(e) => {
+            Err(PipelineText::NotUtf8(bad, diag)) => {
+                // Say it at the import, and show where in the imported file.
+                let (line, col) = bad.line_col(diag.span.start);
                 diags.push(
                     Diagnostic::new(
                         diagnostics::codes::BAD_IMPORT,
                         span,
-                        format!("cannot read {}: {e}", target.display()),
+                        format!("cannot import {}: it is not valid UTF-8 at {line}:{col}", target.display()),
                     )
                     .label("unreadable"),
                 );
+                continue;
+            }
+            Err(PipelineText::Unreadable(e)) => {
+                diags.push(Diagnostic::new(diagnostics::codes::BAD_IMPORT, span, format!("cannot import: {e}")).label("unreadable"));
                 continue;
             }
         };

@@ -4,7 +4,7 @@
 //! dimensions, then one u32 per dimension, then the data.
 
 use crate::error::{Error, Result};
-use std::io::Read;
+use crate::files::{self, FileKind};
 use std::path::Path;
 
 /// An IDX array of unsigned bytes.
@@ -16,15 +16,12 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Reads an IDX file; a name ending in `.gz` is decompressed.
+/// Reads an IDX file; a name ending in `.gz` is decompressed. Plain or inflated, no more
+/// than [`FileKind::Idx`]'s limit is read.
 pub fn read(path: &Path) -> Result<IdxArray> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let raw = files::read(path, FileKind::Idx)?;
     let bytes = if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::io(path, e))?;
-        out
+        files::gunzip(path, &raw, FileKind::Idx.limit())?
     } else {
         raw
     };
@@ -47,7 +44,10 @@ pub fn parse(bytes: &[u8]) -> Result<IdxArray, String> {
     let dims: Vec<usize> = (0..rank)
         .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
         .collect();
-    let expected = dims.iter().product::<usize>();
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("header dimensions {dims:?} multiply past any file size"))?;
     let data = &bytes[header..];
     if data.len() != expected {
         return Err(format!("header promises {expected} bytes of data, file has {}", data.len()));
@@ -88,5 +88,34 @@ mod tests {
         let mut bytes = encode(&[3, 2], &[0; 6]);
         bytes.pop();
         assert!(parse(&bytes).unwrap_err().contains("promises 6"));
+    }
+
+    #[test]
+    fn dimensions_that_overflow_are_an_error() {
+        // 2^32-1 cubed wraps a 64-bit product (to a small number, once to 0).
+        let mut bytes = vec![0, 0, 0x08, 3];
+        for _ in 0..3 {
+            bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+        }
+        assert!(parse(&bytes).unwrap_err().contains("multiply past"));
+        let mut zero_wrap = vec![0, 0, 0x08, 4];
+        for _ in 0..4 {
+            zero_wrap.extend_from_slice(&65536u32.to_be_bytes());
+        }
+        assert!(parse(&zero_wrap).unwrap_err().contains("multiply past"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn encode_then_parse_is_identity(dims in proptest::collection::vec(0usize..5, 0..4)) {
+            let n = dims.iter().product::<usize>();
+            let data: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            proptest::prop_assert_eq!(parse(&encode(&dims, &data)).unwrap(), IdxArray { dims, data });
+        }
     }
 }

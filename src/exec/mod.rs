@@ -13,6 +13,7 @@ use crate::check::ir::{NodeId, Program};
 use crate::data::{mnist, Dataset, MnistParams};
 use crate::error::{Error, Result};
 use crate::eval::MetricMap;
+use crate::files::{self, FileKind};
 use crate::nn::train::FitEvent;
 use crate::nn::{Classifier, Model};
 use crate::plan::{self, Plan};
@@ -214,8 +215,8 @@ pub fn source_digest(program: &Program, id: NodeId, data_dir: &std::path::Path) 
         "mnist" => mnist::digest(data_dir, node.params["split"].as_str().unwrap_or("train")).map(Some),
         "load" => {
             let path = PathBuf::from(node.params["path"].as_str().unwrap_or_default());
-            let bytes = std::fs::read(&path)
-                .map_err(|e| Error::msg(format!("node `{}` (load): cannot read {}: {e}", node.name, path.display())))?;
+            let bytes = files::read(&path, FileKind::Checkpoint)
+                .map_err(|e| Error::msg(format!("node `{}` (load): cannot read the checkpoint: {e}", node.name)))?;
             Ok(Some(blake3::hash(&bytes).to_hex().to_string()))
         }
         _ => Ok(None),
@@ -279,7 +280,11 @@ impl Executor<'_> {
                     self.say(id);
                     return Ok(());
                 }
-                Err(e) => status = Status::Recomputed(format!("unreadable artifact: {e}")),
+                Err(e) => {
+                    let why = format!("unreadable artifact: {e}");
+                    self.opts.cache.set_aside(&key, &why);
+                    status = Status::Recomputed(why);
+                }
             },
             Lookup::Corrupt(why) => status = Status::Recomputed(why),
             Lookup::Miss => {}
@@ -409,7 +414,7 @@ impl Executor<'_> {
             }
             "load" => {
                 let path = PathBuf::from(p["path"].as_str().unwrap_or_default());
-                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                let bytes = files::read(&path, FileKind::Checkpoint)?;
                 let net = params(&p["net"])?;
                 let model =
                     Model::from_safetensors_for(&self.dev, &bytes, &net).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
