@@ -31,6 +31,7 @@ pub fn parse(text: &str) -> Result<File, Vec<Diagnostic>> {
         .map_err(|e| vec![syntax_error(e, text)])?
         .next()
         .expect("the program rule always yields one pair");
+    check_chain_lengths(&program)?;
     Ok(File {
         items: program.into_inner().filter(|p| p.as_rule() != Rule::EOI).map(lower_item).collect(),
     })
@@ -368,12 +369,55 @@ fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
     Ok(())
 }
 
+/// How many `.field`s and `[index]`es may follow one value, and how many operands one
+/// expression may join. Lowering and checking recurse once per link, so these keep any
+/// input from exhausting the stack; real pipelines use a handful.
+pub const MAX_CHAIN: usize = 64;
+/// See [`MAX_CHAIN`]: a layer stack or a loss mixture longer than this is refused.
+pub const MAX_OPERANDS: usize = 1024;
+
+fn check_chain_lengths(program: &Pair<Rule>) -> Result<(), Vec<Diagnostic>> {
+    // `flatten` walks pest's token queue without recursing.
+    for pair in program.clone().into_inner().flatten() {
+        let (limit, what) = match pair.as_rule() {
+            Rule::postfix => (MAX_CHAIN + 1, "field accesses and indices after one value"),
+            Rule::expr => (2 * MAX_OPERANDS - 1, "operands (`>>`, `+`, `*`) in one expression"),
+            _ => continue,
+        };
+        let links = pair.clone().into_inner().count();
+        if links > limit {
+            let shown = if pair.as_rule() == Rule::postfix { MAX_CHAIN } else { MAX_OPERANDS };
+            let span = pair.as_span();
+            return Err(vec![Diagnostic::new(
+                codes::SYNTAX,
+                Span::new(span.start(), span.start() + 1),
+                format!("more than {shown} {what}"),
+            )
+            .label("this chain is too long")
+            .help("a pipeline never needs this many; split it into named declarations")]);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn show(src: &str) -> String {
         parse(src).expect("parses").to_string()
+    }
+
+    #[test]
+    fn long_chains_are_an_error_not_a_crash() {
+        let fields = format!("eval f = e{}\n", ".error".repeat(10_000));
+        assert!(parse(&fields).unwrap_err()[0].message.contains("more than 64 field accesses"));
+        let indices = format!("eval f = e{}\n", "[1]".repeat(10_000));
+        assert!(parse(&indices).unwrap_err()[0].message.contains("more than 64"));
+        let stack = format!("net n = input([1, 28, 28]){} >> linear(10)\n", " >> relu".repeat(5000));
+        assert!(parse(&stack).unwrap_err()[0].message.contains("more than 1024 operands"));
+        let ok = format!("net n = input([1, 28, 28]){} >> linear(10)\n", " >> relu".repeat(1000));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]
