@@ -21,6 +21,7 @@ pub mod params;
 pub mod plan;
 pub mod report;
 pub mod syntax;
+pub mod versions;
 
 pub use error::{Error, Result};
 

@@ -1,6 +1,7 @@
 //! Plan: a checked program -> a petgraph DAG in execution order, with a cache key per node.
 //!
-//! A node's key is the BLAKE3 hash of its recipe: kind, kind version, canonical
+//! A node's key is the BLAKE3 hash of its recipe: kind, the versions of every piece of
+//! code it uses (kind, attacks, layers, optimizer; see [`crate::versions`]), canonical
 //! parameters, the keys of its inputs, the file's seed and, for data nodes, a digest of
 //! the files read. Anything that changes a result changes the recipe, so a re-run
 //! recomputes exactly the nodes downstream of a change.
@@ -40,6 +41,9 @@ pub fn plan(program: &Program) -> Plan {
 /// Fields are in alphabetical order and parameter maps are sorted, so the JSON is canonical.
 #[derive(Debug, Serialize)]
 pub struct Recipe<'a> {
+    /// The version of every piece of code the node uses (its kind, attacks, layers,
+    /// optimizer): see [`crate::versions`].
+    pub code: std::collections::BTreeMap<String, u32>,
     /// `(parameter, input key)` in parameter order; a list, so that several inputs under one
     /// parameter (`ensemble([a, b])`) all count.
     pub inputs: Vec<(&'a str, &'a str)>,
@@ -51,14 +55,13 @@ pub struct Recipe<'a> {
     pub seed: u64,
     /// The digest of the files the node reads, if any.
     pub source: Option<&'a str>,
-    /// The kind's version.
-    pub version: u32,
 }
 
 /// The recipe of one node, given its inputs' keys.
 pub fn recipe<'a>(program: &'a Program, id: NodeId, input_keys: &'a [String], source_digest: Option<&'a str>) -> Recipe<'a> {
     let node = &program.nodes[id];
     Recipe {
+        code: crate::versions::used_by(node),
         inputs: node
             .inputs
             .iter()
@@ -68,7 +71,6 @@ pub fn recipe<'a>(program: &'a Program, id: NodeId, input_keys: &'a [String], so
         params: &node.params,
         seed: program.seed,
         source: source_digest,
-        version: node.kind.version,
     }
 }
 

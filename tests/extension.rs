@@ -18,6 +18,8 @@ impl Attack for Brighten {
 }
 
 static BRIGHTEN: AttackKind = AttackKind {
+    version: 1,
+    source: file!(),
     name: "brighten",
     doc: "add a constant to every pixel",
     params: &[ParamSpec::required("amount", ParamType::Number, "how much to add").range(0.0, 1.0)],

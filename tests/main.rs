@@ -4,6 +4,7 @@
 
 mod support;
 
+mod code_versions;
 mod diagnostics;
 mod extension;
 mod imports;

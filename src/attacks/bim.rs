@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 /// The registry entry.
 pub const KIND: AttackKind = AttackKind {
+    version: 1,
+    source: file!(),
     name: "bim",
     doc: "basic iterative method: repeated FGSM steps, projected",
     params: &[EPS_PARAM, STEPS_PARAM, STEP_SIZE_PARAM],

@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 /// The registry entry.
 pub const KIND: AttackKind = AttackKind {
+    version: 1,
+    source: file!(),
     name: "fgm",
     doc: "fast gradient method, L2: x + eps * g / ||g||",
     params: &[ParamSpec::required("eps", ParamType::Number, "L2 length of the step").range(0.0, 100.0)],

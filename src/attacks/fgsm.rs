@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 /// The registry entry.
 pub const KIND: AttackKind = AttackKind {
+    version: 1,
+    source: file!(),
     name: "fgsm",
     doc: "fast gradient sign method: x + eps * sign(grad_x J)",
     params: &[EPS_PARAM],

@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 /// The registry entry.
 pub const KIND: AttackKind = AttackKind {
+    version: 1,
+    source: file!(),
     name: "gaussian_noise",
     doc: "control: x + N(0, sigma^2) per pixel",
     params: &[ParamSpec::required("sigma", ParamType::Number, "standard deviation of the noise").range(0.0, 10.0)],

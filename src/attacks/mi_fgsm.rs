@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 /// The registry entry.
 pub const KIND: AttackKind = AttackKind {
+    version: 1,
+    source: file!(),
     name: "mi_fgsm",
     doc: "momentum iterative FGSM",
     params: &[

@@ -37,6 +37,10 @@ pub const ATTACKS: &[AttackKind] = &[
     mi_fgsm::KIND,
 ];
 
+/// The version of what every attack shares (this file: the crafting loop, clip, labels,
+/// targets, the objective's gradient): part of the key of every node that uses an attack.
+pub const MACHINERY_VERSION: u32 = 1;
+
 /// What an attack needs from the model it attacks.
 pub struct AttackContext<'a> {
     /// The model (or ensemble) under attack.
@@ -248,6 +252,11 @@ pub const COMMON_PARAMS: &[ParamSpec] = &[
 
 /// A registered attack kind.
 pub struct AttackKind {
+    /// Bumped whenever its perturbations change for the same parameters; part of the key of
+    /// every node that uses it (see `versions`).
+    pub version: u32,
+    /// Its source file (`file!()`), whose changes `tests/code_versions.rs` watches.
+    pub source: &'static str,
     /// Its name in the language.
     pub name: &'static str,
     /// One line for the reference.

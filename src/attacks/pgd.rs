@@ -20,6 +20,8 @@ use serde::Deserialize;
 
 /// The registry entry.
 pub const KIND: AttackKind = AttackKind {
+    version: 1,
+    source: file!(),
     name: "pgd",
     doc: "projected gradient descent in the L-inf or L2 ball, random start, restarts",
     params: &[

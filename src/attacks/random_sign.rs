@@ -7,6 +7,8 @@ use serde::Deserialize;
 
 /// The registry entry.
 pub const KIND: AttackKind = AttackKind {
+    version: 1,
+    source: file!(),
     name: "random_sign",
     doc: "control: x + eps * (random +-1 per pixel)",
     params: &[EPS_PARAM],

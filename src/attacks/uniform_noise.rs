@@ -7,6 +7,8 @@ use serde::Deserialize;
 
 /// The registry entry.
 pub const KIND: AttackKind = AttackKind {
+    version: 1,
+    source: file!(),
     name: "uniform_noise",
     doc: "control: x + U(-eps, eps) per pixel",
     params: &[EPS_PARAM],

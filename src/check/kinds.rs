@@ -16,6 +16,8 @@ pub struct NodeKind {
     pub category: Category,
     /// Bumped whenever its output changes for the same inputs.
     pub version: u32,
+    /// The files that compute it, whose changes `tests/code_versions.rs` watches.
+    pub sources: &'static [&'static str],
     /// Whether its artifact is stored; cheap kinds (reading data, grouping models) are
     /// recomputed when needed instead.
     pub cached: bool,
@@ -43,6 +45,7 @@ pub const MNIST: NodeKind = NodeKind {
     name: "mnist",
     category: Category::Data,
     version: 1,
+    sources: &["src/data/mnist.rs", "src/data/idx.rs", "src/data/mod.rs"],
     cached: false,
     doc: "MNIST digits, [1, 28, 28] in [0, 1], 10 classes",
     params: &[
@@ -67,6 +70,7 @@ pub const FIT: NodeKind = NodeKind {
     name: "fit",
     category: Category::Model,
     version: 4,
+    sources: &["src/nn/train.rs", "src/exec/mod.rs", "src/exec/artifacts.rs"],
     cached: true,
     doc: "train a net on softmax cross-entropy (SGD with momentum, or Adam)",
     params: &[
@@ -172,6 +176,7 @@ pub const EVALUATE: NodeKind = NodeKind {
     name: "evaluate",
     category: Category::Eval,
     version: 5,
+    sources: &["src/eval/mod.rs", "src/eval/paper.rs", "src/exec/mod.rs"],
     cached: true,
     doc: "error and confidences of a model on a dataset, optionally under attack",
     params: &[
@@ -188,6 +193,7 @@ pub const INPUT: NodeKind = NodeKind {
     name: "input",
     category: Category::Net,
     version: 1,
+    sources: &[],
     cached: false,
     doc: "the start of a net: the shape of one example",
     params: &[ParamSpec::required(
@@ -202,6 +208,7 @@ pub const CRAFT: NodeKind = NodeKind {
     name: "craft",
     category: Category::Data,
     version: 3,
+    sources: &["src/eval/mod.rs", "src/exec/mod.rs", "src/exec/artifacts.rs"],
     cached: true,
     doc: "adversarial examples of a dataset against a model (stored as float32)",
     params: &[
@@ -218,6 +225,7 @@ pub const GAUSSIAN: NodeKind = NodeKind {
     name: "gaussian",
     category: Category::Data,
     version: 1,
+    sources: &["src/data/mod.rs", "src/exec/mod.rs"],
     cached: false,
     doc: "n samples of N(0, I) in a given shape, labelled 0 (inputs of no class, for rubbish)",
     params: &[
@@ -238,6 +246,7 @@ pub const LOAD: NodeKind = NodeKind {
     name: "load",
     category: Category::Model,
     version: 1,
+    sources: &["src/exec/mod.rs"],
     cached: false,
     doc: "a model from a safetensors file with advpipe's tensor names (layers.{i}.weight [in, out], layers.{i}.bias [out])",
     params: &[
@@ -251,6 +260,7 @@ pub const ENSEMBLE: NodeKind = NodeKind {
     name: "ensemble",
     category: Category::Model,
     version: 1,
+    sources: &["src/exec/mod.rs"],
     cached: false,
     doc: "average the members' softmax probabilities",
     params: &[ParamSpec::required(
@@ -265,6 +275,7 @@ pub const AGREEMENT: NodeKind = NodeKind {
     name: "agreement",
     category: Category::Eval,
     version: 3,
+    sources: &["src/eval/mod.rs", "src/exec/mod.rs"],
     cached: true,
     doc: "how often `other` predicts the class `source` predicts (metrics: rate, examples)",
     params: &[
@@ -286,6 +297,7 @@ pub const RUBBISH: NodeKind = NodeKind {
     name: "rubbish",
     category: Category::Eval,
     version: 3,
+    sources: &["src/eval/mod.rs", "src/exec/mod.rs"],
     cached: true,
     doc: "fraction of inputs given some class probability above a threshold (metrics: rate, confidence, examples, share_<k>)",
     params: &[
@@ -307,6 +319,7 @@ pub const TRANSFER: NodeKind = NodeKind {
     name: "transfer",
     category: Category::Eval,
     version: 3,
+    sources: &["src/eval/mod.rs", "src/exec/mod.rs"],
     cached: true,
     doc: "error of every model on examples crafted against every model (metrics: error_<source>_<target>, by list index)",
     params: &[
@@ -323,6 +336,7 @@ pub const EXAMPLES: NodeKind = NodeKind {
     name: "examples",
     category: Category::Examples,
     version: 2,
+    sources: &["src/eval/mod.rs", "src/exec/mod.rs", "src/exec/artifacts.rs"],
     cached: true,
     doc: "the first n examples clean, their perturbation and adversarial version, with predictions (drawn as examples-NAME.svg)",
     params: &[
@@ -339,6 +353,7 @@ pub const WEIGHTS: NodeKind = NodeKind {
     name: "weights",
     category: Category::Figure,
     version: 1,
+    sources: &["src/eval/weights.rs", "src/exec/mod.rs"],
     cached: true,
     doc: "the first layer's weights of each model as images, one row per unit and one column per maxout piece (drawn as figure-NAME.svg)",
     params: &[

@@ -70,6 +70,11 @@ pub enum LayerSpec {
 
 /// A layer kind's name, doc line and parameters.
 pub struct LayerKind {
+    /// Bumped whenever its forward pass, gradients or initialisation change; part of the
+    /// key of every node whose net uses it (see `versions`).
+    pub version: u32,
+    /// The files holding its maths (beyond the shared [`NET_SOURCES`]).
+    pub sources: &'static [&'static str],
     /// Name in the language.
     pub name: &'static str,
     /// One line for the reference.
@@ -78,36 +83,58 @@ pub struct LayerKind {
     pub params: &'static [ParamSpec],
 }
 
+/// The version of what every layer shares: the net spec, shape inference, the forward loop,
+/// initialisation and the checkpoint format.
+pub const NET_VERSION: u32 = 1;
+/// The files [`NET_VERSION`] covers.
+pub const NET_SOURCES: &[&str] = &["src/nn/layers.rs", "src/nn/model.rs", "src/nn/classifier.rs", "src/nn/mod.rs"];
+
+const ELEMENTWISE: &[&str] = &["src/nn/model.rs"];
+const DENSE: &[&str] = &["src/nn/model.rs", "src/nn/fused.rs"];
+const SPATIAL: &[&str] = &["src/nn/conv.rs"];
+
 const UNITS: ParamSpec = ParamSpec::required("units", ParamType::Int, "output width").range(1.0, 65536.0);
 
 /// Every layer the language knows. `input(shape)` starts a stack and is handled by the checker.
 pub const LAYERS: &[LayerKind] = &[
     LayerKind {
+        version: 1,
+        sources: ELEMENTWISE,
         name: "flatten",
         doc: "collapse [c, h, w] into one dimension",
         params: &[],
     },
     LayerKind {
+        version: 1,
+        sources: DENSE,
         name: "linear",
         doc: "affine map to `units` outputs",
         params: &[UNITS],
     },
     LayerKind {
+        version: 1,
+        sources: ELEMENTWISE,
         name: "relu",
         doc: "max(0, x)",
         params: &[],
     },
     LayerKind {
+        version: 1,
+        sources: ELEMENTWISE,
         name: "sigmoid",
         doc: "logistic sigmoid",
         params: &[],
     },
     LayerKind {
+        version: 1,
+        sources: ELEMENTWISE,
         name: "tanh",
         doc: "hyperbolic tangent",
         params: &[],
     },
     LayerKind {
+        version: 1,
+        sources: SPATIAL,
         name: "conv2d",
         doc: "2-D convolution, no padding: [c, h, w] -> [filters, (h - kernel) / stride + 1, ...]",
         params: &[
@@ -117,6 +144,8 @@ pub const LAYERS: &[LayerKind] = &[
         ],
     },
     LayerKind {
+        version: 1,
+        sources: SPATIAL,
         name: "max_pool",
         doc: "max over square windows of each channel",
         params: &[
@@ -125,21 +154,29 @@ pub const LAYERS: &[LayerKind] = &[
         ],
     },
     LayerKind {
+        version: 1,
+        sources: ELEMENTWISE,
         name: "rbf",
         doc: "radial basis units: -exp(s_k) * ||x - c_k||^2 (the paper's shallow RBF network is flatten >> rbf(10))",
         params: &[UNITS],
     },
     LayerKind {
+        version: 1,
+        sources: &["src/nn/top.rs"],
         name: "sigmoid_top",
         doc: "independent per-class sigmoid outputs, trained with binary cross-entropy; last layer only",
         params: &[],
     },
     LayerKind {
+        version: 1,
+        sources: ELEMENTWISE,
         name: "dropout",
         doc: "drop each value with probability p while training",
         params: &[ParamSpec::required("p", ParamType::Number, "drop probability (pylearn2's include_prob .8 is p = 0.2)").range(0.0, 0.95)],
     },
     LayerKind {
+        version: 1,
+        sources: DENSE,
         name: "maxout",
         doc: "max over `pieces` affine pieces per unit",
         params: &[

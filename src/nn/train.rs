@@ -36,6 +36,15 @@ pub enum Optimizer {
     Adam,
 }
 
+impl Optimizer {
+    /// The version and source files of each update rule: part of the key of every `fit`
+    /// that uses it (see `versions`). Bump a version when its updates change.
+    pub const VERSIONS: &'static [(&'static str, u32, &'static [&'static str])] = &[
+        ("sgd", 1, &["src/nn/train.rs", "src/nn/fused.rs"]),
+        ("adam", 1, &["src/nn/train.rs"]),
+    ];
+}
+
 /// What `fit` returns when early stopping ends training.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
