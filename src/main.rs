@@ -299,6 +299,8 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let (_, program) = load(&file, &choose)?;
             let settings = settings(places)?;
             let results = out.unwrap_or_else(|| settings.results_dir.join(file.file_stem().unwrap_or_default()));
+            // Before any compute: a results folder that cannot be replaced would lose the run.
+            report::folder::check_replaceable(&results)?;
             let cache = Cache::open(&settings.cache_dir)?;
             let dag = plan::plan(&program);
             eprintln!(

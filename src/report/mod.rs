@@ -14,6 +14,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod folder;
 mod html;
 pub mod pictures;
 
@@ -190,7 +191,7 @@ struct NodeEntry<'a> {
     params: &'a serde_json::Value,
 }
 
-/// Writes the results folder `dir`, each file atomically: `table.md`, `tables.csv`,
+/// Writes the results folder `dir` as a whole (see [`folder`]): `table.md`, `tables.csv`,
 /// `results.json` (tables and plots), `manifest.json`, `plot-N.svg` per plot,
 /// `examples-NAME.svg` per example grid, `figure-NAME.svg` per figure and `index.html`
 /// showing all of it. Returns the files written, the page last.
@@ -202,7 +203,21 @@ pub fn write(
     tables: &[TableResult],
     seconds: f64,
 ) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let staged = folder::Staged::begin(dir)?;
+    let written = write_into(staged.path(), pipeline, program, outcome, tables, seconds)?;
+    let written = written.iter().map(|f| staged.final_path(f)).collect();
+    staged.swap_in()?;
+    Ok(written)
+}
+
+fn write_into(
+    dir: &Path,
+    pipeline: &Path,
+    program: &Program,
+    outcome: &Outcome,
+    tables: &[TableResult],
+    seconds: f64,
+) -> Result<Vec<PathBuf>> {
     let nodes: Vec<NodeEntry> = outcome
         .records
         .iter()
