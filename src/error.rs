@@ -19,15 +19,34 @@ pub enum Error {
         /// What the OS said.
         source: std::io::Error,
     },
-    /// The pipeline file did not check (the diagnostics are already rendered).
-    #[error("{0}")]
-    Pipeline(String),
+    /// A node failed while computing; the innermost node is the one named.
+    #[error("node `{node}` ({kind}) failed: {message}")]
+    Node {
+        /// The node's name.
+        node: String,
+        /// Its kind.
+        kind: &'static str,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl Error {
     /// An error with a message.
     pub fn msg(m: impl Into<String>) -> Self {
         Error::Msg(m.into())
+    }
+    /// This error as a failure of node `node`, unless it already names the node that failed
+    /// (an input computed on demand).
+    pub fn in_node(self, node: &str, kind: &'static str) -> Self {
+        match self {
+            Error::Node { .. } => self,
+            other => Error::Node {
+                node: node.to_string(),
+                kind,
+                message: other.to_string(),
+            },
+        }
     }
     /// An I/O error about `path`.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {

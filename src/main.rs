@@ -147,7 +147,11 @@ fn load(path: &Path, choose: &Choose) -> Result<(Source, Program), Failure> {
         overrides: vec![],
     };
     for text in &choose.set {
-        choices.overrides.push(advpipe::parse_override(text).map_err(Failure::Usage)?);
+        let (name, value) = advpipe::parse_override(text).map_err(Failure::Usage)?;
+        if choices.overrides.iter().any(|(n, _)| *n == name) {
+            return Err(Failure::Usage(format!("--set {name} is given twice; give each param once")));
+        }
+        choices.overrides.push((name, value));
     }
     let source = match advpipe::load_source(path) {
         Ok(source) => source,

@@ -172,6 +172,11 @@ pub fn check_with(file: &ast::File, source: &str, choices: &expand::Choices) -> 
                     ExprKind::Number { value: v, percent: false } if v.fract() == 0.0 && *v >= 0.0 && *v < 9.0e15 => {
                         c.program.seed = *v as u64
                     }
+                    ExprKind::Number { value: v, percent: false } if v.fract() == 0.0 && *v >= 9.0e15 => c.diags.push(
+                        Diagnostic::new(codes::BAD_SETTING, value.span, "the seed must be below 9e15")
+                            .label("too large")
+                            .help("seeds are whole numbers from 0 to 8999999999999999; write e.g. `seed 1234`"),
+                    ),
                     _ => c.diags.push(
                         Diagnostic::new(codes::BAD_SETTING, value.span, "the seed must be a whole number >= 0")
                             .label("not a whole number")
@@ -1100,9 +1105,13 @@ impl<'a> Checker<'a> {
                 match dims {
                     Some(d) => Some(Coerced::Json(json!(d))),
                     None => self.error(
-                        Diagnostic::new(codes::WRONG_TYPE, span, "a shape is a list of positive whole numbers")
-                            .label("not a shape")
-                            .help("e.g. [1, 28, 28]"),
+                        Diagnostic::new(
+                            codes::WRONG_TYPE,
+                            span,
+                            "a shape is a list of whole numbers from 1 to 1000000 (each dimension)",
+                        )
+                        .label("not a shape")
+                        .help("e.g. [1, 28, 28]"),
                     ),
                 }
             }

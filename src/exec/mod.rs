@@ -297,9 +297,7 @@ impl Executor<'_> {
             node.name,
             &key[..12]
         );
-        let artifact = self
-            .compute(id)
-            .map_err(|e| Error::msg(format!("node `{}` ({}) failed: {e}", node.name, node.kind.name)))?;
+        let artifact = self.compute(id).map_err(|e| e.in_node(&node.name, node.kind.name))?;
         let seconds = started.elapsed().as_secs_f64();
         // Cached kinds read no files of their own, so their recipe has no source digest.
         let recipe = serde_json::to_value(plan::recipe(self.program, id, &self.keys, None)).map_err(|e| Error::msg(e.to_string()))?;
@@ -326,7 +324,8 @@ impl Executor<'_> {
             return Ok(());
         }
         let started = Instant::now();
-        let artifact = self.compute(id)?;
+        let node = &self.program.nodes[id];
+        let artifact = self.compute(id).map_err(|e| e.in_node(&node.name, node.kind.name))?;
         self.artifacts.insert(id, artifact);
         self.records[id].status = Status::Loaded;
         self.records[id].seconds = started.elapsed().as_secs_f64();

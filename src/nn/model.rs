@@ -202,13 +202,15 @@ impl Model {
             .collect();
         let mut meta: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         meta.insert("advpipe.net".into(), serde_json::to_string(&self.net).expect("nets serialize"));
-        ::safetensors::serialize(views, &Some(meta)).map_err(|e| Error::msg(format!("writing safetensors: {e}")))
+        let bytes =
+            ::safetensors::serialize(views, &Some(meta)).map_err(|e| Error::msg(format!("writing safetensors: {}", describe(&e))))?;
+        Ok(canonical_header(bytes))
     }
 
     /// Reads a checkpoint written by [`Model::to_safetensors`].
     pub fn from_safetensors(dev: &Dev, bytes: &[u8]) -> Result<Model, Error> {
         let bad = |what: String| Error::msg(format!("not an advpipe checkpoint: {what}"));
-        let (_, header) = ::safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+        let (_, header) = ::safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(describe(&e)))?;
         let net_json = header
             .metadata()
             .as_ref()
@@ -222,14 +224,14 @@ impl Model {
     /// (written by advpipe or by any other tool), checking every tensor's dtype and shape.
     pub fn from_safetensors_for(dev: &Dev, bytes: &[u8], net: &NetSpec) -> Result<Model, Error> {
         let bad = |what: String| Error::msg(format!("checkpoint does not fit the net: {what}"));
-        let st = ::safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+        let st = ::safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(describe(&e)))?;
         let mut model = Model::init(dev, net, 0.0, &mut rand::rngs::mock::StepRng::new(0, 0));
         for (i, p) in model.params.iter_mut().enumerate() {
             if let Some(p) = p {
                 let (rows, cols) = *p.weight.shape();
                 for (suffix, shape) in [("weight", vec![rows, cols]), ("bias", vec![cols])] {
                     let name = format!("layers.{i}.{suffix}");
-                    let view = st.tensor(&name).map_err(|e| bad(format!("{name}: {e}")))?;
+                    let view = st.tensor(&name).map_err(|e| bad(format!("{name}: {}", describe(&e))))?;
                     if view.dtype() != ::safetensors::Dtype::F32 || view.shape() != shape.as_slice() {
                         return Err(bad(format!(
                             "{name} is {:?} {:?}, the net needs F32 {shape:?}",
@@ -238,6 +240,12 @@ impl Model {
                         )));
                     }
                     let values = f32s_from_le(view.data());
+                    if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+                        return Err(bad(format!(
+                            "{name} holds {} at index {at}; a checkpoint's values must be finite",
+                            values[at]
+                        )));
+                    }
                     if suffix == "weight" {
                         p.weight.copy_from(&values);
                     } else {
@@ -248,6 +256,46 @@ impl Model {
         }
         Ok(model)
     }
+}
+
+/// A safetensors error in words (the crate's own `Display` prints the variant's name).
+fn describe(e: &::safetensors::SafeTensorError) -> String {
+    use ::safetensors::SafeTensorError as E;
+    match e {
+        E::InvalidHeader => "the header is not UTF-8 text".into(),
+        E::InvalidHeaderStart => "the header does not start with `{`: not a safetensors file".into(),
+        E::InvalidHeaderDeserialization | E::JsonError(_) => "the header is not valid safetensors JSON".into(),
+        E::HeaderTooLarge => "the header is larger than safetensors allows (100 MB)".into(),
+        E::HeaderTooSmall => "the file is shorter than a safetensors header (8 bytes)".into(),
+        E::InvalidHeaderLength => "the header length runs past the end of the file".into(),
+        E::TensorNotFound(name) => format!("no tensor named {name}"),
+        E::TensorInvalidInfo => "a tensor's shape, dtype and offsets disagree".into(),
+        E::InvalidOffset(name) => format!("the offsets of tensor {name} are invalid"),
+        E::IoError(io) => format!("I/O error: {io}"),
+        E::InvalidTensorView(dtype, shape, len) => format!("{len} bytes do not hold a {dtype:?} tensor of shape {shape:?}"),
+        E::MetadataIncompleteBuffer => "the tensors do not cover the data part of the file".into(),
+        E::ValidationOverflow => "a tensor's shape overflows when multiplied out".into(),
+    }
+}
+
+/// Rewrites a safetensors file's JSON header with sorted keys (safetensors writes its
+/// metadata map in hash order), so the same model always gives the same bytes.
+fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
+    let Some(len) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize) else {
+        return bytes;
+    };
+    let Some(Ok(header)) = bytes.get(8..8 + len).map(serde_json::from_slice::<serde_json::Value>) else {
+        return bytes;
+    };
+    // serde_json's maps are sorted by key (no `preserve_order` feature).
+    let mut text = serde_json::to_vec(&header).expect("JSON values serialize");
+    // safetensors pads the header with spaces so the data starts 8-byte aligned.
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - len);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + len..]);
+    out
 }
 
 /// f32 values as the little-endian bytes safetensors stores.
@@ -345,6 +393,45 @@ mod tests {
         let back = Model::from_safetensors(&dev, &bytes).unwrap();
         assert_eq!(back.net, model.net);
         assert_eq!(back.named_tensors(), model.named_tensors());
+    }
+
+    #[test]
+    fn checkpoints_are_byte_identical_whatever_the_metadata_order() {
+        let (_, model) = tiny();
+        let extra: Vec<(&str, String)> = (0..12).map(|i| (["a", "b", "c", "d", "e", "f"][i % 6], i.to_string())).collect();
+        let first = model.to_safetensors(&extra[..6]).unwrap();
+        for _ in 0..20 {
+            assert_eq!(model.to_safetensors(&extra[..6]).unwrap(), first);
+        }
+        let header = u64::from_le_bytes(first[..8].try_into().unwrap());
+        assert_eq!(header % 8, 0, "data stays 8-byte aligned");
+    }
+
+    #[test]
+    fn non_finite_and_foreign_checkpoints_are_refused_in_words() {
+        let (dev, mut model) = tiny();
+        let mut w = model.params[1].as_ref().unwrap().weight.as_vec();
+        w[5] = f32::NAN;
+        model.params[1].as_mut().unwrap().weight.copy_from(&w);
+        let e = Model::from_safetensors(&dev, &model.to_safetensors(&[]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layers.1.weight holds NaN at index 5"), "{e}");
+        let e = Model::from_safetensors(&dev, b"12345678 not a header").unwrap_err().to_string();
+        assert!(
+            e.contains("header") && !e.contains("HeaderTooLarge") && !e.contains("InvalidHeader"),
+            "{e}"
+        );
+        let e = Model::from_safetensors(&dev, b"\x05\0\0\0\0\0\0\0hello").unwrap_err().to_string();
+        assert!(e.contains("does not start with `{`"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reading_any_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let dev = Dev::default();
+            let _ = Model::from_safetensors(&dev, &bytes);
+        }
     }
 
     #[test]

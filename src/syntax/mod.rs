@@ -341,15 +341,33 @@ fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
     let mut in_string = false;
     let mut in_comment = false;
     let mut escaped = false;
+    let mut string_start = 0;
     for (at, c) in text.char_indices() {
         match c {
             _ if in_comment => in_comment = c != '\n',
+            '\n' if in_string => return Err(vec![unclosed_string(string_start)]),
             _ if in_string => {
-                in_string = (escaped || c != '"') && c != '\n';
+                in_string = escaped || c != '"';
                 escaped = c == '\\' && !escaped;
             }
             '#' => in_comment = true,
-            '"' => in_string = true,
+            '"' => {
+                in_string = true;
+                string_start = at;
+            }
+            _ if !c.is_ascii() => {
+                let what = if c.is_alphanumeric() {
+                    "names are ASCII letters, digits and `_`"
+                } else {
+                    "outside strings and comments, a pipeline is ASCII"
+                };
+                return Err(vec![Diagnostic::new(
+                    codes::SYNTAX,
+                    Span::new(at, at + c.len_utf8()),
+                    format!("unexpected character `{c}` (U+{:04X}): {what}", c as u32),
+                )
+                .label("not allowed here")]);
+            }
             '(' | '[' | '{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
@@ -366,7 +384,16 @@ fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
             _ => {}
         }
     }
+    if in_string {
+        return Err(vec![unclosed_string(string_start)]);
+    }
     Ok(())
+}
+
+fn unclosed_string(start: usize) -> Diagnostic {
+    Diagnostic::new(codes::SYNTAX, Span::new(start, start + 1), "this string is not closed")
+        .label("opened here")
+        .help("close it with `\"` on the same line; a `\"` inside a string is written `\\\"`")
 }
 
 /// How many `.field`s and `[index]`es may follow one value, and how many operands one
@@ -379,6 +406,19 @@ pub const MAX_OPERANDS: usize = 1024;
 fn check_chain_lengths(program: &Pair<Rule>) -> Result<(), Vec<Diagnostic>> {
     // `flatten` walks pest's token queue without recursing.
     for pair in program.clone().into_inner().flatten() {
+        if pair.as_rule() == Rule::number {
+            let digits = pair.as_str().trim_end_matches('%');
+            if !digits.parse::<f64>().is_ok_and(f64::is_finite) {
+                let span = pair.as_span();
+                return Err(vec![Diagnostic::new(
+                    codes::SYNTAX,
+                    Span::new(span.start(), span.end()),
+                    format!("`{}` is too large to be a number (at most about 1.8e308)", pair.as_str()),
+                )
+                .label("too large")]);
+            }
+            continue;
+        }
         let (limit, what) = match pair.as_rule() {
             Rule::postfix => (MAX_CHAIN + 1, "field accesses and indices after one value"),
             Rule::expr => (2 * MAX_OPERANDS - 1, "operands (`>>`, `+`, `*`) in one expression"),
@@ -416,6 +456,18 @@ mod tests {
         assert!(parse(&indices).unwrap_err()[0].message.contains("more than 64"));
         let stack = format!("net n = input([1, 28, 28]){} >> linear(10)\n", " >> relu".repeat(5000));
         assert!(parse(&stack).unwrap_err()[0].message.contains("more than 1024 operands"));
+        assert!(parse("data d = mnist(split: \"train)\n").unwrap_err()[0]
+            .message
+            .contains("not closed"));
+        let bad = parse("net caf\u{e9} = x\n").unwrap_err();
+        assert!(
+            bad[0].message.contains("unexpected character `\u{e9}`") && bad[0].span.start == 7,
+            "{bad:?}"
+        );
+        assert!(parse("# caf\u{e9}\ndata d = mnist(split: \"\u{e9}\")\n").is_ok());
+        assert!(parse("seed 1e400\n").unwrap_err()[0]
+            .message
+            .contains("`1e400` is too large to be a number"));
         let ok = format!("net n = input([1, 28, 28]){} >> linear(10)\n", " >> relu".repeat(1000));
         assert!(parse(&ok).is_ok());
     }
