@@ -5,6 +5,7 @@
 //! data_dir = "/data/mnist"       # MNIST's four IDX files (fetched here when absent)
 //! cache_dir = ".advpipe/cache"   # content-addressed artifacts
 //! results_dir = "results"        # one sub-folder per pipeline file
+//! max_memory = "16 GiB"          # refuse nodes estimated to need more (default: physical memory)
 //! ```
 
 use crate::error::{Error, Result};
@@ -21,6 +22,46 @@ pub struct FileConfig {
     pub cache_dir: Option<PathBuf>,
     /// Where results folders go.
     pub results_dir: Option<PathBuf>,
+    /// The most memory one node may be estimated to need: `"16 GiB"`, `"512 MiB"`, or bytes.
+    #[serde(default, deserialize_with = "memory_size")]
+    pub max_memory: Option<u64>,
+}
+
+fn memory_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    let text = match Size::deserialize(d)? {
+        Size::Bytes(n) => return Ok(Some(n)),
+        Size::Text(t) => t,
+    };
+    parse_memory_size(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// `"16 GiB"`, `"512MiB"`, `"2 TiB"`, `"1000000"` -> bytes.
+pub fn parse_memory_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "" | "B" | "bytes" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        other => return Err(format!("max_memory: unknown unit `{other}` (use KiB, MiB, GiB or TiB)")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("max_memory: `{text}` is not a size such as \"16 GiB\""))?;
+    let bytes = value * scale as f64;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("max_memory: `{text}` is not a usable size"));
+    }
+    Ok(bytes as u64)
 }
 
 /// Resolved settings.
@@ -32,6 +73,8 @@ pub struct Settings {
     pub cache_dir: PathBuf,
     /// Where results folders go.
     pub results_dir: PathBuf,
+    /// The most memory one node may be estimated to need, if set.
+    pub max_memory: Option<u64>,
 }
 
 /// Reads `advpipe.toml` from `dir` if present.
@@ -60,6 +103,7 @@ pub fn resolve(file: FileConfig, data_flag: Option<PathBuf>, cache_flag: Option<
             .or(file.cache_dir)
             .unwrap_or_else(|| PathBuf::from(".advpipe/cache")),
         results_dir: results_flag.or(file.results_dir).unwrap_or_else(|| PathBuf::from("results")),
+        max_memory: file.max_memory,
     }
 }
 
@@ -73,6 +117,17 @@ mod tests {
         let s = resolve(file, None, Some("/flag".into()), None);
         assert_eq!(s.cache_dir, PathBuf::from("/flag"));
         assert_eq!(s.results_dir, PathBuf::from("results"));
+    }
+
+    #[test]
+    fn memory_sizes() {
+        let file: FileConfig = toml::from_str("max_memory = \"1.5 GiB\"").unwrap();
+        assert_eq!(file.max_memory, Some(3 << 29));
+        let file: FileConfig = toml::from_str("max_memory = 4096").unwrap();
+        assert_eq!(file.max_memory, Some(4096));
+        let e = toml::from_str::<FileConfig>("max_memory = \"16 GB\"").unwrap_err().to_string();
+        assert!(e.contains("unknown unit `GB`"), "{e}");
+        assert!(parse_memory_size("lots").is_err());
     }
 
     #[test]

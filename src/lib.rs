@@ -13,6 +13,7 @@ pub mod config;
 pub mod data;
 pub mod diagnostics;
 pub mod error;
+pub mod estimate;
 pub mod eval;
 pub mod exec;
 pub mod files;

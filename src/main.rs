@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use advpipe::check::ir::Program;
 use advpipe::diagnostics::{render, Source};
-use advpipe::{cache::Cache, config, exec, plan, report, Error};
+use advpipe::{cache::Cache, config, estimate, exec, plan, report, Error};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -209,6 +209,14 @@ fn intent(status: &exec::Status) -> String {
     }
 }
 
+/// Refuses a program with a node estimated to need more memory than a run may use.
+fn check_memory(program: &Program, estimates: &[estimate::Estimate], max_memory: Option<u64>) -> Result<(), Failure> {
+    match estimate::memory_limit(max_memory) {
+        Some(limit) => estimate::check_fits(program, estimates, limit).map_err(|e| Failure::Runtime(Error::msg(e))),
+        None => Ok(()),
+    }
+}
+
 fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
         Command::Check { file, choose } => {
@@ -236,21 +244,29 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Plan { file, choose, places } => {
             let (_, program) = load(&file, &choose)?;
             let settings = settings(places)?;
+            let settings_max_memory = settings.max_memory;
             let cache = Cache::open(&settings.cache_dir)?;
             let opts = exec::RunOptions {
                 data_dir: settings.data_dir,
                 cache: &cache,
                 progress: false,
             };
-            let records = exec::preview(&program, &plan::plan(&program), &opts)?;
-            for (i, r) in records.iter().enumerate() {
+            let dag = plan::plan(&program);
+            let records = exec::preview(&program, &dag, &opts)?;
+            let estimates = estimate::estimate(&program);
+            for ((i, r), &id) in records.iter().enumerate().zip(&dag.order) {
+                let e = &estimates[id];
+                let work = e
+                    .gradients
+                    .map_or(String::new(), |g| format!(", {} gradients", estimate::show_count(g)));
                 println!(
-                    "{:>4}  {:<10} {:<20} {}  {}",
+                    "{:>4}  {:<10} {:<20} {}  {:<14} ~{}{work}",
                     i + 1,
                     r.kind,
                     r.name,
                     &r.key[..12],
-                    intent(&r.status)
+                    intent(&r.status),
+                    estimate::show_bytes(e.memory),
                 );
             }
             let to_run = records
@@ -258,6 +274,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 .filter(|r| matches!(r.status, exec::Status::Computed | exec::Status::Recomputed(_)))
                 .count();
             println!("{to_run} of {} node(s) would run", records.len());
+            check_memory(&program, &estimates, settings_max_memory)?;
             Ok(())
         }
         Command::Explain {
@@ -286,6 +303,14 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 "not cached (made on demand)".into()
             };
             println!("status   {status}");
+            let e = &estimate::estimate(&program)[id];
+            println!(
+                "needs    ~{} of memory, {} parameters{}",
+                estimate::show_bytes(e.memory),
+                estimate::show_count(e.params),
+                e.gradients
+                    .map_or(String::new(), |g| format!(", {} input gradients", estimate::show_count(g)))
+            );
             for (role, input) in &n.inputs {
                 println!(
                     "input    {role} = {} ({})  {}",
@@ -303,8 +328,10 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let (_, program) = load(&file, &choose)?;
             let settings = settings(places)?;
             let results = out.unwrap_or_else(|| settings.results_dir.join(file.file_stem().unwrap_or_default()));
-            // Before any compute: a results folder that cannot be replaced would lose the run.
+            // Before any compute: a results folder that cannot be replaced would lose the run,
+            // and a node that cannot fit in memory would abort it half-way.
             report::folder::check_replaceable(&results)?;
+            check_memory(&program, &estimate::estimate(&program), settings.max_memory)?;
             let cache = Cache::open(&settings.cache_dir)?;
             let dag = plan::plan(&program);
             eprintln!(

@@ -24,6 +24,7 @@ const NEUTRAL: &[&str] = &[
     "src/config.rs",
     "src/diagnostics.rs",
     "src/error.rs",
+    "src/estimate.rs",
     "src/files.rs",
     "src/lib.rs",
     "src/main.rs",

@@ -232,6 +232,43 @@ const CASES: &[Case] = &[
         says: &["inflates to more than 2 GiB"],
     },
     Case {
+        name: "a net too large for memory is refused before it runs",
+        setup: |d| {
+            write_tiny_mnist(&d.join("data"), 40, 20);
+            write(
+                &d.join("p.adv"),
+                "data d = mnist(split: \"train\")\n\
+                 net n = input([1, 28, 28]) >> flatten >> linear(65536) >> linear(65536) >> linear(10)\n\
+                 model m = fit(n, d, epochs: 1)\n",
+            );
+        },
+        args: &["run", "{dir}/p.adv", "--data-dir", "{dir}/data", "--cache-dir", "{dir}/c"],
+        code: 3,
+        says: &["node `m` (fit) would need about 4", "GiB of memory (4.3e9 parameters)"],
+    },
+    Case {
+        name: "data too large for memory is refused by plan",
+        setup: |d| write(&d.join("p.adv"), "data g = gaussian(n: 10, shape: [1e5, 1e5, 1e5])\n"),
+        args: &["plan", "{dir}/p.adv", "--cache-dir", "{dir}/c"],
+        code: 3,
+        says: &["node `g` (gaussian) would need about"],
+    },
+    Case {
+        name: "a 200,000-layer stack",
+        setup: |d| {
+            write(
+                &d.join("p.adv"),
+                format!(
+                    "net n = input([1, 28, 28]) >> flatten{} >> linear(10)\n",
+                    " >> relu".repeat(200_000)
+                ),
+            )
+        },
+        args: &["check", "{dir}/p.adv"],
+        code: 1,
+        says: &["more than 1024 operands"],
+    },
+    Case {
         name: "a checkpoint of NaNs",
         setup: |d| {
             write_tiny_mnist(&d.join("data"), 40, 20);

@@ -7,6 +7,7 @@ mod support;
 mod code_versions;
 mod diagnostics;
 mod extension;
+mod fuzz_seeds;
 mod hostile;
 mod imports;
 mod parse;

@@ -221,7 +221,11 @@ impl LayerSpec {
             }
         };
         match self {
-            LayerSpec::Flatten => Ok(vec![input.iter().product()]),
+            LayerSpec::Flatten => input
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .map(|n| vec![n])
+                .ok_or_else(|| format!("flatten of {} overflows", show_shape(input))),
             LayerSpec::Linear { units } => flat("linear").map(|_| vec![*units]),
             LayerSpec::Maxout { units, .. } => flat("maxout").map(|_| vec![*units]),
             LayerSpec::Rbf { units } => flat("rbf").map(|_| vec![*units]),
