@@ -121,7 +121,10 @@ fn too_large(path: &Path, kind: FileKind, len: u64) -> Result<()> {
 pub fn read(path: &Path, kind: FileKind) -> Result<Vec<u8>> {
     let len = check_regular(path, kind)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut bytes = Vec::with_capacity(len as usize);
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(len as usize)
+        .map_err(|_| Error::msg(format!("{}: not enough memory to read {}", path.display(), human_bytes(len))))?;
     // One byte past the limit tells a file that grew after the check from one that did not.
     file.take(kind.limit() + 1)
         .read_to_end(&mut bytes)

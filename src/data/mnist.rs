@@ -205,10 +205,13 @@ pub fn load(dir: &Path, params: &MnistParams) -> Result<Dataset> {
     }
     let width = shape.iter().product::<usize>();
     let chosen = &kept[params.skip..end];
-    let images = chosen
-        .iter()
-        .flat_map(|&i| images.data[i * width..(i + 1) * width].iter().map(|&b| b as f32 / 255.0))
-        .collect();
+    let mut pixels = super::try_buffer(chosen.len() * width)?;
+    pixels.extend(
+        chosen
+            .iter()
+            .flat_map(|&i| images.data[i * width..(i + 1) * width].iter().map(|&b| b as f32 / 255.0)),
+    );
+    let images = pixels;
     let labels = chosen.iter().map(|&i| relabel(labels.data[i])).collect();
     Ok(Dataset {
         images,

@@ -68,16 +68,32 @@ pub struct MnistParams {
 
 /// `n` samples of N(0, I) with the given shape, all labelled 0: inputs that belong to no
 /// class (the paper's appendix A feeds them to models to count "rubbish" predictions).
-pub fn gaussian(n: usize, shape: &[usize], classes: usize, seed: u64) -> Dataset {
+pub fn gaussian(n: usize, shape: &[usize], classes: usize, seed: u64) -> crate::Result<Dataset> {
     use rand::SeedableRng;
     use rand_distr::{Distribution, StandardNormal};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let width: usize = shape.iter().product();
-    let images = (0..n * width).map(|_| StandardNormal.sample(&mut rng)).collect();
-    Dataset {
+    let len = shape
+        .iter()
+        .try_fold(n, |total, &d| total.checked_mul(d))
+        .ok_or_else(|| crate::Error::msg("the noise set's size overflows"))?;
+    let mut images = try_buffer(len)?;
+    images.extend((0..len).map(|_| -> f32 { StandardNormal.sample(&mut rng) }));
+    Ok(Dataset {
         images,
         labels: vec![0; n],
         shape: shape.to_vec(),
         classes,
-    }
+    })
+}
+
+/// An empty buffer for `len` values, or an error instead of an abort when memory is short.
+pub fn try_buffer(len: usize) -> crate::Result<Vec<f32>> {
+    let mut buffer = Vec::new();
+    buffer.try_reserve_exact(len).map_err(|_| {
+        crate::Error::msg(format!(
+            "cannot allocate {} for a dataset: not enough memory",
+            crate::files::human_bytes((len as u64).saturating_mul(4))
+        ))
+    })?;
+    Ok(buffer)
 }

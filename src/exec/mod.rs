@@ -409,7 +409,7 @@ impl Executor<'_> {
                 let n = p["n"].as_u64().unwrap_or(1) as usize;
                 let shape: Vec<usize> = params(&p["shape"])?;
                 let classes = p["classes"].as_u64().unwrap_or(10) as usize;
-                Ok(Artifact::Data(Arc::new(crate::data::gaussian(n, &shape, classes, seed))))
+                Ok(Artifact::Data(Arc::new(crate::data::gaussian(n, &shape, classes, seed)?)))
             }
             "load" => {
                 let path = PathBuf::from(p["path"].as_str().unwrap_or_default());
