@@ -9,7 +9,8 @@
 use crate::check::ir::{NodeId, Program};
 use crate::nn::layers::{LayerSpec, NetSpec};
 
-const F32: f64 = 4.0;
+/// Bytes per value.
+pub const F32: f64 = 4.0;
 
 /// One node's estimate.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18,22 +19,83 @@ pub struct Estimate {
     pub memory: f64,
     /// Trainable parameters of the models it trains or reads.
     pub params: f64,
-    /// Bytes of the dataset it makes (data and craft nodes).
-    pub dataset: f64,
+    /// The dataset it makes (data and craft nodes).
+    pub data: Option<DataShape>,
     /// For nodes that attack: gradient evaluations (steps x restarts x examples).
     pub gradients: Option<f64>,
 }
 
 /// What a dataset node will hold: examples and values per example.
-#[derive(Clone, Copy, Default)]
-struct DataShape {
-    examples: f64,
-    width: f64,
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DataShape {
+    /// How many examples.
+    pub examples: f64,
+    /// Values per example.
+    pub width: f64,
 }
 
 impl DataShape {
-    fn bytes(self) -> f64 {
+    /// Its bytes as f32 values.
+    pub fn bytes(self) -> f64 {
         self.examples * self.width * F32
+    }
+}
+
+/// What a kind's estimate rule gets to go on.
+pub struct Sizes<'a> {
+    /// The node's canonical parameters.
+    pub params: &'a serde_json::Value,
+    /// Its dataset inputs (`data`, then `valid`), in that order.
+    pub data: Vec<DataShape>,
+    /// Parameters of every net it trains or reads.
+    pub net_params: f64,
+    /// Activations per example of every net it trains or reads, summed over layers.
+    pub activations: f64,
+    /// Its `batch` parameter (500 when it has none), at most the examples it reads.
+    pub batch: f64,
+}
+
+impl Sizes<'_> {
+    /// Examples of its first dataset input.
+    pub fn examples(&self) -> f64 {
+        self.data.first().map_or(0.0, |d| d.examples)
+    }
+
+    /// Bytes of all its dataset inputs.
+    pub fn data_bytes(&self) -> f64 {
+        self.data.iter().map(|d| d.bytes()).sum()
+    }
+
+    /// Its parameter `name` as a number, or `default`.
+    pub fn number(&self, name: &str, default: f64) -> f64 {
+        number(self.params, name, default)
+    }
+
+    /// The models it reads plus one batch forward and backward, and its input data: what
+    /// scoring, crafting and comparing nodes hold.
+    pub fn scoring(&self) -> f64 {
+        self.net_params * F32 + 2.0 * self.batch * self.activations * F32 + self.data_bytes()
+    }
+
+    /// Input gradients of an attack's parameters over `examples` examples (`None` without
+    /// an attack).
+    pub fn attack_work(&self, attack: &serde_json::Value, examples: f64) -> Option<f64> {
+        (!attack.is_null()).then(|| attack_gradients(attack) * examples)
+    }
+}
+
+/// A kind's estimate rule.
+pub type EstimateRule = fn(&Sizes) -> Estimate;
+
+/// The rule of kinds that score, compare or draw models on a dataset: the models, a batch
+/// forward and backward, the data, and an attack's input gradients if it has one.
+pub fn scoring_rule(sizes: &Sizes) -> Estimate {
+    let attack = sizes.params.get("attack").unwrap_or(&serde_json::Value::Null);
+    Estimate {
+        memory: sizes.scoring(),
+        params: sizes.net_params,
+        data: None,
+        gradients: sizes.attack_work(attack, sizes.examples()),
     }
 }
 
@@ -83,89 +145,41 @@ fn net_of(program: &Program, id: NodeId) -> Vec<NetSpec> {
     }
 }
 
-fn number(params: &serde_json::Value, name: &str, default: f64) -> f64 {
+/// A parameter as a number, or `default`.
+pub fn number(params: &serde_json::Value, name: &str, default: f64) -> f64 {
     params.get(name).and_then(|v| v.as_f64()).unwrap_or(default)
 }
 
 /// Gradient evaluations per example of an attack's parameters.
-fn attack_gradients(attack: &serde_json::Value) -> f64 {
+pub fn attack_gradients(attack: &serde_json::Value) -> f64 {
     if attack.is_null() {
         return 0.0;
     }
     number(attack, "steps", 1.0) * number(attack, "restarts", 1.0)
 }
 
-/// Every node's estimate, in node order.
-pub fn estimate(program: &Program) -> Vec<Estimate> {
-    let mut data = vec![DataShape::default(); program.nodes.len()];
-    let mut out = vec![Estimate::default(); program.nodes.len()];
+/// Every node's estimate, in node order, by each kind's rule (`rule_of`; a kind without
+/// one counts as [`scoring_rule`]).
+pub fn estimate(program: &Program, rule_of: &dyn Fn(&str) -> Option<EstimateRule>) -> Vec<Estimate> {
+    let mut out: Vec<Estimate> = Vec::with_capacity(program.nodes.len());
     // Nodes are stored inputs first, so one pass sees every input's shape.
     for (id, node) in program.nodes.iter().enumerate() {
-        let p = &node.params;
-        let input_data: Vec<DataShape> = node
+        let data: Vec<DataShape> = node
             .inputs
             .iter()
             .filter(|(role, _)| matches!(*role, "data" | "valid"))
-            .map(|(_, i)| data[*i])
+            .filter_map(|(_, i)| out[*i].data)
             .collect();
-        let inputs_bytes: f64 = input_data.iter().map(|d| d.bytes()).sum();
-        let examples = input_data.first().map_or(0.0, |d| d.examples);
-        let nets = net_of(program, id);
-        let sizes: Vec<NetSize> = nets.iter().map(net_size).collect();
-        let params: f64 = sizes.iter().map(|s| s.params).sum();
-        let activations: f64 = sizes.iter().map(|s| s.activations).sum();
-        let batch = number(p, "batch", 500.0).min(examples.max(1.0));
-        let e = &mut out[id];
-        e.params = params;
-        match node.kind.name {
-            "mnist" => {
-                let split = if p["split"] == "train" { 60_000.0 } else { 10_000.0 };
-                let n = p.get("take").and_then(|t| t.as_f64()).unwrap_or(split - number(p, "skip", 0.0));
-                data[id] = DataShape { examples: n, width: 784.0 };
-                // The IDX bytes of the whole split are read before the examples are chosen.
-                e.memory = data[id].bytes() + split * 785.0;
-            }
-            "gaussian" => {
-                let width = p["shape"]
-                    .as_array()
-                    .map_or(784.0, |s| s.iter().filter_map(|d| d.as_f64()).product());
-                data[id] = DataShape {
-                    examples: number(p, "n", 1.0),
-                    width,
-                };
-                e.memory = data[id].bytes();
-            }
-            "fit" => {
-                // Weights, gradients and optimizer state (one buffer for momentum, two for Adam).
-                let state = if p["optimizer"] == "adam" { 4.0 } else { 3.0 };
-                let crafting = p["loss"]
-                    .as_array()
-                    .map_or(0.0, |terms| terms.iter().map(|t| attack_gradients(&t["attack"])).sum());
-                e.memory = params * F32 * state + 2.0 * batch * activations * F32 + inputs_bytes;
-                if crafting > 0.0 {
-                    e.gradients = Some(crafting * examples * number(p, "epochs", 1.0));
-                }
-            }
-            "craft" => {
-                data[id] = input_data.first().copied().unwrap_or_default();
-                e.memory = params * F32 + 2.0 * batch * activations * F32 + 2.0 * inputs_bytes;
-                e.gradients = Some(attack_gradients(&p["attack"]) * examples);
-            }
-            "load" => e.memory = 2.0 * params * F32,
-            _ => {
-                e.memory = params * F32 + 2.0 * batch * activations * F32 + inputs_bytes;
-                let attack = p.get("attack").unwrap_or(&serde_json::Value::Null);
-                if !attack.is_null() {
-                    let n = if node.kind.name == "examples" {
-                        number(p, "n", 1.0)
-                    } else {
-                        examples
-                    };
-                    e.gradients = Some(attack_gradients(attack) * n);
-                }
-            }
-        }
-        e.dataset = data[id].bytes();
+        let nets: Vec<NetSize> = net_of(program, id).iter().map(net_size).collect();
+        let examples = data.first().map_or(0.0, |d| d.examples);
+        let sizes = Sizes {
+            params: &node.params,
+            data,
+            net_params: nets.iter().map(|s| s.params).sum(),
+            activations: nets.iter().map(|s| s.activations).sum(),
+            batch: number(&node.params, "batch", 500.0).min(examples.max(1.0)),
+        };
+        out.push(rule_of(node.kind.name).unwrap_or(scoring_rule)(&sizes));
     }
     out
 }
@@ -223,7 +237,7 @@ mod tests {
 
     fn estimates(text: &str) -> (Program, Vec<Estimate>) {
         let program = crate::compile(&crate::diagnostics::Source::new("t.adv", text)).expect("checks");
-        let e = estimate(&program);
+        let e = estimate(&program, &crate::kinds::estimate_rule);
         (program, e)
     }
 

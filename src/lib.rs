@@ -17,6 +17,7 @@ pub mod estimate;
 pub mod eval;
 pub mod exec;
 pub mod files;
+pub mod kinds;
 pub mod nn;
 pub mod params;
 pub mod plan;
@@ -36,7 +37,7 @@ pub fn compile(source: &Source) -> std::result::Result<check::ir::Program, Vec<D
 /// Parse and check with the profile and `--set` values the command line chose.
 pub fn compile_with(source: &Source, choices: &check::expand::Choices) -> std::result::Result<check::ir::Program, Vec<Diagnostic>> {
     let file = syntax::parse(&source.text)?;
-    check::check_with(&file, &source.text, choices)
+    check::check_with(&file, &source.text, choices, &kinds::specs())
 }
 
 /// A `--set NAME=VALUE` override: the name and the value, which must be a number, a string

@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use advpipe::check::ir::Program;
 use advpipe::diagnostics::{render, Source};
-use advpipe::{cache::Cache, config, estimate, exec, plan, report, Error};
+use advpipe::{cache::Cache, config, estimate, exec, kinds, plan, report, Error};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -250,10 +250,11 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 data_dir: settings.data_dir,
                 cache: &cache,
                 progress: false,
+                runners: kinds::runner,
             };
             let dag = plan::plan(&program);
             let records = exec::preview(&program, &dag, &opts)?;
-            let estimates = estimate::estimate(&program);
+            let estimates = estimate::estimate(&program, &kinds::estimate_rule);
             for ((i, r), &id) in records.iter().enumerate().zip(&dag.order) {
                 let e = &estimates[id];
                 let work = e
@@ -293,17 +294,23 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let settings = settings(places)?;
             let cache = Cache::open(&settings.cache_dir)?;
             let dag = plan::plan(&program);
-            let keys = exec::keys(&program, &dag, &settings.data_dir)?;
+            let opts = exec::RunOptions {
+                data_dir: settings.data_dir,
+                cache: &cache,
+                progress: false,
+                runners: kinds::runner,
+            };
+            let keys = exec::keys(&program, &dag, &opts)?;
             let n = &program.nodes[id];
             println!("node     {} ({}, version {})", n.name, n.kind.name, n.kind.version);
             println!("key      {}", keys[id]);
             let status = if n.kind.cached {
-                intent(&exec::expected_status(&cache, &keys[id]))
+                intent(&exec::expected_status(opts.cache, &keys[id]))
             } else {
                 "not cached (made on demand)".into()
             };
             println!("status   {status}");
-            let e = &estimate::estimate(&program)[id];
+            let e = &estimate::estimate(&program, &kinds::estimate_rule)[id];
             println!(
                 "needs    ~{} of memory, {} parameters{}",
                 estimate::show_bytes(e.memory),
@@ -317,7 +324,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                     program.nodes[*input].name, program.nodes[*input].kind.name, keys[*input]
                 );
             }
-            let digest = exec::source_digest(&program, id, &settings.data_dir)?;
+            let digest = exec::source_digest(&program, id, &opts)?;
             let recipe = plan::recipe(&program, id, &keys, digest.as_deref());
             println!("recipe (the key is the BLAKE3 hash of this JSON, compact and with sorted keys):");
             println!("{}", serde_json::to_string_pretty(&recipe).expect("JSON values print"));
@@ -331,7 +338,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             // Before any compute: a results folder that cannot be replaced would lose the run,
             // and a node that cannot fit in memory would abort it half-way.
             report::folder::check_replaceable(&results)?;
-            check_memory(&program, &estimate::estimate(&program), settings.max_memory)?;
+            check_memory(&program, &estimate::estimate(&program, &kinds::estimate_rule), settings.max_memory)?;
             let cache = Cache::open(&settings.cache_dir)?;
             let dag = plan::plan(&program);
             eprintln!(
@@ -344,6 +351,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 data_dir: settings.data_dir,
                 cache: &cache,
                 progress: std::io::stderr().is_terminal(),
+                runners: kinds::runner,
             };
             let outcome = exec::run(&program, &dag, &opts, &mut std::io::stderr())?;
             let tables = report::tables(&program, &outcome);

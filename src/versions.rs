@@ -21,20 +21,26 @@ pub struct CodeUnit {
     pub sources: Vec<&'static str>,
 }
 
-fn unit(name: String, version: u32, sources: &[&'static str]) -> CodeUnit {
-    CodeUnit {
-        name,
-        version,
-        sources: sources.to_vec(),
+impl CodeUnit {
+    /// A unit named `name` at `version`, covering `sources`.
+    pub fn new(name: String, version: u32, sources: &[&'static str]) -> CodeUnit {
+        CodeUnit {
+            name,
+            version,
+            sources: sources.to_vec(),
+        }
     }
 }
 
-/// Every code unit of the built-in registries (and of attacks registered at run time).
+fn unit(name: String, version: u32, sources: &[&'static str]) -> CodeUnit {
+    CodeUnit::new(name, version, sources)
+}
+
+/// Every code unit below the node kinds: attacks and what they share, layers and what every
+/// net shares, optimizers (and attacks registered at run time). `crate::kinds::code_units`
+/// adds the kinds.
 pub fn units() -> Vec<CodeUnit> {
     let mut all = Vec::new();
-    for kind in crate::check::kinds::KINDS {
-        all.push(unit(format!("kind/{}", kind.name), kind.version, kind.sources));
-    }
     all.push(unit("attacks".into(), crate::attacks::MACHINERY_VERSION, &["src/attacks/mod.rs"]));
     for attack in crate::attacks::all() {
         all.push(unit(format!("attack/{}", attack.name), attack.version, &[attack.source]));
@@ -52,9 +58,11 @@ pub fn units() -> Vec<CodeUnit> {
 /// The versions of the code units a node uses: its kind, and every attack, layer and
 /// optimizer its parameters name. Upstream code is covered through the input keys.
 pub fn used_by(node: &Node) -> BTreeMap<String, u32> {
-    let mut names = vec![format!("kind/{}", node.kind.name)];
+    let mut names = Vec::new();
     collect(&node.params, &mut names);
-    names.into_iter().filter_map(|name| version_of(&name).map(|v| (name, v))).collect()
+    let mut used: BTreeMap<String, u32> = names.into_iter().filter_map(|name| version_of(&name).map(|v| (name, v))).collect();
+    used.insert(format!("kind/{}", node.kind.name), node.kind.version);
+    used
 }
 
 /// The version of the unit named `name`, looked up without building [`units`] (keys are
@@ -62,7 +70,6 @@ pub fn used_by(node: &Node) -> BTreeMap<String, u32> {
 fn version_of(name: &str) -> Option<u32> {
     let (family, member) = name.split_once('/').unwrap_or((name, ""));
     match family {
-        "kind" => crate::check::kinds::find(member).map(|k| k.version),
         "attacks" => Some(crate::attacks::MACHINERY_VERSION),
         "attack" => crate::attacks::find(member).map(|a| a.version),
         "net" => Some(crate::nn::layers::NET_VERSION),
@@ -105,7 +112,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_unit_is_found_by_name() {
+    fn every_unit_below_the_kinds_is_found_by_name() {
         for unit in units() {
             assert_eq!(version_of(&unit.name), Some(unit.version), "{}", unit.name);
         }
@@ -113,7 +120,7 @@ mod tests {
 
     #[test]
     fn unit_names_are_unique() {
-        let units = units();
+        let units = crate::kinds::code_units();
         let mut names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
         names.sort();
         let before = names.len();

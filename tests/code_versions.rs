@@ -24,6 +24,8 @@ const NEUTRAL: &[&str] = &[
     "src/config.rs",
     "src/diagnostics.rs",
     "src/error.rs",
+    "src/exec/mod.rs",
+    "src/kinds/mod.rs",
     "src/estimate.rs",
     "src/files.rs",
     "src/lib.rs",
@@ -61,7 +63,7 @@ fn rust_files(dir: &Path, root: &Path, out: &mut Vec<String>) {
 
 /// The crate's own units (tests may register attacks of their own in this process).
 fn builtin_units() -> Vec<advpipe::versions::CodeUnit> {
-    advpipe::versions::units()
+    advpipe::kinds::code_units()
         .into_iter()
         .filter(|u| u.sources.iter().all(|s| s.starts_with("src/")))
         .collect()
@@ -90,7 +92,9 @@ fn problems(recorded: &Table, now: &Table, units: &[advpipe::versions::CodeUnit]
             .iter()
             .any(|u| recorded.versions.get(&u.name).is_some_and(|v| *v != u.version));
         let names: Vec<&str> = covering.iter().map(|u| u.name.as_str()).collect();
-        if bumped || !recorded.sources.contains_key(source) {
+        if !recorded.sources.contains_key(source) {
+            problems.push(format!("{source} is a new source of {}: record it", names.join(", ")));
+        } else if bumped {
             problems.push(format!("{source} changed and a version covering it was bumped: record it"));
         } else {
             problems.push(format!(

@@ -355,6 +355,7 @@ fn a_checkpoint_loads_back_and_scores_the_same() {
         data_dir: data.clone(),
         cache: &cache,
         progress: false,
+        runners: advpipe::kinds::runner,
     };
     let err = advpipe::exec::run(&program, &plan, &opts, &mut Vec::new())
         .err()

@@ -46,6 +46,7 @@ pub fn run_text(text: &str, data: &Path, cache: &Path) -> (advpipe::check::ir::P
         data_dir: data.to_path_buf(),
         cache: &cache,
         progress: false,
+        runners: advpipe::kinds::runner,
     };
     let mut log = Vec::new();
     let outcome = exec::run(&program, &plan, &opts, &mut log).unwrap();

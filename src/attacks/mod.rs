@@ -270,10 +270,11 @@ pub struct AttackKind {
 static REGISTERED: std::sync::RwLock<Vec<&'static AttackKind>> = std::sync::RwLock::new(Vec::new());
 
 /// Adds an attack defined outside this crate (a plugin, or a test) to the registry, for the
-/// rest of the process. A name already taken is refused.
+/// rest of the process. A name an attack or layer already has is refused (node kinds, which
+/// sit above attacks, refuse attacks' names when they register).
 pub fn register(kind: &'static AttackKind) -> Result<(), String> {
-    if find(kind.name).is_some() || crate::check::kinds::find(kind.name).is_some() {
-        return Err(format!("an attack or node kind named `{}` already exists", kind.name));
+    if find(kind.name).is_some() || crate::nn::layers::LAYERS.iter().any(|l| l.name == kind.name) {
+        return Err(format!("an attack or layer named `{}` already exists", kind.name));
     }
     REGISTERED.write().unwrap_or_else(|e| e.into_inner()).push(kind);
     Ok(())

@@ -12,46 +12,68 @@ pub mod kinds;
 
 use crate::attacks::{self, COMMON_PARAMS};
 use crate::diagnostics::{codes, did_you_mean, Diagnostic, Span};
-use crate::eval::Metrics;
 use crate::nn::layers::{show_shape, LayerSpec, NetSpec, LAYERS};
 use crate::params::{Category, Default, ParamSpec, ParamType};
 use crate::syntax::ast::{self, Expr, ExprKind, Item};
 use ir::{NodeId, Program};
-use kinds::NodeKind;
+pub use kinds::NodeKind;
 use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
 
 /// What an expression evaluates to while checking.
 #[derive(Clone, Debug)]
-enum Value {
+pub enum Value {
+    /// A number; `percent` when written with `%` (already divided by 100).
     Number {
+        /// Its value.
         value: f64,
+        /// Written as a percentage.
         percent: bool,
     },
+    /// A string.
     Str(String),
+    /// A list, each item with its span.
     List(Vec<(Value, Span)>),
+    /// A dataset node.
     Data {
+        /// The node that makes it.
         node: NodeId,
+        /// One example's shape.
         shape: Vec<usize>,
+        /// How many classes its labels have.
         classes: usize,
     },
+    /// A net (a layer stack with its input shape).
     Net(NetSpec),
+    /// One layer.
     Layer(LayerSpec),
+    /// A model node.
     Model {
+        /// The node that makes it.
         node: NodeId,
+        /// Its architecture.
         net: NetSpec,
     },
+    /// An attack's canonical parameters.
     Attack(Json),
     /// Weighted terms; `None` is the clean loss, `Some` an attack's JSON.
     Loss(Vec<(f64, Option<Json>)>),
+    /// An evaluation node and the metrics it produces.
     Metrics {
+        /// The node.
         node: NodeId,
+        /// Its metric names.
         fields: Vec<String>,
     },
+    /// An example grid (for the report).
     Examples,
+    /// A figure (for the report).
     Figure,
+    /// One metric of an evaluation.
     MetricRef {
+        /// The evaluation node.
         node: NodeId,
+        /// The metric.
         field: String,
     },
 }
@@ -100,7 +122,9 @@ enum DeclState {
     Done(Option<Value>),
 }
 
-struct Checker<'a> {
+/// The checker's state; node kinds' check rules (`crate::kinds`) use its public methods.
+pub struct Checker<'a> {
+    kinds: &'a [&'static NodeKind],
     decls: Vec<&'a ast::Decl>,
     state: HashMap<&'a str, DeclState>,
     program: Program,
@@ -110,17 +134,19 @@ struct Checker<'a> {
     current_decl: Option<(&'a str, Span)>,
 }
 
-/// Checks a parsed file with every `param` at its value in the file (the first profile).
-/// Returns the program, or all diagnostics found.
-pub fn check(file: &ast::File, source: &str) -> Result<Program, Vec<Diagnostic>> {
-    check_with(file, source, &expand::Choices::default())
-}
-
-/// Checks a parsed file with the profile and parameter values the command line chose.
-pub fn check_with(file: &ast::File, source: &str, choices: &expand::Choices) -> Result<Program, Vec<Diagnostic>> {
+/// Checks a parsed file with the profile and parameter values the command line chose,
+/// against the node kinds in `kinds` (`advpipe::kinds::all()`). Returns the program, or all
+/// diagnostics found.
+pub fn check_with(
+    file: &ast::File,
+    source: &str,
+    choices: &expand::Choices,
+    kinds: &[&'static NodeKind],
+) -> Result<Program, Vec<Diagnostic>> {
     let expanded = expand::expand(file, choices)?;
     let file = &expanded.file;
     let mut c = Checker {
+        kinds,
         decls: Vec::new(),
         state: HashMap::new(),
         program: Program {
@@ -208,9 +234,15 @@ pub fn check_with(file: &ast::File, source: &str, choices: &expand::Choices) -> 
 }
 
 impl<'a> Checker<'a> {
-    fn error<T>(&mut self, d: Diagnostic) -> Option<T> {
+    /// Records a diagnostic; returns `None` so a rule can `return c.error(...)`.
+    pub fn error<T>(&mut self, d: Diagnostic) -> Option<T> {
         self.diags.push(d);
         None
+    }
+
+    /// The file's seed (`seed N`).
+    pub fn file_seed(&self) -> u64 {
+        self.program.seed
     }
 
     /// The value of a declared name, checking its declaration on first use.
@@ -498,7 +530,7 @@ impl<'a> Checker<'a> {
 
     fn call(&mut self, callee: &'a ast::Ident, args: &'a [ast::Arg], span: Span, decl_name: Option<&str>) -> Option<Value> {
         let name = callee.name.as_str();
-        if let Some(kind) = kinds::find(name) {
+        if let Some(kind) = self.kinds.iter().copied().find(|k| k.name == name) {
             let bound = self.bind(callee, kind.params, args, span)?;
             return self.node(kind, bound, span, decl_name);
         }
@@ -529,7 +561,7 @@ impl<'a> Checker<'a> {
                 .help(format!("use it without parentheses: `{name}`")),
             );
         }
-        let mut all: Vec<&str> = kinds::KINDS.iter().map(|k| k.name).collect();
+        let mut all: Vec<&str> = self.kinds.iter().map(|k| k.name).collect();
         all.extend(LAYERS.iter().map(|l| l.name));
         all.extend(attacks::all().iter().map(|a| a.name));
         let help = match did_you_mean(name, all.iter().copied()) {
@@ -550,244 +582,35 @@ impl<'a> Checker<'a> {
         Some(Value::Layer(layer))
     }
 
-    /// Creates the value of a registered kind from bound arguments.
+    /// Creates the value of a registered kind from bound arguments: its check rule.
     fn node(&mut self, kind: &'static NodeKind, mut bound: Bound, span: Span, decl_name: Option<&str>) -> Option<Value> {
         // A node's own seed defaults to the file's, and is then part of its parameters.
         if bound.json.get("seed").is_some_and(Json::is_null) {
             bound.json.insert("seed".into(), self.program.seed.into());
         }
-
-        let mut inputs: Vec<(&'static str, NodeId)> = Vec::new();
-        match kind.name {
-            "input" => {
-                let shape: Vec<usize> = serde_json::from_value(bound.json["shape"].clone()).ok()?;
-                Some(Value::Net(NetSpec {
-                    input: shape,
-                    layers: vec![],
-                }))
-            }
-            "mnist" => {
-                let skip = bound.json["skip"].as_u64().unwrap_or(0);
-                let split = bound.json["split"].as_str().unwrap_or("train");
-                let size = crate::data::mnist::split_size(split) as u64;
-                let take = bound.json["take"].as_u64();
-                if skip + take.unwrap_or(1) > size {
-                    let s = bound.spans.get("take").or(bound.spans.get("skip")).copied().unwrap_or(span);
-                    return self.error(
-                        Diagnostic::new(
-                            codes::OUT_OF_RANGE,
-                            s,
-                            format!(
-                                "the MNIST {split} split has {size} examples; skip {skip} + take {} exceeds it",
-                                take.map_or("1".into(), |t| t.to_string())
-                            ),
-                        )
-                        .label("too many examples"),
-                    );
-                }
-                let classes = bound.json["classes"].as_array().map_or(10, Vec::len);
-                let node = self.push(kind, bound.json, inputs, span, decl_name);
-                Some(Value::Data {
-                    node,
-                    shape: vec![1, 28, 28],
-                    classes,
-                })
-            }
-            "gaussian" => {
-                if bound.json["shape"].is_null() {
-                    bound.json["shape"] = json!([1, 28, 28]);
-                }
-                let shape: Vec<usize> = serde_json::from_value(bound.json["shape"].clone()).ok()?;
-                let classes = bound.json["classes"].as_u64().unwrap_or(10) as usize;
-                let node = self.push(kind, bound.json, inputs, span, decl_name);
-                Some(Value::Data { node, shape, classes })
-            }
-            "craft" => {
-                let (model, data, shape, classes) = self.take_model_and_data(&mut bound)?;
-                self.take_attack(&mut bound, "attack");
-                inputs.extend([("model", model), ("data", data)]);
-                let node = self.push(kind, bound.json, inputs, span, decl_name);
-                Some(Value::Data { node, shape, classes })
-            }
-            "fit" => {
-                let Some(Value::Net(net)) = bound.values.remove("net") else {
-                    return None;
-                };
-                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
-                let net_span = bound.spans["net"];
-                self.fits(&net, &shape, classes, net_span, bound.spans["data"])?;
-                inputs.push(("data", data));
-                if let Some(Value::Data {
-                    node: valid,
-                    shape,
-                    classes,
-                }) = bound.values.remove("valid")
-                {
-                    self.fits(&net, &shape, classes, net_span, bound.spans["valid"])?;
-                    inputs.push(("valid", valid));
-                } else {
-                    for needs_valid in ["patience", "valid_attack"] {
-                        if bound.spans.contains_key(needs_valid) {
-                            return self.error(
-                                Diagnostic::new(
-                                    codes::MISSING_PARAM,
-                                    bound.spans[needs_valid],
-                                    format!("`{needs_valid}` needs a validation set"),
-                                )
-                                .label("no `valid` given")
-                                .help("add `valid: <data>`, e.g. `data valid = mnist(split: \"train\", skip: 50000)`"),
-                            );
-                        }
-                    }
-                }
-                if bound.json["loss"].is_null() {
-                    bound.json["loss"] = json!([{"weight": 1.0, "attack": null}]);
-                }
-                self.take_attack(&mut bound, "valid_attack");
-                bound.json.insert("net".into(), serde_json::to_value(&net).expect("nets serialize"));
-                Some(Value::Model {
-                    node: self.push(kind, bound.json, inputs, span, decl_name),
-                    net,
-                })
-            }
-            "load" => {
-                let Some(Value::Net(net)) = bound.values.remove("net") else {
-                    return None;
-                };
-                if net.layers.is_empty() {
-                    return self.error(
-                        Diagnostic::new(codes::WRONG_TYPE, bound.spans["net"], "a net without layers has nothing to load")
-                            .label("no layers"),
-                    );
-                }
-                bound.json.insert("net".into(), serde_json::to_value(&net).expect("nets serialize"));
-                Some(Value::Model {
-                    node: self.push(kind, bound.json, inputs, span, decl_name),
-                    net,
-                })
-            }
-            "ensemble" => {
-                let members = self.take_models(&mut bound, "models")?;
-                if members.iter().any(|(_, net)| net.top() != crate::nn::Top::Softmax) {
-                    return self.error(
-                        Diagnostic::new(
-                            codes::WRONG_TYPE,
-                            bound.spans["models"],
-                            "an ensemble averages softmax probabilities; a member has a sigmoid top",
-                        )
-                        .label("includes a sigmoid-top model")
-                        .help("ensemble models that end in a softmax (no `sigmoid_top`)"),
-                    );
-                }
-                let net = members[0].1.clone();
-                inputs.extend(members.iter().map(|(id, _)| ("models", *id)));
-                Some(Value::Model {
-                    node: self.push(kind, bound.json, inputs, span, decl_name),
-                    net,
-                })
-            }
-            "evaluate" => {
-                let (model, data, _, _) = self.take_model_and_data(&mut bound)?;
-                self.take_attack(&mut bound, "attack");
-                inputs.extend([("model", model), ("data", data)]);
-                let fields = Metrics::FIELDS.iter().map(|(f, _)| f.to_string()).collect();
-                Some(Value::Metrics {
-                    node: self.push(kind, bound.json, inputs, span, decl_name),
-                    fields,
-                })
-            }
-            "agreement" => {
-                let (source, net) = self.take_model(&mut bound, "source")?;
-                let (other, other_net) = self.take_model(&mut bound, "other")?;
-                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
-                self.fits(&net, &shape, classes, bound.spans["source"], bound.spans["data"])?;
-                self.fits(&other_net, &shape, classes, bound.spans["other"], bound.spans["data"])?;
-                inputs.extend([("source", source), ("other", other), ("data", data)]);
-                let fields = vec!["rate".to_string(), "examples".to_string()];
-                Some(Value::Metrics {
-                    node: self.push(kind, bound.json, inputs, span, decl_name),
-                    fields,
-                })
-            }
-            "rubbish" => {
-                let (model, data, _, classes) = self.take_model_and_data(&mut bound)?;
-                inputs.extend([("model", model), ("data", data)]);
-                let mut fields: Vec<String> = ["rate", "confidence", "examples"].map(String::from).to_vec();
-                fields.extend((0..classes).map(|k| format!("share_{k}")));
-                Some(Value::Metrics {
-                    node: self.push(kind, bound.json, inputs, span, decl_name),
-                    fields,
-                })
-            }
-            "examples" => {
-                let (model, data, _, _) = self.take_model_and_data(&mut bound)?;
-                self.take_attack(&mut bound, "attack");
-                inputs.extend([("model", model), ("data", data)]);
-                self.push(kind, bound.json, inputs, span, decl_name);
-                Some(Value::Examples)
-            }
-            "weights" => {
-                let models = self.take_models(&mut bound, "models")?;
-                for (_, net) in &models {
-                    let first = net.layers.iter().find(|l| {
-                        matches!(
-                            l,
-                            LayerSpec::Conv2d { .. } | LayerSpec::Linear { .. } | LayerSpec::Maxout { .. } | LayerSpec::Rbf { .. }
-                        )
-                    });
-                    if !matches!(first, Some(LayerSpec::Linear { .. } | LayerSpec::Maxout { .. })) {
-                        return self.error(
-                            Diagnostic::new(
-                                codes::WRONG_TYPE,
-                                bound.spans["models"],
-                                "`weights` draws a first linear or maxout layer; a model starts with another layer",
-                            )
-                            .label("no linear or maxout first layer")
-                            .help("list models whose first layer with weights is `linear` or `maxout`"),
-                        );
-                    }
-                }
-                inputs.extend(models.iter().map(|(id, _)| ("models", *id)));
-                self.push(kind, bound.json, inputs, span, decl_name);
-                Some(Value::Figure)
-            }
-            "transfer" => {
-                let models = self.take_models(&mut bound, "models")?;
-                let (data, shape, classes) = self.take_data(&mut bound, "data")?;
-                for (_, net) in &models {
-                    self.fits(net, &shape, classes, bound.spans["models"], bound.spans["data"])?;
-                }
-                self.take_attack(&mut bound, "attack");
-                inputs.extend(models.iter().map(|(id, _)| ("models", *id)));
-                inputs.push(("data", data));
-                let n = models.len();
-                let fields = (0..n).flat_map(|i| (0..n).map(move |j| format!("error_{i}_{j}"))).collect();
-                Some(Value::Metrics {
-                    node: self.push(kind, bound.json, inputs, span, decl_name),
-                    fields,
-                })
-            }
-            other => unreachable!("node kind {other} has no checker case"),
-        }
+        let at = At { kind, span, decl_name };
+        (kind.check)(self, bound, &at)
     }
 
     /// The `model` and `data` arguments, checked to fit each other: (model, data, example
     /// shape, classes).
-    fn take_model_and_data(&mut self, bound: &mut Bound) -> Option<(NodeId, NodeId, Vec<usize>, usize)> {
+    pub fn take_model_and_data(&mut self, bound: &mut Bound) -> Option<(NodeId, NodeId, Vec<usize>, usize)> {
         let (model, net) = self.take_model(bound, "model")?;
         let (data, shape, classes) = self.take_data(bound, "data")?;
         self.fits(&net, &shape, classes, bound.spans["model"], bound.spans["data"])?;
         Some((model, data, shape, classes))
     }
 
-    fn take_model(&mut self, bound: &mut Bound, name: &str) -> Option<(NodeId, NetSpec)> {
+    /// A model argument: its node and net.
+    pub fn take_model(&mut self, bound: &mut Bound, name: &str) -> Option<(NodeId, NetSpec)> {
         match bound.values.remove(name) {
             Some(Value::Model { node, net }) => Some((node, net)),
             _ => None,
         }
     }
 
-    fn take_data(&mut self, bound: &mut Bound, name: &str) -> Option<(NodeId, Vec<usize>, usize)> {
+    /// A dataset argument: its node, example shape and classes.
+    pub fn take_data(&mut self, bound: &mut Bound, name: &str) -> Option<(NodeId, Vec<usize>, usize)> {
         match bound.values.remove(name) {
             Some(Value::Data { node, shape, classes }) => Some((node, shape, classes)),
             _ => None,
@@ -795,14 +618,14 @@ impl<'a> Checker<'a> {
     }
 
     /// Moves an attack argument into the node's canonical parameters (absent stays null).
-    fn take_attack(&mut self, bound: &mut Bound, name: &str) {
+    pub fn take_attack(&mut self, bound: &mut Bound, name: &str) {
         if let Some(Value::Attack(a)) = bound.values.remove(name) {
             bound.json.insert(name.into(), a);
         }
     }
 
     /// A list of models that all take the same input and give the same output width.
-    fn take_models(&mut self, bound: &mut Bound, name: &str) -> Option<Vec<(NodeId, NetSpec)>> {
+    pub fn take_models(&mut self, bound: &mut Bound, name: &str) -> Option<Vec<(NodeId, NetSpec)>> {
         let Some(Value::List(items)) = bound.values.remove(name) else {
             return None;
         };
@@ -843,7 +666,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks that a net fits a dataset: input shape and output width.
-    fn fits(&mut self, net: &NetSpec, shape: &[usize], classes: usize, net_span: Span, data_span: Span) -> Option<()> {
+    pub fn fits(&mut self, net: &NetSpec, shape: &[usize], classes: usize, net_span: Span, data_span: Span) -> Option<()> {
         if net.input != shape {
             return self.error(
                 Diagnostic::new(
@@ -876,27 +699,22 @@ impl<'a> Checker<'a> {
         Some(())
     }
 
-    fn push(
-        &mut self,
-        kind: &'static NodeKind,
-        params: Map<String, Json>,
-        inputs: Vec<(&'static str, NodeId)>,
-        span: Span,
-        decl_name: Option<&str>,
-    ) -> NodeId {
-        let name = match decl_name {
+    /// Adds the node a call makes, with its canonical parameters and inputs (by parameter
+    /// name); returns its id.
+    pub fn push(&mut self, at: &At<'_>, params: Map<String, Json>, inputs: Vec<(&'static str, NodeId)>) -> NodeId {
+        let name = match at.decl_name {
             Some(n) => n.to_string(),
             None => {
-                let (line, col) = crate::diagnostics::line_col(self.source, span.start);
-                format!("{}@{line}:{col}", kind.name)
+                let (line, col) = crate::diagnostics::line_col(self.source, at.span.start);
+                format!("{}@{line}:{col}", at.kind.name)
             }
         };
         self.program.nodes.push(ir::Node {
             name,
-            kind,
+            kind: at.kind,
             params: Json::Object(params),
             inputs,
-            span,
+            span: at.span,
         });
         self.program.nodes.len() - 1
     }
@@ -1350,10 +1168,24 @@ impl<'a> Checker<'a> {
     }
 }
 
-struct Bound {
-    json: Map<String, Json>,
-    values: HashMap<&'static str, Value>,
-    spans: HashMap<&'static str, Span>,
+/// A call's arguments, bound to its parameters.
+pub struct Bound {
+    /// Canonical parameters so far: every plain value, defaults filled in.
+    pub json: Map<String, Json>,
+    /// Arguments that are values of the language (datasets, nets, models, attacks, lists).
+    pub values: HashMap<&'static str, Value>,
+    /// Where each given argument was written.
+    pub spans: HashMap<&'static str, Span>,
+}
+
+/// The call a check rule is making a node for.
+pub struct At<'d> {
+    /// The node kind.
+    pub kind: &'static NodeKind,
+    /// The call's span.
+    pub span: Span,
+    /// The declared name, if the call is a declaration's whole value.
+    pub decl_name: Option<&'d str>,
 }
 
 enum Coerced {
@@ -1394,7 +1226,7 @@ mod tests {
     fn a_bare_layer_takes_its_defaults() {
         // Found by the mutation property test: `max_pool` written bare once panicked.
         let text = "data d = mnist(split: \"test\")\nnet n = input([1, 28, 28]) >> conv2d(4, kernel: 5) >> max_pool >> flatten >> linear(10)\nmodel m = fit(n, d)";
-        let program = super::check(&crate::syntax::parse(text).unwrap(), text).unwrap();
+        let program = crate::compile(&crate::diagnostics::Source::new("t.adv", text)).unwrap();
         let net = &program.nodes[1].params["net"];
         assert_eq!(
             net["layers"][1],

@@ -26,12 +26,21 @@ pub enum Artifact {
     Data(Arc<Dataset>),
     /// A trained model and how it was trained.
     Model {
+        /// The model.
         model: Arc<Model>,
+        /// How it was trained.
         params: FitParams,
+        /// The training curve and where it stopped.
         summary: FitSummary,
     },
-    /// An ensemble's members.
-    Ensemble(Vec<Arc<Model>>),
+    /// Models not trained here: a loaded checkpoint (one member, `ensemble: false`) or an
+    /// ensemble's members.
+    Models {
+        /// The models.
+        members: Vec<Arc<Model>>,
+        /// Whether they vote as an ensemble.
+        ensemble: bool,
+    },
     /// An evaluation's metrics.
     Metrics(MetricMap),
     /// Examples for the report.
@@ -64,7 +73,7 @@ impl Artifact {
             Artifact::Examples(e) => Ok(vec![("examples.json", to_json(e)?)]),
             Artifact::Figure(f) => Ok(vec![("figure.json", to_json(f)?)]),
             Artifact::Data(d) => Ok(vec![("examples.safetensors", encode_dataset(d)?)]),
-            Artifact::Ensemble(_) => Err(Error::msg("ensembles are not cached")),
+            Artifact::Models { .. } => Err(Error::msg("loaded models and ensembles are not cached")),
         }
     }
 

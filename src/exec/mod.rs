@@ -5,25 +5,47 @@
 //! that fails or is killed later keeps every node it finished. Cheap kinds are not cached
 //! (reading IDX files, sampling noise, grouping models into an ensemble): they are made
 //! only when some node has to compute.
+//!
+//! The executor knows node kinds only through their [`Runner`]s, which `crate::kinds`
+//! supplies (one per kind file): how a kind computes, which files it reads, and what must
+//! happen once before keys are computed. The [`Executor`]'s public methods are what a
+//! kind's `run` uses to reach its inputs.
 
-mod artifacts;
+pub mod artifacts;
 
 use crate::cache::{Cache, Lookup, Manifest};
-use crate::check::ir::{NodeId, Program};
-use crate::data::{mnist, Dataset, MnistParams};
+use crate::check::ir::{Node, NodeId, Program};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::MetricMap;
 use crate::files::{self, FileKind};
-use crate::nn::train::FitEvent;
 use crate::nn::{Classifier, Model};
 use crate::plan::{self, Plan};
-use artifacts::Artifact;
+pub use artifacts::Artifact;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// How a node kind runs: the executor's side of a kind (see `crate::kinds`).
+pub struct Runner {
+    /// Computes the node's artifact; its inputs are reached through the [`Executor`].
+    pub run: fn(&mut Executor<'_>, NodeId) -> Result<Artifact>,
+    /// The files the node reads, given the data folder: their bytes enter its key.
+    pub reads: Option<fn(&Node, &Path) -> Result<Vec<PathBuf>>>,
+    /// Runs once before any key is computed when the program has a node of this kind
+    /// (MNIST's fetch), with a line logger.
+    pub prepare: Option<fn(&Path, &mut dyn FnMut(&str)) -> Result<()>>,
+}
+
+/// Finds the runner of a node kind by name.
+pub type Runners = fn(&str) -> Option<&'static Runner>;
+
+fn runner_of(runners: Runners, node: &Node) -> Result<&'static Runner> {
+    runners(node.kind.name).ok_or_else(|| Error::msg(format!("node kind `{}` has no runner registered", node.kind.name)))
+}
 
 /// Where a run reads and writes.
 pub struct RunOptions<'a> {
@@ -33,6 +55,8 @@ pub struct RunOptions<'a> {
     pub cache: &'a Cache,
     /// Draw progress bars (on a terminal).
     pub progress: bool,
+    /// How each node kind runs (`advpipe::kinds::runner`).
+    pub runners: Runners,
 }
 
 /// What happened to a node in this run.
@@ -90,7 +114,8 @@ pub struct Outcome {
     pub figures: BTreeMap<NodeId, crate::eval::weights::WeightsFigure>,
 }
 
-struct Executor<'a> {
+/// A run in progress: what a kind's `run` reads its inputs and settings through.
+pub struct Executor<'a> {
     program: &'a Program,
     opts: &'a RunOptions<'a>,
     dev: crate::nn::Dev,
@@ -102,13 +127,16 @@ struct Executor<'a> {
 
 /// Runs a planned program. Status lines go to `log`.
 pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Write) -> Result<Outcome> {
-    let needs_mnist = program.nodes.iter().any(|n| n.kind.name == "mnist");
-    if needs_mnist {
-        mnist::ensure(&opts.data_dir, &mut |m| {
-            let _ = writeln!(log, "{m}");
-        })?;
+    let mut prepared: Vec<&str> = Vec::new();
+    for node in &program.nodes {
+        if let (Some(prepare), false) = (runner_of(opts.runners, node)?.prepare, prepared.contains(&node.kind.name)) {
+            prepared.push(node.kind.name);
+            prepare(&opts.data_dir, &mut |m| {
+                let _ = writeln!(log, "{m}");
+            })?;
+        }
     }
-    let keys = keys(program, plan, &opts.data_dir)?;
+    let keys = keys(program, plan, opts)?;
     let records = program
         .nodes
         .iter()
@@ -148,7 +176,7 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
             Artifact::Figure(f) => {
                 figures.insert(id, f);
             }
-            Artifact::Data(_) | Artifact::Model { .. } | Artifact::Ensemble(_) => {}
+            Artifact::Data(_) | Artifact::Model { .. } | Artifact::Models { .. } => {}
         }
     }
     Ok(Outcome {
@@ -161,7 +189,7 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
 
 /// What a run would do, node by node in execution order, without computing anything.
 pub fn preview(program: &Program, plan: &Plan, opts: &RunOptions) -> Result<Vec<NodeRecord>> {
-    let keys = keys(program, plan, &opts.data_dir)?;
+    let keys = keys(program, plan, opts)?;
     let mut records: Vec<NodeRecord> = Vec::new();
     for &id in &plan.order {
         let node = &program.nodes[id];
@@ -192,45 +220,54 @@ pub fn expected_status(cache: &Cache, key: &str) -> Status {
 }
 
 /// Every node's cache key: what it computes, from what, and the bytes of the files it reads
-/// (MNIST must be in `data_dir`; `run` fetches it first).
-pub fn keys(program: &Program, plan: &Plan, data_dir: &std::path::Path) -> Result<Vec<String>> {
-    let mut digests: HashMap<String, String> = HashMap::new();
+/// (MNIST must be in the data folder; `run` fetches it first).
+pub fn keys(program: &Program, plan: &Plan, opts: &RunOptions) -> Result<Vec<String>> {
+    // Several nodes read the same files (every `mnist` node of a split): hash each once.
+    let mut digests: HashMap<PathBuf, blake3::Hash> = HashMap::new();
     plan::keys(program, plan, &mut |id| {
         let node = &program.nodes[id];
-        if node.kind.name == "mnist" {
-            let split = node.params["split"].as_str().unwrap_or("train").to_string();
-            if !digests.contains_key(&split) {
-                digests.insert(split.clone(), mnist::digest(data_dir, &split)?);
-            }
-            return Ok(digests.get(&split).cloned());
+        let Some(reads) = runner_of(opts.runners, node)?.reads else {
+            return Ok(None);
+        };
+        let mut hasher = blake3::Hasher::new();
+        for path in reads(node, &opts.data_dir).map_err(|e| e.in_node(&node.name, node.kind.name))? {
+            let digest = match digests.get(&path) {
+                Some(d) => *d,
+                None => {
+                    let bytes = files::read(&path, FileKind::Checkpoint).map_err(|e| e.in_node(&node.name, node.kind.name))?;
+                    *digests.entry(path).or_insert(blake3::hash(&bytes))
+                }
+            };
+            hasher.update(digest.as_bytes());
         }
-        source_digest(program, id, data_dir)
+        Ok(Some(hasher.finalize().to_hex().to_string()))
     })
 }
 
-/// The content digest of the files a node reads (MNIST's split, a loaded checkpoint), if any.
-pub fn source_digest(program: &Program, id: NodeId, data_dir: &std::path::Path) -> Result<Option<String>> {
+/// The content digest of the files one node reads, if any (what `explain` shows).
+pub fn source_digest(program: &Program, id: NodeId, opts: &RunOptions) -> Result<Option<String>> {
     let node = &program.nodes[id];
-    match node.kind.name {
-        "mnist" => mnist::digest(data_dir, node.params["split"].as_str().unwrap_or("train")).map(Some),
-        "load" => {
-            let path = PathBuf::from(node.params["path"].as_str().unwrap_or_default());
-            let bytes = files::read(&path, FileKind::Checkpoint)
-                .map_err(|e| Error::msg(format!("node `{}` (load): cannot read the checkpoint: {e}", node.name)))?;
-            Ok(Some(blake3::hash(&bytes).to_hex().to_string()))
-        }
-        _ => Ok(None),
+    let Some(reads) = runner_of(opts.runners, node)?.reads else {
+        return Ok(None);
+    };
+    let mut hasher = blake3::Hasher::new();
+    for path in reads(node, &opts.data_dir)? {
+        hasher.update(blake3::hash(&files::read(&path, FileKind::Checkpoint)?).as_bytes());
     }
+    Ok(Some(hasher.finalize().to_hex().to_string()))
 }
 
 /// A model input: one model, or an ensemble's members.
-struct Models {
-    members: Vec<Arc<Model>>,
-    ensemble: bool,
+pub struct Models {
+    /// The model, or the ensemble's members.
+    pub members: Vec<Arc<Model>>,
+    /// Whether the members vote as an ensemble (averaged probabilities).
+    pub ensemble: bool,
 }
 
 impl Models {
-    fn classifier(&self) -> Classifier<'_> {
+    /// The classifier the models form.
+    pub fn classifier(&self) -> Classifier<'_> {
         if self.ensemble {
             Classifier::Ensemble(&self.members)
         } else {
@@ -239,11 +276,12 @@ impl Models {
     }
 }
 
-fn params<T: serde::de::DeserializeOwned>(json: &serde_json::Value) -> Result<T> {
+/// A node's canonical parameters (or a part of them) as a typed struct.
+pub fn params<T: serde::de::DeserializeOwned>(json: &serde_json::Value) -> Result<T> {
     serde_json::from_value(json.clone()).map_err(|e| Error::msg(format!("node parameters: {e}")))
 }
 
-impl Executor<'_> {
+impl<'a> Executor<'a> {
     fn say(&mut self, id: NodeId) {
         let r = &self.records[id];
         let time = if r.seconds >= 0.05 {
@@ -333,31 +371,36 @@ impl Executor<'_> {
         Ok(())
     }
 
-    fn data(&mut self, id: NodeId) -> Result<Arc<Dataset>> {
+    /// The dataset node `id` makes, made first if needed.
+    pub fn data(&mut self, id: NodeId) -> Result<Arc<Dataset>> {
         self.ensure(id)?;
         match &self.artifacts[&id] {
             Artifact::Data(d) => Ok(d.clone()),
-            _ => unreachable!("checked: a dataset"),
+            _ => Err(Error::msg(format!(
+                "node `{}` does not make a dataset",
+                self.program.nodes[id].name
+            ))),
         }
     }
 
-    fn models(&mut self, id: NodeId) -> Result<Models> {
+    /// The model (or ensemble) node `id` makes, made first if needed.
+    pub fn models(&mut self, id: NodeId) -> Result<Models> {
         self.ensure(id)?;
         match &self.artifacts[&id] {
             Artifact::Model { model, .. } => Ok(Models {
                 members: vec![model.clone()],
                 ensemble: false,
             }),
-            // A loaded model is a one-member group that is not an ensemble.
-            Artifact::Ensemble(members) => Ok(Models {
+            Artifact::Models { members, ensemble } => Ok(Models {
                 members: members.clone(),
-                ensemble: self.program.nodes[id].kind.name == "ensemble",
+                ensemble: *ensemble,
             }),
-            _ => unreachable!("checked: a model"),
+            _ => Err(Error::msg(format!("node `{}` does not make a model", self.program.nodes[id].name))),
         }
     }
 
-    fn inputs_of(&self, id: NodeId, role: &str) -> Vec<NodeId> {
+    /// The inputs of node `id` under parameter `role`, in order.
+    pub fn inputs_of(&self, id: NodeId, role: &str) -> Vec<NodeId> {
         self.program.nodes[id]
             .inputs
             .iter()
@@ -366,15 +409,58 @@ impl Executor<'_> {
             .collect()
     }
 
-    fn input(&self, id: NodeId, role: &str) -> NodeId {
-        self.inputs_of(id, role)[0]
+    /// The input of node `id` under parameter `role` (the checker made sure there is one).
+    pub fn input(&self, id: NodeId, role: &str) -> Result<NodeId> {
+        self.optional_input(id, role)
+            .ok_or_else(|| Error::msg(format!("node `{}` has no `{role}` input", self.program.nodes[id].name)))
     }
 
-    fn optional_input(&self, id: NodeId, role: &str) -> Option<NodeId> {
+    /// The input of node `id` under parameter `role`, if it has one.
+    pub fn optional_input(&self, id: NodeId, role: &str) -> Option<NodeId> {
         self.inputs_of(id, role).first().copied()
     }
 
-    fn bar(&self, len: u64, what: &str) -> ProgressBar {
+    /// Node `id` as the checker made it.
+    pub fn node(&self, id: NodeId) -> &'a Node {
+        &self.program.nodes[id]
+    }
+
+    /// Node `id`'s seed: its own `seed` parameter, else the file's.
+    pub fn seed(&self, id: NodeId) -> u64 {
+        self.program.nodes[id]
+            .params
+            .get("seed")
+            .and_then(|s| s.as_u64())
+            .unwrap_or(self.program.seed)
+    }
+
+    /// Node `id`'s `batch` parameter (examples per batch; 500 when it has none).
+    pub fn batch(&self, id: NodeId) -> usize {
+        self.program.nodes[id].params.get("batch").and_then(|b| b.as_u64()).unwrap_or(500) as usize
+    }
+
+    /// The device models compute on.
+    pub fn dev(&self) -> &crate::nn::Dev {
+        &self.dev
+    }
+
+    /// The folder with the data files.
+    pub fn data_dir(&self) -> &Path {
+        &self.opts.data_dir
+    }
+
+    /// Whether progress is drawn on a terminal (else it is logged line by line).
+    pub fn progress(&self) -> bool {
+        self.opts.progress
+    }
+
+    /// Where status lines go.
+    pub fn log(&mut self) -> &mut dyn Write {
+        &mut *self.log
+    }
+
+    /// A progress bar of `len` steps (hidden when not on a terminal).
+    pub fn bar(&self, len: u64, what: &str) -> ProgressBar {
         if !self.opts.progress {
             return ProgressBar::hidden();
         }
@@ -388,7 +474,8 @@ impl Executor<'_> {
         bar
     }
 
-    fn attack(json: &serde_json::Value, name: &str) -> Result<Option<crate::attacks::Crafter>> {
+    /// The attack in parameter `name` of canonical parameters `json`, if one is set.
+    pub fn attack(json: &serde_json::Value, name: &str) -> Result<Option<crate::attacks::Crafter>> {
         match json.get(name) {
             Some(a) if !a.is_null() => Ok(Some(crate::attacks::Crafter::from_json(a).map_err(Error::msg)?)),
             _ => Ok(None),
@@ -396,168 +483,7 @@ impl Executor<'_> {
     }
 
     fn compute(&mut self, id: NodeId) -> Result<Artifact> {
-        let node = &self.program.nodes[id];
-        let p = &node.params;
-        let seed = p.get("seed").and_then(|s| s.as_u64()).unwrap_or(self.program.seed);
-        let batch = p.get("batch").and_then(|b| b.as_u64()).unwrap_or(500) as usize;
-        match node.kind.name {
-            "mnist" => {
-                let params: MnistParams = params(p)?;
-                Ok(Artifact::Data(Arc::new(mnist::load(&self.opts.data_dir, &params)?)))
-            }
-            "gaussian" => {
-                let n = p["n"].as_u64().unwrap_or(1) as usize;
-                let shape: Vec<usize> = params(&p["shape"])?;
-                let classes = p["classes"].as_u64().unwrap_or(10) as usize;
-                Ok(Artifact::Data(Arc::new(crate::data::gaussian(n, &shape, classes, seed)?)))
-            }
-            "load" => {
-                let path = PathBuf::from(p["path"].as_str().unwrap_or_default());
-                let bytes = files::read(&path, FileKind::Checkpoint)?;
-                let net = params(&p["net"])?;
-                let model =
-                    Model::from_safetensors_for(&self.dev, &bytes, &net).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
-                Ok(Artifact::Ensemble(vec![Arc::new(model)]))
-            }
-            "ensemble" => {
-                let mut members = Vec::new();
-                for m in self.inputs_of(id, "models") {
-                    members.extend(self.models(m)?.members);
-                }
-                Ok(Artifact::Ensemble(members))
-            }
-            "fit" => {
-                let data = self.data(self.input(id, "data"))?;
-                let valid = match self.optional_input(id, "valid") {
-                    Some(v) => Some(self.data(v)?),
-                    None => None,
-                };
-                let net = params(&p["net"])?;
-                let params: crate::nn::train::FitParams = params(p)?;
-                let bar = self.bar(params.epochs as u64, "epochs");
-                let (name, tty, log) = (&node.name, self.opts.progress, &mut *self.log);
-                let (model, summary) = crate::nn::train::fit(&net, &data, valid.as_deref(), &params, &mut |event| match event {
-                    FitEvent::Step(epoch, step, steps, loss) => {
-                        bar.set_message(format!("epoch {epoch} step {step}/{steps} loss {loss:.4}"))
-                    }
-                    FitEvent::Epoch(record) => {
-                        let valid = record
-                            .valid_error
-                            .map_or(String::new(), |e| format!(", validation error {:.2}%", e * 100.0));
-                        let line = format!("             {name}: epoch {} loss {:.4}{valid}", record.epoch, record.loss);
-                        bar.set_position(record.epoch as u64);
-                        if tty {
-                            bar.println(line);
-                        } else {
-                            let _ = writeln!(log, "{line}");
-                        }
-                    }
-                })?;
-                bar.finish_and_clear();
-                Ok(Artifact::Model {
-                    model: Arc::new(model),
-                    params,
-                    summary,
-                })
-            }
-            "craft" => {
-                let models = self.models(self.input(id, "model"))?;
-                let data = self.data(self.input(id, "data"))?;
-                let attack = Self::attack(p, "attack")?.ok_or_else(|| Error::msg("craft needs an attack"))?;
-                let bar = self.bar(data.len() as u64, "examples");
-                let crafted = crate::eval::craft_set(&self.dev, models.classifier(), &data, &attack, seed, batch, &mut |done, _| {
-                    bar.set_position(done as u64)
-                });
-                bar.finish_and_clear();
-                Ok(Artifact::Data(Arc::new(crafted)))
-            }
-            "evaluate" => {
-                let models = self.models(self.input(id, "model"))?;
-                let data = self.data(self.input(id, "data"))?;
-                let attack = Self::attack(p, "attack")?;
-                let bar = self.bar(data.len() as u64, "examples");
-                let metrics = crate::eval::evaluate(
-                    &self.dev,
-                    models.classifier(),
-                    &data,
-                    attack.as_ref(),
-                    seed,
-                    batch,
-                    &mut |done, _| bar.set_position(done as u64),
-                );
-                bar.finish_and_clear();
-                Ok(Artifact::Metrics(metrics.to_map()))
-            }
-            "agreement" => {
-                let source = self.models(self.input(id, "source"))?;
-                let other = self.models(self.input(id, "other"))?;
-                let data = self.data(self.input(id, "data"))?;
-                let over: crate::eval::Over = params(&p["over"])?;
-                Ok(Artifact::Metrics(crate::eval::agreement(
-                    &self.dev,
-                    source.classifier(),
-                    other.classifier(),
-                    &data,
-                    over,
-                    batch,
-                )))
-            }
-            "rubbish" => {
-                let models = self.models(self.input(id, "model"))?;
-                let data = self.data(self.input(id, "data"))?;
-                let threshold = p["threshold"].as_f64().unwrap_or(0.5);
-                Ok(Artifact::Metrics(crate::eval::rubbish(
-                    &self.dev,
-                    models.classifier(),
-                    &data,
-                    threshold,
-                    batch,
-                )))
-            }
-            "examples" => {
-                let models = self.models(self.input(id, "model"))?;
-                let data = self.data(self.input(id, "data"))?;
-                let attack = Self::attack(p, "attack")?.ok_or_else(|| Error::msg("examples needs an attack"))?;
-                let n = p["n"].as_u64().unwrap_or(8) as usize;
-                Ok(Artifact::Examples(crate::eval::example_set(
-                    &self.dev,
-                    models.classifier(),
-                    &data,
-                    &attack,
-                    seed,
-                    n,
-                )))
-            }
-            "weights" => {
-                let n = p["n"].as_u64().unwrap_or(10) as usize;
-                let mut panels = Vec::new();
-                let mut shape = Vec::new();
-                for m in self.inputs_of(id, "models") {
-                    let models = self.models(m)?;
-                    let name = &self.program.nodes[m].name;
-                    shape = models.members[0].net.input.clone();
-                    panels.push(crate::eval::weights::first_layer(name, &models.members[0], n));
-                }
-                Ok(Artifact::Figure(crate::eval::weights::WeightsFigure { shape, panels }))
-            }
-            "transfer" => {
-                let mut all = Vec::new();
-                for m in self.inputs_of(id, "models") {
-                    all.push(self.models(m)?);
-                }
-                let data = self.data(self.input(id, "data"))?;
-                let attack = Self::attack(p, "attack")?.ok_or_else(|| Error::msg("transfer needs an attack"))?;
-                let classifiers: Vec<Classifier> = all.iter().map(Models::classifier).collect();
-                Ok(Artifact::Metrics(crate::eval::transfer(
-                    &self.dev,
-                    &classifiers,
-                    &data,
-                    &attack,
-                    seed,
-                    batch,
-                )))
-            }
-            other => unreachable!("no executor for {other}"),
-        }
+        let runner = runner_of(self.opts.runners, &self.program.nodes[id])?;
+        (runner.run)(self, id)
     }
 }

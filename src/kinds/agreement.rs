@@ -1,0 +1,68 @@
+//! `agreement(source, other, data, over)`: section 8's class agreement: how often `other`
+//! predicts the class `source` predicts, over the examples `over` picks.
+
+use super::{Kind, EVAL_BATCH};
+use crate::check::{At, Bound, Checker, NodeKind, Value};
+use crate::error::Result;
+use crate::estimate::scoring_rule;
+use crate::exec::{params, Artifact, Executor, Runner};
+use crate::params::{Category, Default, ParamSpec, ParamType};
+
+/// The registry entry.
+pub const KIND: Kind = Kind {
+    spec: NodeKind {
+        name: "agreement",
+        category: Category::Eval,
+        version: 3,
+        sources: &["src/kinds/agreement.rs", "src/eval/mod.rs"],
+        cached: true,
+        doc: "how often `other` predicts the class `source` predicts (metrics: rate, examples)",
+        params: &[
+            ParamSpec::required("source", ParamType::Model, "the reference model"),
+            ParamSpec::required("other", ParamType::Model, "the model compared with it"),
+            ParamSpec::required("data", ParamType::Dataset, "the examples (often a crafted set)"),
+            ParamSpec::with_default(
+                "over",
+                ParamType::Choice(&["source_wrong", "both_wrong", "all"]),
+                Default::Str("source_wrong"),
+                "which examples count: those source gets wrong, those both get wrong, or all",
+            ),
+            EVAL_BATCH,
+        ],
+        check,
+    },
+    runner: Runner {
+        run,
+        reads: None,
+        prepare: None,
+    },
+    estimate: scoring_rule,
+};
+
+fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
+    let (source, net) = c.take_model(&mut bound, "source")?;
+    let (other, other_net) = c.take_model(&mut bound, "other")?;
+    let (data, shape, classes) = c.take_data(&mut bound, "data")?;
+    c.fits(&net, &shape, classes, bound.spans["source"], bound.spans["data"])?;
+    c.fits(&other_net, &shape, classes, bound.spans["other"], bound.spans["data"])?;
+    let fields = vec!["rate".to_string(), "examples".to_string()];
+    Some(Value::Metrics {
+        node: c.push(at, bound.json, vec![("source", source), ("other", other), ("data", data)]),
+        fields,
+    })
+}
+
+fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
+    let source = x.models(x.input(id, "source")?)?;
+    let other = x.models(x.input(id, "other")?)?;
+    let data = x.data(x.input(id, "data")?)?;
+    let over: crate::eval::Over = params(&x.node(id).params["over"])?;
+    Ok(Artifact::Metrics(crate::eval::agreement(
+        x.dev(),
+        source.classifier(),
+        other.classifier(),
+        &data,
+        over,
+        x.batch(id),
+    )))
+}

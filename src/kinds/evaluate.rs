@@ -1,0 +1,69 @@
+//! `evaluate(model, data, attack: ...)`: a model's error and confidences on a dataset,
+//! optionally with every batch perturbed by an attack first (`eval::evaluate`). The worked
+//! example of a node kind: parameters, a check rule, a run, an estimate.
+
+use super::{Kind, EVAL_BATCH, NODE_SEED};
+use crate::check::{At, Bound, Checker, NodeKind, Value};
+use crate::error::Result;
+use crate::estimate::scoring_rule;
+use crate::exec::{Artifact, Executor, Runner};
+use crate::params::{Category, Default, ParamSpec, ParamType};
+
+/// The registry entry.
+pub const KIND: Kind = Kind {
+    spec: NodeKind {
+        name: "evaluate",
+        category: Category::Eval,
+        version: 5,
+        sources: &[
+            "src/kinds/evaluate.rs",
+            "src/eval/mod.rs",
+            "src/eval/paper.rs",
+            "src/exec/artifacts.rs",
+        ],
+        cached: true,
+        doc: "error and confidences of a model on a dataset, optionally under attack",
+        params: &[
+            ParamSpec::required("model", ParamType::Model, "the model scored"),
+            ParamSpec::required("data", ParamType::Dataset, "the examples"),
+            ParamSpec::with_default("attack", ParamType::Attack, Default::Optional, "perturb each batch first"),
+            EVAL_BATCH,
+            NODE_SEED,
+        ],
+        check,
+    },
+    runner: Runner {
+        run,
+        reads: None,
+        prepare: None,
+    },
+    estimate: scoring_rule,
+};
+
+fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
+    let (model, data, _, _) = c.take_model_and_data(&mut bound)?;
+    c.take_attack(&mut bound, "attack");
+    let fields = crate::eval::Metrics::FIELDS.iter().map(|(f, _)| f.to_string()).collect();
+    Some(Value::Metrics {
+        node: c.push(at, bound.json, vec![("model", model), ("data", data)]),
+        fields,
+    })
+}
+
+fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
+    let models = x.models(x.input(id, "model")?)?;
+    let data = x.data(x.input(id, "data")?)?;
+    let attack = Executor::attack(&x.node(id).params, "attack")?;
+    let bar = x.bar(data.len() as u64, "examples");
+    let metrics = crate::eval::evaluate(
+        x.dev(),
+        models.classifier(),
+        &data,
+        attack.as_ref(),
+        x.seed(id),
+        x.batch(id),
+        &mut |done, _| bar.set_position(done as u64),
+    );
+    bar.finish_and_clear();
+    Ok(Artifact::Metrics(metrics.to_map()))
+}

@@ -1,0 +1,109 @@
+//! `mnist(split, skip, take, classes)`: MNIST digits, [1, 28, 28] in [0, 1], 10 classes (or
+//! the `classes` kept, relabelled 0, 1, ...). Read from the data folder, which is fetched
+//! once before anything runs; not cached (reading is cheaper than a cache entry).
+
+use super::Kind;
+use crate::check::{At, Bound, Checker, NodeKind, Value};
+use crate::data::{mnist, MnistParams};
+use crate::diagnostics::{codes, Diagnostic};
+use crate::error::Result;
+use crate::estimate::{DataShape, Estimate, Sizes};
+use crate::exec::{params, Artifact, Executor, Runner};
+use crate::params::{Category, Default, ParamSpec, ParamType};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The registry entry.
+pub const KIND: Kind = Kind {
+    spec: NodeKind {
+        name: "mnist",
+        category: Category::Data,
+        version: 1,
+        sources: &["src/kinds/mnist.rs", "src/data/mnist.rs", "src/data/idx.rs", "src/data/mod.rs"],
+        cached: false,
+        doc: "MNIST digits, [1, 28, 28] in [0, 1], 10 classes",
+        params: &[
+            ParamSpec::required(
+                "split",
+                ParamType::Choice(&["train", "test"]),
+                "which file pair: 60,000 train or 10,000 test",
+            ),
+            ParamSpec::with_default("skip", ParamType::Int, Default::Int(0), "examples dropped from the front").range(0.0, 60000.0),
+            ParamSpec::with_default("take", ParamType::Int, Default::Optional, "examples kept after skip (default: all)")
+                .range(1.0, 60000.0),
+            ParamSpec::with_default(
+                "classes",
+                ParamType::Classes,
+                Default::Optional,
+                "keep only these digits, e.g. [3, 7], relabelled 0, 1, ... (default: all)",
+            ),
+        ],
+        check,
+    },
+    runner: Runner {
+        run,
+        reads: Some(reads),
+        prepare: Some(prepare),
+    },
+    estimate,
+};
+
+fn check(c: &mut Checker<'_>, bound: Bound, at: &At<'_>) -> Option<Value> {
+    let skip = bound.json["skip"].as_u64().unwrap_or(0);
+    let split = bound.json["split"].as_str().unwrap_or("train");
+    let size = mnist::split_size(split) as u64;
+    let take = bound.json["take"].as_u64();
+    if skip + take.unwrap_or(1) > size {
+        let s = bound.spans.get("take").or(bound.spans.get("skip")).copied().unwrap_or(at.span);
+        return c.error(
+            Diagnostic::new(
+                codes::OUT_OF_RANGE,
+                s,
+                format!(
+                    "the MNIST {split} split has {size} examples; skip {skip} + take {} exceeds it",
+                    take.map_or("1".into(), |t| t.to_string())
+                ),
+            )
+            .label("too many examples"),
+        );
+    }
+    let classes = bound.json["classes"].as_array().map_or(10, Vec::len);
+    let node = c.push(at, bound.json, vec![]);
+    Some(Value::Data {
+        node,
+        shape: vec![1, 28, 28],
+        classes,
+    })
+}
+
+fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
+    let params: MnistParams = params(&x.node(id).params)?;
+    Ok(Artifact::Data(Arc::new(mnist::load(x.data_dir(), &params)?)))
+}
+
+/// The split's two files: their bytes are part of the key.
+fn reads(node: &crate::check::ir::Node, data_dir: &Path) -> Result<Vec<PathBuf>> {
+    let (images, labels) = mnist::split_files(data_dir, node.params["split"].as_str().unwrap_or("train"))?;
+    Ok(vec![images, labels])
+}
+
+fn prepare(data_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<()> {
+    mnist::ensure(data_dir, log).map(|_| ())
+}
+
+fn estimate(sizes: &Sizes) -> Estimate {
+    let split = if sizes.params["split"] == "train" { 60_000.0 } else { 10_000.0 };
+    let examples = sizes
+        .params
+        .get("take")
+        .and_then(|t| t.as_f64())
+        .unwrap_or(split - sizes.number("skip", 0.0));
+    let data = DataShape { examples, width: 784.0 };
+    Estimate {
+        // The IDX bytes of the whole split are read before the examples are chosen.
+        memory: data.bytes() + split * 785.0,
+        params: 0.0,
+        data: Some(data),
+        gradients: None,
+    }
+}

@@ -1,0 +1,121 @@
+//! Node kinds: the extension point for things that compute. One file per kind, one line in
+//! [`KINDS`].
+//!
+//! A kind file declares one [`Kind`]: its checker side ([`NodeKind`]: name, category,
+//! version, source files, parameters and check rule), its executor side ([`Runner`]: how it
+//! runs, which files it reads) and its resource estimate. The checker, the executor and the
+//! estimator are handed this registry and never name a kind, so a kind that leaves out a
+//! part does not compile. Kinds defined outside the crate join with [`register`].
+//!
+//! Adding one: see "Adding a node kind" in the README; `evaluate.rs` is the worked example.
+
+pub mod agreement;
+pub mod craft;
+pub mod ensemble;
+pub mod evaluate;
+pub mod examples;
+pub mod fit;
+pub mod gaussian;
+pub mod input;
+pub mod load;
+pub mod mnist;
+pub mod rubbish;
+pub mod transfer;
+pub mod weights;
+
+use crate::check::NodeKind;
+use crate::estimate::EstimateRule;
+use crate::exec::Runner;
+use crate::params::{Default, ParamSpec, ParamType};
+use crate::versions::CodeUnit;
+
+/// Everything about a node kind.
+pub struct Kind {
+    /// The checker's side: name, category, version, parameters, check rule.
+    pub spec: NodeKind,
+    /// The executor's side: how it runs and what files it reads.
+    pub runner: Runner,
+    /// Its resource estimate (see `crate::estimate`).
+    pub estimate: EstimateRule,
+}
+
+/// Every built-in node kind. A new kind adds its `KIND` here.
+pub const KINDS: &[&Kind] = &[
+    &mnist::KIND,
+    &gaussian::KIND,
+    &craft::KIND,
+    &fit::KIND,
+    &load::KIND,
+    &ensemble::KIND,
+    &evaluate::KIND,
+    &agreement::KIND,
+    &rubbish::KIND,
+    &transfer::KIND,
+    &examples::KIND,
+    &weights::KIND,
+    &input::KIND,
+];
+
+static REGISTERED: std::sync::RwLock<Vec<&'static Kind>> = std::sync::RwLock::new(Vec::new());
+
+/// Adds a node kind defined outside this crate (a plugin, or a test) for the rest of the
+/// process. A name any kind, layer or attack already has is refused.
+pub fn register(kind: &'static Kind) -> Result<(), String> {
+    let name = kind.spec.name;
+    let taken = find(name).is_some() || crate::attacks::find(name).is_some() || crate::nn::layers::LAYERS.iter().any(|l| l.name == name);
+    if taken {
+        return Err(format!("a node kind, layer or attack named `{name}` already exists"));
+    }
+    REGISTERED.write().unwrap_or_else(|e| e.into_inner()).push(kind);
+    Ok(())
+}
+
+/// Every kind: the built-in [`KINDS`], then the [`register`]ed ones.
+pub fn every() -> Vec<&'static Kind> {
+    let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+    KINDS.iter().copied().chain(registered.iter().copied()).collect()
+}
+
+/// Looks a kind up by name.
+pub fn find(name: &str) -> Option<&'static Kind> {
+    every().into_iter().find(|k| k.spec.name == name)
+}
+
+/// The checker's view of every kind (what `check::check_with` takes).
+pub fn specs() -> Vec<&'static NodeKind> {
+    every().into_iter().map(|k| &k.spec).collect()
+}
+
+/// The executor's view of a kind (what `exec::RunOptions::runners` takes).
+pub fn runner(name: &str) -> Option<&'static Runner> {
+    find(name).map(|k| &k.runner)
+}
+
+/// The estimator's view of a kind (what `estimate::estimate` takes).
+pub fn estimate_rule(name: &str) -> Option<EstimateRule> {
+    find(name).map(|k| k.estimate)
+}
+
+/// Every code unit whose version enters cache keys: node kinds, attacks and what they
+/// share, layers and what every net shares, optimizers (see `crate::versions`).
+pub fn code_units() -> Vec<CodeUnit> {
+    let mut all: Vec<CodeUnit> = every()
+        .iter()
+        .map(|k| CodeUnit::new(format!("kind/{}", k.spec.name), k.spec.version, k.spec.sources))
+        .collect();
+    all.extend(crate::versions::units());
+    all
+}
+
+/// Examples per batch when scoring or crafting: memory is bounded by it, not by the dataset.
+pub const EVAL_BATCH: ParamSpec =
+    ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch (bounds memory)").range(1.0, 100000.0);
+
+/// The seed of a node that draws random numbers (random attacks, noise).
+pub const NODE_SEED: ParamSpec = ParamSpec::with_default(
+    "seed",
+    ParamType::Int,
+    Default::Optional,
+    "seed of random attacks and noise (default: the file's seed)",
+)
+.range(0.0, 9.0e15);

@@ -1,0 +1,63 @@
+//! `rubbish(model, data, threshold)`: appendix A's rubbish-class rate: the fraction of
+//! inputs of no class (e.g. `gaussian` noise) given some class probability above a threshold.
+
+use super::{Kind, EVAL_BATCH};
+use crate::check::{At, Bound, Checker, NodeKind, Value};
+use crate::error::Result;
+use crate::estimate::scoring_rule;
+use crate::exec::{Artifact, Executor, Runner};
+use crate::params::{Category, Default, ParamSpec, ParamType};
+
+/// The registry entry.
+pub const KIND: Kind = Kind {
+    spec: NodeKind {
+        name: "rubbish",
+        category: Category::Eval,
+        version: 3,
+        sources: &["src/kinds/rubbish.rs", "src/eval/mod.rs"],
+        cached: true,
+        doc: "fraction of inputs given some class probability above a threshold (metrics: rate, confidence, examples, share_<k>)",
+        params: &[
+            ParamSpec::required("model", ParamType::Model, "the model"),
+            ParamSpec::required("data", ParamType::Dataset, "inputs of no class, e.g. gaussian(n: 10000)"),
+            ParamSpec::with_default(
+                "threshold",
+                ParamType::Number,
+                Default::Number(0.5),
+                "a probability above this counts",
+            )
+            .range(0.0, 1.0),
+            EVAL_BATCH,
+        ],
+        check,
+    },
+    runner: Runner {
+        run,
+        reads: None,
+        prepare: None,
+    },
+    estimate: scoring_rule,
+};
+
+fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
+    let (model, data, _, classes) = c.take_model_and_data(&mut bound)?;
+    let mut fields: Vec<String> = ["rate", "confidence", "examples"].map(String::from).to_vec();
+    fields.extend((0..classes).map(|k| format!("share_{k}")));
+    Some(Value::Metrics {
+        node: c.push(at, bound.json, vec![("model", model), ("data", data)]),
+        fields,
+    })
+}
+
+fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
+    let models = x.models(x.input(id, "model")?)?;
+    let data = x.data(x.input(id, "data")?)?;
+    let threshold = x.node(id).params["threshold"].as_f64().unwrap_or(0.5);
+    Ok(Artifact::Metrics(crate::eval::rubbish(
+        x.dev(),
+        models.classifier(),
+        &data,
+        threshold,
+        x.batch(id),
+    )))
+}

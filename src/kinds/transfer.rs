@@ -1,0 +1,70 @@
+//! `transfer([m1, m2, ...], data, attack)`: the transfer matrix: the error of every model
+//! on examples crafted against every model.
+
+use super::{Kind, EVAL_BATCH, NODE_SEED};
+use crate::check::{At, Bound, Checker, NodeKind, Value};
+use crate::error::{Error, Result};
+use crate::estimate::scoring_rule;
+use crate::exec::{Artifact, Executor, Runner};
+use crate::params::{Category, ParamSpec, ParamType};
+
+/// The registry entry.
+pub const KIND: Kind = Kind {
+    spec: NodeKind {
+        name: "transfer",
+        category: Category::Eval,
+        version: 3,
+        sources: &["src/kinds/transfer.rs", "src/eval/mod.rs"],
+        cached: true,
+        doc: "error of every model on examples crafted against every model (metrics: error_<source>_<target>, by list index)",
+        params: &[
+            ParamSpec::required("models", ParamType::ModelList, "the models, e.g. [mx, mx_at]"),
+            ParamSpec::required("data", ParamType::Dataset, "the clean examples"),
+            ParamSpec::required("attack", ParamType::Attack, "the attack"),
+            EVAL_BATCH,
+            NODE_SEED,
+        ],
+        check,
+    },
+    runner: Runner {
+        run,
+        reads: None,
+        prepare: None,
+    },
+    estimate: scoring_rule,
+};
+
+fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
+    let models = c.take_models(&mut bound, "models")?;
+    let (data, shape, classes) = c.take_data(&mut bound, "data")?;
+    for (_, net) in &models {
+        c.fits(net, &shape, classes, bound.spans["models"], bound.spans["data"])?;
+    }
+    c.take_attack(&mut bound, "attack");
+    let mut inputs: Vec<(&'static str, usize)> = models.iter().map(|(id, _)| ("models", *id)).collect();
+    inputs.push(("data", data));
+    let n = models.len();
+    let fields = (0..n).flat_map(|i| (0..n).map(move |j| format!("error_{i}_{j}"))).collect();
+    Some(Value::Metrics {
+        node: c.push(at, bound.json, inputs),
+        fields,
+    })
+}
+
+fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
+    let mut all = Vec::new();
+    for m in x.inputs_of(id, "models") {
+        all.push(x.models(m)?);
+    }
+    let data = x.data(x.input(id, "data")?)?;
+    let attack = Executor::attack(&x.node(id).params, "attack")?.ok_or_else(|| Error::msg("transfer needs an attack"))?;
+    let classifiers: Vec<crate::nn::Classifier> = all.iter().map(crate::exec::Models::classifier).collect();
+    Ok(Artifact::Metrics(crate::eval::transfer(
+        x.dev(),
+        &classifiers,
+        &data,
+        &attack,
+        x.seed(id),
+        x.batch(id),
+    )))
+}

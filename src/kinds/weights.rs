@@ -1,0 +1,72 @@
+//! `weights([m1, m2], n)`: the paper's figure 3: the first layer's weights of each model as
+//! images, one row per unit and one column per maxout piece.
+
+use super::Kind;
+use crate::check::{At, Bound, Checker, NodeKind, Value};
+use crate::error::Result;
+use crate::estimate::scoring_rule;
+use crate::exec::{Artifact, Executor, Runner};
+use crate::params::{Category, Default, ParamSpec, ParamType};
+
+/// The registry entry.
+pub const KIND: Kind = Kind {
+    spec: NodeKind {
+        name: "weights",
+        category: Category::Figure,
+        version: 1,
+        sources: &["src/kinds/weights.rs", "src/eval/weights.rs"],
+        cached: true,
+        doc:
+            "the first layer's weights of each model as images, one row per unit and one column per maxout piece (drawn as figure-NAME.svg)",
+        params: &[
+            ParamSpec::required("models", ParamType::ModelList, "the models shown side by side, e.g. [mx, mx_at]"),
+            ParamSpec::with_default("n", ParamType::Int, Default::Int(10), "how many units (the first n)").range(1.0, 100.0),
+        ],
+        check,
+    },
+    runner: Runner {
+        run,
+        reads: None,
+        prepare: None,
+    },
+    estimate: scoring_rule,
+};
+
+fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
+    use crate::nn::LayerSpec;
+    let models = c.take_models(&mut bound, "models")?;
+    for (_, net) in &models {
+        let first = net.layers.iter().find(|l| {
+            matches!(
+                l,
+                LayerSpec::Conv2d { .. } | LayerSpec::Linear { .. } | LayerSpec::Maxout { .. } | LayerSpec::Rbf { .. }
+            )
+        });
+        if !matches!(first, Some(LayerSpec::Linear { .. } | LayerSpec::Maxout { .. })) {
+            return c.error(
+                crate::diagnostics::Diagnostic::new(
+                    crate::diagnostics::codes::WRONG_TYPE,
+                    bound.spans["models"],
+                    "`weights` draws a first linear or maxout layer; a model starts with another layer",
+                )
+                .label("no linear or maxout first layer")
+                .help("list models whose first layer with weights is `linear` or `maxout`"),
+            );
+        }
+    }
+    let inputs = models.iter().map(|(id, _)| ("models", *id)).collect();
+    c.push(at, bound.json, inputs);
+    Some(Value::Figure)
+}
+
+fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
+    let n = x.node(id).params["n"].as_u64().unwrap_or(10) as usize;
+    let mut panels = Vec::new();
+    let mut shape = Vec::new();
+    for m in x.inputs_of(id, "models") {
+        let models = x.models(m)?;
+        shape = models.members[0].net.input.clone();
+        panels.push(crate::eval::weights::first_layer(&x.node(m).name, &models.members[0], n));
+    }
+    Ok(Artifact::Figure(crate::eval::weights::WeightsFigure { shape, panels }))
+}
