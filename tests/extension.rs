@@ -50,3 +50,71 @@ fn a_registered_attack_runs_from_a_pipeline_file() {
         rows[1].measured
     );
 }
+
+/// `mean_pixel(data)`: a node kind defined outside the crate: the mean pixel value of a
+/// dataset, as an evaluation with one metric. Parameters, check rule, run and estimate.
+mod mean_pixel {
+    use advpipe::check::{At, Bound, Checker, NodeKind, Value};
+    use advpipe::estimate::{scoring_rule, Estimate, Sizes};
+    use advpipe::exec::{Artifact, Executor, Runner};
+    use advpipe::kinds::Kind;
+    use advpipe::params::{Category, ParamSpec, ParamType};
+
+    pub static KIND: Kind = Kind {
+        spec: NodeKind {
+            name: "mean_pixel",
+            category: Category::Eval,
+            version: 1,
+            sources: &[file!()],
+            cached: true,
+            doc: "the mean pixel value of a dataset (metric: mean)",
+            params: &[ParamSpec::required("data", ParamType::Dataset, "the examples")],
+            check,
+        },
+        runner: Runner {
+            run,
+            reads: None,
+            prepare: None,
+        },
+        estimate,
+    };
+
+    fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
+        let (data, _, _) = c.take_data(&mut bound, "data")?;
+        Some(Value::Metrics {
+            node: c.push(at, bound.json, vec![("data", data)]),
+            fields: vec!["mean".into()],
+        })
+    }
+
+    fn run(x: &mut Executor<'_>, id: usize) -> advpipe::Result<Artifact> {
+        let data = x.data(x.input(id, "data")?)?;
+        let mean = data.images.iter().map(|&v| v as f64).sum::<f64>() / data.images.len() as f64;
+        Ok(Artifact::Metrics([("mean".to_string(), mean)].into_iter().collect()))
+    }
+
+    fn estimate(sizes: &Sizes) -> Estimate {
+        scoring_rule(sizes)
+    }
+}
+
+#[test]
+fn a_registered_node_kind_runs_from_a_pipeline_file() {
+    let _ = advpipe::kinds::register(&mean_pixel::KIND);
+    assert!(advpipe::kinds::register(&mean_pixel::KIND).is_err(), "a name can be registered once");
+
+    let bad = advpipe::diagnostics::Source::new("f.adv", "eval e = mean_pixel(3)");
+    assert_eq!(advpipe::compile(&bad).unwrap_err()[0].code, "E0205", "its parameter types are checked");
+
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::write_tiny_mnist(&dir.path().join("data"), 50, 20);
+    let text = "data test = mnist(split: \"test\")\n\
+                eval m = mean_pixel(test)\n\
+                table \"t\" { row \"mean pixel\" value: m.mean }\n";
+    let (program, outcome, log) = crate::support::run_text(text, &dir.path().join("data"), &dir.path().join("cache"));
+    let rows = &advpipe::report::tables(&program, &outcome)[0].rows;
+    assert!(rows[0].measured > 0.0 && rows[0].measured < 1.0, "{}", rows[0].measured);
+    assert!(log.contains("computed   mean_pixel"), "{log}");
+    let (_, _, again) = crate::support::run_text(text, &dir.path().join("data"), &dir.path().join("cache"));
+    assert!(again.contains("cached     mean_pixel"), "its result is cached: {again}");
+}
