@@ -11,8 +11,8 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use advpipe::attacks::{AttackContext, Crafter};
-use advpipe::nn::train::{FitParams, Trainer};
 use advpipe::nn::{Dev, LayerSpec, Model, NetSpec};
+use advpipe::train::{FitParams, Trainer};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 

@@ -18,8 +18,8 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use advpipe::attacks::{AttackContext, Crafter};
-use advpipe::nn::train::{FitParams, LossTerm, Trainer};
 use advpipe::nn::{Dev, LayerSpec, Model, NetSpec};
+use advpipe::train::{FitParams, LossTerm, Trainer};
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
 use std::process::Command;

@@ -23,6 +23,8 @@ pub mod params;
 pub mod plan;
 pub mod report;
 pub mod syntax;
+pub mod tensor;
+pub mod train;
 pub mod versions;
 
 pub use error::{Error, Result};

@@ -41,7 +41,11 @@ fn unit(name: String, version: u32, sources: &[&'static str]) -> CodeUnit {
 /// adds the kinds.
 pub fn units() -> Vec<CodeUnit> {
     let mut all = Vec::new();
-    all.push(unit("attacks".into(), crate::attacks::MACHINERY_VERSION, &["src/attacks/mod.rs"]));
+    all.push(unit(
+        "attacks".into(),
+        crate::attacks::MACHINERY_VERSION,
+        &["src/attacks/mod.rs", "src/tensor.rs"],
+    ));
     for attack in crate::attacks::all() {
         all.push(unit(format!("attack/{}", attack.name), attack.version, &[attack.source]));
     }
@@ -49,7 +53,7 @@ pub fn units() -> Vec<CodeUnit> {
     for layer in crate::nn::layers::LAYERS {
         all.push(unit(format!("layer/{}", layer.name), layer.version, layer.sources));
     }
-    for (name, version, sources) in crate::nn::train::Optimizer::VERSIONS {
+    for (name, version, sources) in crate::train::Optimizer::VERSIONS {
         all.push(unit(format!("optimizer/{name}"), *version, sources));
     }
     all
@@ -74,7 +78,7 @@ fn version_of(name: &str) -> Option<u32> {
         "attack" => crate::attacks::find(member).map(|a| a.version),
         "net" => Some(crate::nn::layers::NET_VERSION),
         "layer" => crate::nn::layers::LAYERS.iter().find(|l| l.name == member).map(|l| l.version),
-        "optimizer" => crate::nn::train::Optimizer::VERSIONS
+        "optimizer" => crate::train::Optimizer::VERSIONS
             .iter()
             .find(|(n, ..)| *n == member)
             .map(|(_, v, _)| *v),

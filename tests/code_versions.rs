@@ -33,6 +33,7 @@ const NEUTRAL: &[&str] = &[
     "src/params.rs",
     "src/plan.rs",
     "src/versions.rs",
+    "src/train/tests.rs",
     "src/check/",
     "src/syntax/",
     "src/report/",

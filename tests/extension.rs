@@ -101,10 +101,17 @@ mod mean_pixel {
 #[test]
 fn a_registered_node_kind_runs_from_a_pipeline_file() {
     let _ = advpipe::kinds::register(&mean_pixel::KIND);
-    assert!(advpipe::kinds::register(&mean_pixel::KIND).is_err(), "a name can be registered once");
+    assert!(
+        advpipe::kinds::register(&mean_pixel::KIND).is_err(),
+        "a name can be registered once"
+    );
 
     let bad = advpipe::diagnostics::Source::new("f.adv", "eval e = mean_pixel(3)");
-    assert_eq!(advpipe::compile(&bad).unwrap_err()[0].code, "E0205", "its parameter types are checked");
+    assert_eq!(
+        advpipe::compile(&bad).unwrap_err()[0].code,
+        "E0205",
+        "its parameter types are checked"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     crate::support::write_tiny_mnist(&dir.path().join("data"), 50, 20);

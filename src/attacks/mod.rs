@@ -21,6 +21,7 @@ pub mod uniform_noise;
 use crate::nn::model::{Dev, Matrix, Mode};
 use crate::nn::Classifier;
 use crate::params::{Default, ParamSpec, ParamType};
+pub use crate::tensor::{argmax, l2_normalize_rows, project_l2, project_linf, sign};
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -133,22 +134,6 @@ impl<'a> AttackContext<'a> {
         if let Some([lo, hi]) = self.clip {
             x.iter_mut().for_each(|v| *v = v.clamp(lo, hi));
         }
-    }
-}
-
-/// The index of the largest value (the first, on ties).
-pub fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
-}
-
-/// `-1`, `0` or `1`.
-pub fn sign(v: f32) -> f32 {
-    if v > 0.0 {
-        1.0
-    } else if v < 0.0 {
-        -1.0
-    } else {
-        0.0
     }
 }
 
@@ -548,36 +533,6 @@ mod tests {
         let logits = model.forward(dev.tensor_from_vec(x.clone(), (4, 6)));
         let tape_loss = Top::Softmax.loss(&dev, logits, &y).array();
         assert!((ctx.loss(&x, &y) - tape_loss).abs() < 1e-5);
-    }
-}
-
-/// Pulls every value of `adv` back within `eps` of `x` (the L-infinity ball).
-pub fn project_linf(adv: &mut [f32], x: &[f32], eps: f32) {
-    for (a, &c) in adv.iter_mut().zip(x) {
-        *a = a.clamp(c - eps, c + eps);
-    }
-}
-
-/// Scales each row of `adv - x` down to L2 norm at most `eps` (the L2 ball).
-pub fn project_l2(adv: &mut [f32], x: &[f32], eps: f32, width: usize) {
-    for (a, c) in adv.chunks_mut(width).zip(x.chunks(width)) {
-        let norm = a.iter().zip(c).map(|(p, q)| (p - q) * (p - q)).sum::<f32>().sqrt();
-        if norm > eps {
-            let scale = eps / norm;
-            for (p, &q) in a.iter_mut().zip(c) {
-                *p = q + (*p - q) * scale;
-            }
-        }
-    }
-}
-
-/// Each row divided by its L2 norm (rows of zeros stay zero).
-pub fn l2_normalize_rows(g: &mut [f32], width: usize) {
-    for row in g.chunks_mut(width) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            row.iter_mut().for_each(|v| *v /= norm);
-        }
     }
 }
 

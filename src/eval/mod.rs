@@ -12,9 +12,10 @@ pub mod weights;
 
 pub use paper::{agreement, rubbish, transfer, Over};
 
-use crate::attacks::{argmax, AttackContext, Crafter};
+use crate::attacks::{AttackContext, Crafter};
 use crate::data::Dataset;
 use crate::nn::{Classifier, Dev};
+use crate::tensor::argmax;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

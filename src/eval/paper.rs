@@ -2,9 +2,10 @@
 //! rubbish-class rate on noise (appendix A) and transfer between models (section 6).
 
 use super::{batches, craft_set, evaluate, MetricMap};
-use crate::attacks::{argmax, AttackContext, Crafter};
+use crate::attacks::{AttackContext, Crafter};
 use crate::data::Dataset;
 use crate::nn::{Classifier, Dev};
+use crate::tensor::argmax;
 use serde::{Deserialize, Serialize};
 
 /// Which examples an agreement rate is taken over.

@@ -1,7 +1,7 @@
 //! `fit(net, data, ...)`: train a net on softmax cross-entropy (or binary cross-entropy
 //! under a `sigmoid_top`) with SGD and momentum or Adam, optionally on a mixture of the clean
 //! loss and attacks, with early stopping on (adversarial) validation error. See
-//! `nn::train` for the loop.
+//! `train` for the loop.
 
 use super::Kind;
 use crate::check::{At, Bound, Checker, NodeKind, Value};
@@ -9,8 +9,8 @@ use crate::diagnostics::{codes, Diagnostic};
 use crate::error::Result;
 use crate::estimate::{attack_gradients, Estimate, Sizes, F32};
 use crate::exec::{params, Artifact, Executor, Runner};
-use crate::nn::train::FitEvent;
 use crate::params::{Category, Default, ParamSpec, ParamType};
+use crate::train::FitEvent;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -20,7 +20,13 @@ pub const KIND: Kind = Kind {
         name: "fit",
         category: Category::Model,
         version: 4,
-        sources: &["src/kinds/fit.rs", "src/nn/train.rs", "src/exec/artifacts.rs"],
+        sources: &[
+            "src/kinds/fit.rs",
+            "src/train/mod.rs",
+            "src/train/step.rs",
+            "src/train/schema.rs",
+            "src/exec/artifacts.rs",
+        ],
         cached: true,
         doc: "train a net on softmax cross-entropy (SGD with momentum, or Adam)",
         params: &[
@@ -179,11 +185,11 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
         None => None,
     };
     let net = params(&node.params["net"])?;
-    let fit_params: crate::nn::train::FitParams = params(&node.params)?;
+    let fit_params: crate::train::FitParams = params(&node.params)?;
     let bar = x.bar(fit_params.epochs as u64, "epochs");
     let tty = x.progress();
     let log = x.log();
-    let (model, summary) = crate::nn::train::fit(&net, &data, valid.as_deref(), &fit_params, &mut |event| match event {
+    let (model, summary) = crate::train::fit(&net, &data, valid.as_deref(), &fit_params, &mut |event| match event {
         FitEvent::Step(epoch, step, steps, loss) => bar.set_message(format!("epoch {epoch} step {step}/{steps} loss {loss:.4}")),
         FitEvent::Epoch(record) => {
             let valid = record

@@ -69,7 +69,7 @@ pub fn values_mut<S: Shape>(t: &mut Tensor<S, f32, Dev>) -> &mut [f32] {
 pub fn sgd_momentum(w: &mut [f32], v: &mut [f32], g: &[f32], momentum: f32, lr: f32, l1: f32) {
     assert!(w.len() == v.len() && w.len() == g.len());
     for ((w, v), g) in w.iter_mut().zip(v.iter_mut()).zip(g) {
-        let decay = if l1 == 0.0 { 0.0 } else { l1 * crate::attacks::sign(*w) };
+        let decay = if l1 == 0.0 { 0.0 } else { l1 * crate::tensor::sign(*w) };
         *v = momentum * *v - lr * (g + decay);
         *w += *v;
     }

@@ -12,7 +12,6 @@ pub mod fused;
 pub mod layers;
 pub mod model;
 pub mod top;
-pub mod train;
 
 pub use classifier::Classifier;
 pub use layers::{LayerSpec, NetSpec};

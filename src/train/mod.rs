@@ -1,0 +1,147 @@
+//! Training (`fit`): minibatch SGD with momentum (or Adam) on the softmax cross-entropy,
+//! with the knobs of the paper's maxout recipe (pylearn2's `mnist_pi.yaml`).
+//!
+//! The optimizers are ours, not dfdx's: dfdx's need compile-time shapes. Each step traces
+//! the parameters on a fresh tape, takes the gradients and updates in place. Per epoch:
+//! momentum ramps linearly from `momentum` to `momentum_end` by epoch `momentum_epochs`;
+//! after every update the learning rate is *divided* by `lr_decay` down to `lr_min`; after
+//! every update each weight column (one unit's incoming weights) is rescaled to norm at
+//! most `max_norm`. With a validation set, the validation error is recorded every epoch and
+//! training stops when it has not improved for `patience` epochs; the result is then the
+//! best epoch's parameters, or (`after_stop: "refit"`) a fresh run on train + valid for
+//! the best epoch count.
+//!
+//! Everything random (initial weights, the order of examples, dropout masks) comes from
+//! the node's seed, so a seed fixes the result bit for bit on one machine.
+
+mod schema;
+mod step;
+#[cfg(test)]
+mod tests;
+
+pub use schema::*;
+pub use step::{clip_column_norms, Trainer};
+
+use crate::attacks::Crafter;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::nn::layers::NetSpec;
+use crate::nn::model::{Dev, Model};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+/// Runs `epochs` epochs (or until early stopping) on `data`.
+fn train_phase(
+    net: &NetSpec,
+    data: &Dataset,
+    valid: Option<&Dataset>,
+    p: &FitParams,
+    epochs: usize,
+    progress: Progress,
+) -> Result<(Model, Vec<EpochRecord>, usize, bool)> {
+    if data.is_empty() {
+        return Err(Error::msg("the training set is empty"));
+    }
+    // The device's stream drives dropout; seeding it per fit makes masks reproducible.
+    let dev = Dev::seed_from_u64(p.seed);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed);
+    let mut trainer = Trainer::new(&dev, Model::init(&dev, net, p.init, &mut rng), p)?;
+    let valid_attack = match &p.valid_attack {
+        Some(json) => Some(Crafter::from_json(json).map_err(|e| Error::msg(format!("validation attack: {e}")))?),
+        None => None,
+    };
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    let steps = data.len().div_ceil(p.batch);
+    let mut history = Vec::with_capacity(epochs);
+    let mut best: Option<(f64, usize, Model)> = None;
+    for epoch in 1..=epochs {
+        trainer.momentum = p.momentum_at(epoch);
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        for (step, chunk) in order.chunks(p.batch).enumerate() {
+            let mut x = Vec::with_capacity(chunk.len() * data.width());
+            for &i in chunk {
+                x.extend_from_slice(data.images_of(i..i + 1));
+            }
+            let labels: Vec<usize> = chunk.iter().map(|&i| data.labels[i] as usize).collect();
+            let loss = trainer.step(&dev, x, &labels);
+            if !loss.is_finite() {
+                return Err(Error::msg(format!(
+                    "training diverged: the loss became {loss} in epoch {epoch}, step {}; try a smaller lr",
+                    step + 1
+                )));
+            }
+            loss_sum += loss;
+            progress(FitEvent::Step(epoch, step + 1, steps, loss_sum / (step + 1) as f64));
+        }
+        if trainer
+            .model
+            .named_tensors()
+            .iter()
+            .any(|(_, _, values)| values.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::msg(format!(
+                "training diverged: the parameters became non-finite in epoch {epoch}; try a smaller lr"
+            )));
+        }
+        let valid_error =
+            valid.map(|v| crate::eval::evaluate(&dev, &trainer.model, v, valid_attack.as_ref(), p.seed, 1000, &mut |_, _| {}).error);
+
+        history.push(EpochRecord {
+            epoch,
+            loss: loss_sum / steps as f64,
+            valid_error,
+            lr: trainer.lr,
+            momentum: trainer.momentum,
+        });
+        progress(FitEvent::Epoch(history.last().expect("just pushed")));
+        if let Some(err) = valid_error {
+            if best.as_ref().is_none_or(|(b, _, _)| err < *b) {
+                best = Some((err, epoch, trainer.model.clone()));
+            }
+            let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
+            if p.patience.is_some_and(|patience| epoch - best_epoch >= patience) {
+                let (_, best_epoch, model) = best.expect("set above");
+                return Ok((model, history, best_epoch, true));
+            }
+        }
+    }
+    match best {
+        Some((_, best_epoch, model)) if p.patience.is_some() => Ok((model, history, best_epoch, false)),
+        _ => Ok((trainer.model, history, epochs, false)),
+    }
+}
+
+/// Trains `net` on `data`, validating on `valid` when given. Fails if the loss stops being
+/// finite, naming the epoch.
+pub fn fit(net: &NetSpec, data: &Dataset, valid: Option<&Dataset>, p: &FitParams, progress: Progress) -> Result<(Model, FitSummary)> {
+    let (model, history, best_epoch, stopped_early) = train_phase(net, data, valid, p, p.epochs, progress)?;
+    match (valid, p.patience, p.after_stop) {
+        (Some(valid), Some(_), AfterStop::Refit) => {
+            let all = data.concat(valid)?;
+            let refit = FitParams {
+                patience: None,
+                ..p.clone()
+            };
+            let (model, refit_history, _, _) = train_phase(net, &all, None, &refit, best_epoch, progress)?;
+            Ok((
+                model,
+                FitSummary {
+                    history,
+                    best_epoch,
+                    stopped_early,
+                    refit_history,
+                },
+            ))
+        }
+        _ => Ok((
+            model,
+            FitSummary {
+                history,
+                best_epoch,
+                stopped_early,
+                refit_history: vec![],
+            },
+        )),
+    }
+}

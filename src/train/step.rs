@@ -1,0 +1,248 @@
+//! One training step: the optimizer state of a model, the step on a batch (the loss
+//! mixture, crafting its adversarial terms inside the step, L1 decay, SGD with momentum or
+//! Adam) and max-norm clipping of each unit's incoming weights.
+
+use super::schema::{FitParams, Optimizer};
+use crate::attacks::{AttackContext, Crafter};
+use crate::error::{Error, Result};
+use crate::nn::model::{Affine, Dev, Matrix, Mode, Model, Needs, Vector};
+use dfdx::prelude::*;
+use rand::{Rng, SeedableRng};
+
+/// Per-layer optimizer state.
+enum State {
+    Sgd {
+        vw: Matrix,
+        vb: Vector,
+    },
+    Adam {
+        m: Vec<f32>,
+        v: Vec<f32>,
+        mb: Vec<f32>,
+        vb: Vec<f32>,
+    },
+}
+
+/// One model and its optimizer state.
+pub struct Trainer {
+    /// The model being trained.
+    pub model: Model,
+    state: Vec<Option<State>>,
+    /// Current learning rate.
+    pub lr: f64,
+    /// Current momentum (SGD).
+    pub momentum: f64,
+    lr_decay: f64,
+    lr_min: f64,
+    max_norm: Option<f64>,
+    l1: f64,
+    steps: i32,
+    mixture: Vec<(f32, Option<Crafter>)>,
+    attack_rng: rand_chacha::ChaCha8Rng,
+}
+
+impl Trainer {
+    /// Starts from `model` with zero optimizer state; fails if a loss term's attack is invalid.
+    pub fn new(dev: &Dev, model: Model, p: &FitParams) -> Result<Trainer> {
+        let state = model
+            .params
+            .iter()
+            .map(|a| {
+                a.as_ref().map(|a| match p.optimizer {
+                    Optimizer::Sgd => State::Sgd {
+                        vw: dev.zeros_like(a.weight.shape()),
+                        vb: dev.zeros_like(a.bias.shape()),
+                    },
+                    Optimizer::Adam => {
+                        let (nw, nb) = (a.weight.shape().num_elements(), a.bias.shape().0);
+                        State::Adam {
+                            m: vec![0.0; nw],
+                            v: vec![0.0; nw],
+                            mb: vec![0.0; nb],
+                            vb: vec![0.0; nb],
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut mixture = Vec::with_capacity(p.loss.len());
+        for term in &p.loss {
+            let crafter = match &term.attack {
+                Some(json) => Some(Crafter::from_json(json).map_err(|e| Error::msg(format!("training attack: {e}")))?),
+                None => None,
+            };
+            mixture.push((term.weight as f32, crafter));
+        }
+        Ok(Trainer {
+            model,
+            state,
+            lr: p.lr,
+            momentum: p.momentum,
+            lr_decay: p.lr_decay,
+            lr_min: p.lr_min,
+            max_norm: p.max_norm,
+            l1: p.l1,
+            steps: 0,
+            mixture,
+            attack_rng: rand_chacha::ChaCha8Rng::seed_from_u64(p.seed ^ 0xadd5_eed5),
+        })
+    }
+
+    /// One step on a batch (`labels.len()` rows of `x`), dropout on: every term of the
+    /// objective is evaluated (attacks crafted against the current parameters and held
+    /// constant), their weighted sum is differentiated, and the parameters updated. Returns
+    /// the objective before the update; a non-finite one is returned without updating.
+    pub fn step(&mut self, dev: &Dev, x: Vec<f32>, labels: &[usize]) -> f64 {
+        let width = self.model.input_width();
+        let rows = labels.len();
+        let mut batches = Vec::with_capacity(self.mixture.len());
+        for (weight, crafter) in &self.mixture {
+            let input = match crafter {
+                None => x.clone(),
+                Some(crafter) => {
+                    let mut ctx = AttackContext::new(&self.model, dev, self.attack_rng.gen());
+                    crafter.craft(&mut ctx, &x, labels)
+                }
+            };
+            batches.push((*weight, input));
+        }
+        let mut total: Option<Tensor<(), f32, Dev, OwnedTape<f32, Dev>>> = None;
+        for (weight, input) in batches {
+            let input: Matrix = dev.tensor_from_vec(input, (rows, width));
+            let logits = self
+                .model
+                .forward_with(input.retaped::<OwnedTape<f32, Dev>>(), Mode::Train, Needs::PARAMS);
+            let term = self.model.net.top().loss(dev, logits, labels) * weight;
+            total = Some(match total {
+                None => term,
+                Some(sum) => sum + term,
+            });
+        }
+        let loss = total.expect("a fit has at least one loss term");
+        let loss_value = loss.array() as f64;
+        if !loss_value.is_finite() {
+            return loss_value;
+        }
+        let mut grads = loss.backward();
+        self.steps += 1;
+        // Only the first layer with parameters gets the L1 term.
+        let mut first = true;
+        for ((params, state), layer) in self.model.params.iter_mut().zip(self.state.iter_mut()).zip(&self.model.net.layers) {
+            let (Some(params), Some(state)) = (params, state) else {
+                continue;
+            };
+            let l1 = if std::mem::take(&mut first) { self.l1 as f32 } else { 0.0 };
+            match state {
+                State::Sgd { vw, vb } => sgd_step(dev, &mut grads, params, (vw, vb), self.momentum as f32, self.lr as f32, l1),
+                State::Adam { m, v, mb, vb } => {
+                    let (gw, gb) = decayed_gradients(dev, &grads, params, l1);
+                    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+                    let step_size = (self.lr as f32) * (1.0 - b2.powi(self.steps)).sqrt() / (1.0 - b1.powi(self.steps));
+                    let adam = |w: &mut Vec<f32>, g: &[f32], m: &mut [f32], v: &mut [f32]| {
+                        for i in 0..w.len() {
+                            m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+                            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+                            w[i] -= step_size * m[i] / (v[i].sqrt() + eps);
+                        }
+                    };
+                    let mut w = params.weight.as_vec();
+                    adam(&mut w, &gw.as_vec(), m, v);
+                    params.weight.copy_from(&w);
+                    let mut b = params.bias.as_vec();
+                    adam(&mut b, &gb.as_vec(), mb, vb);
+                    params.bias.copy_from(&b);
+                }
+            }
+            // Max-norm bounds weight vectors; an RBF layer's "weights" are centres, which it leaves alone.
+            if let (Some(limit), false) = (self.max_norm, matches!(layer, crate::nn::LayerSpec::Rbf { .. })) {
+                clip_column_norms(&mut params.weight, limit as f32);
+            }
+        }
+        self.lr = (self.lr / self.lr_decay).max(self.lr_min);
+        loss_value
+    }
+}
+
+/// A layer's weight and bias gradients, copied out of `grads`, with `l1 * sign(w)` added to
+/// the weights'.
+fn decayed_gradients(dev: &Dev, grads: &Gradients<f32, Dev>, p: &Affine, l1: f32) -> (Matrix, Vector) {
+    let (gw, gb) = (grads.get(&p.weight), grads.get(&p.bias));
+    if l1 == 0.0 {
+        return (gw, gb);
+    }
+    let decayed: Vec<f32> = gw
+        .as_vec()
+        .iter()
+        .zip(p.weight.as_vec())
+        .map(|(g, w)| g + l1 * crate::tensor::sign(w))
+        .collect();
+    (dev.tensor_from_vec(decayed, *gw.shape()), gb)
+}
+
+/// One SGD-with-momentum step of a layer: `v = momentum v - lr (g + l1 sign(w))`, `w += v`.
+/// On the CPU in one pass that reads the gradients where dfdx left them.
+fn sgd_step(
+    dev: &Dev,
+    grads: &mut Gradients<f32, Dev>,
+    p: &mut Affine,
+    (vw, vb): (&mut Matrix, &mut Vector),
+    momentum: f32,
+    lr: f32,
+    l1: f32,
+) {
+    #[cfg(not(feature = "cuda"))]
+    {
+        use crate::nn::fused::{sgd_momentum, values_mut};
+        let _ = dev;
+        let gw = grads.get_or_alloc_mut(&p.weight).expect("CPU gradients allocate");
+        sgd_momentum(values_mut(&mut p.weight), values_mut(vw), gw, momentum, lr, l1);
+        let gb = grads.get_or_alloc_mut(&p.bias).expect("CPU gradients allocate");
+        sgd_momentum(values_mut(&mut p.bias), values_mut(vb), gb, momentum, lr, 0.0);
+    }
+    #[cfg(feature = "cuda")]
+    {
+        let (gw, gb) = decayed_gradients(dev, grads, p, l1);
+        vw.axpy(momentum, &gw, -lr);
+        vb.axpy(momentum, &gb, -lr);
+        p.weight.axpy(1.0, vw, 1.0);
+        p.bias.axpy(1.0, vb, 1.0);
+    }
+}
+
+/// Rescales every column of `w` (`[in, out]`: one unit's incoming weights) whose L2 norm
+/// exceeds `limit` down to norm `limit`, as pylearn2's `max_col_norm` does.
+pub fn clip_column_norms(w: &mut Matrix, limit: f32) {
+    let cols = w.shape().1;
+    #[cfg(not(feature = "cuda"))]
+    clip_columns(crate::nn::fused::values_mut(w), cols, limit);
+    #[cfg(feature = "cuda")]
+    {
+        let mut values = w.as_vec();
+        if clip_columns(&mut values, cols, limit) {
+            w.copy_from(&values);
+        }
+    }
+}
+
+/// [`clip_column_norms`] on row-major values; whether any column was rescaled.
+fn clip_columns(values: &mut [f32], cols: usize, limit: f32) -> bool {
+    let mut norms = vec![0.0f32; cols];
+    for row in values.chunks(cols) {
+        for (n, v) in norms.iter_mut().zip(row) {
+            *n += v * v;
+        }
+    }
+    let scale: Vec<f32> = norms
+        .iter()
+        .map(|n| if n.sqrt() > limit { limit / n.sqrt() } else { 1.0 })
+        .collect();
+    if scale.iter().all(|&s| s == 1.0) {
+        return false;
+    }
+    for row in values.chunks_mut(cols) {
+        for (v, s) in row.iter_mut().zip(&scale) {
+            *v *= s;
+        }
+    }
+    true
+}

@@ -1,0 +1,332 @@
+//! `fit`'s tests: learning, early stopping and refit, determinism, divergence, the loss
+//! mixture, sigmoid tops and L1 decay.
+
+#![allow(unused_imports)]
+use super::Optimizer;
+use super::*;
+use crate::attacks::{AttackContext, Crafter};
+use crate::data::Dataset;
+use crate::nn::layers::NetSpec;
+use crate::nn::model::{Affine, Dev, Matrix, Mode, Model, Needs, Vector};
+use dfdx::prelude::*;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::layers::LayerSpec;
+
+    fn blobs(n: usize, seed: u64) -> Dataset {
+        // Two overlapping classes in 2-D.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut images = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..n {
+            let c = i % 2;
+            let centre = if c == 0 { 0.35 } else { 0.65 };
+            images.push(centre + rand::Rng::gen_range(&mut rng, -0.3..0.3f32));
+            images.push(centre + rand::Rng::gen_range(&mut rng, -0.3..0.3f32));
+            labels.push(c as u8);
+        }
+        Dataset {
+            images,
+            labels,
+            shape: vec![2],
+            classes: 2,
+        }
+    }
+
+    fn linear() -> NetSpec {
+        NetSpec {
+            input: vec![2],
+            layers: vec![LayerSpec::Linear { units: 2 }],
+        }
+    }
+
+    fn params(seed: u64) -> FitParams {
+        FitParams {
+            init: 0.05,
+            ..FitParams::sgd(20, 20, 0.5, 0.5, seed)
+        }
+    }
+
+    fn quiet() -> impl FnMut(FitEvent) {
+        |_| {}
+    }
+
+    #[test]
+    fn fit_learns_and_is_deterministic() {
+        let data = blobs(200, 3);
+        let (a, s) = fit(&linear(), &data, None, &params(1), &mut quiet()).unwrap();
+        assert!(s.history.last().unwrap().loss < s.history[0].loss * 0.8, "{:?}", s.history);
+        let (b, _) = fit(&linear(), &data, None, &params(1), &mut quiet()).unwrap();
+        assert_eq!(a.named_tensors(), b.named_tensors());
+        let (c, _) = fit(&linear(), &data, None, &params(2), &mut quiet()).unwrap();
+        assert_ne!(a.named_tensors(), c.named_tensors());
+    }
+
+    #[test]
+    fn dropout_training_is_deterministic_per_seed() {
+        let net = NetSpec {
+            input: vec![2],
+            layers: vec![LayerSpec::Dropout { p: 0.5 }, LayerSpec::Linear { units: 2 }],
+        };
+        let data = blobs(100, 3);
+        let (a, _) = fit(&net, &data, None, &params(4), &mut quiet()).unwrap();
+        let (b, _) = fit(&net, &data, None, &params(4), &mut quiet()).unwrap();
+        assert_eq!(a.named_tensors(), b.named_tensors());
+        let (plain, _) = fit(&linear(), &data, None, &params(4), &mut quiet()).unwrap();
+        assert_ne!(a.named_tensors()[0].2, plain.named_tensors()[0].2, "dropout changed the updates");
+    }
+
+    #[test]
+    fn divergence_is_an_error_naming_the_epoch() {
+        let mut data = blobs(200, 3);
+        data.images[0] = f32::NAN;
+        let err = fit(&linear(), &data, None, &params(1), &mut quiet()).unwrap_err().to_string();
+        assert!(err.contains("diverged") && err.contains("epoch 1"), "{err}");
+    }
+
+    #[test]
+    fn momentum_ramps_linearly_then_holds() {
+        let p = FitParams {
+            momentum_end: Some(0.7),
+            momentum_epochs: 250,
+            ..FitParams::sgd(1, 1, 0.1, 0.5, 0)
+        };
+        assert_eq!(p.momentum_at(1), 0.5);
+        assert!((p.momentum_at(125) - (0.5 + 0.2 * 124.0 / 249.0)).abs() < 1e-12);
+        assert!((p.momentum_at(250) - 0.7).abs() < 1e-12);
+        assert!((p.momentum_at(400) - 0.7).abs() < 1e-12);
+    }
+
+    #[test]
+    fn learning_rate_is_divided_after_every_update_down_to_the_floor() {
+        let data = blobs(100, 3);
+        let p = FitParams {
+            lr_decay: 2.0,
+            lr_min: 0.01,
+            ..params(1)
+        };
+        let dev = Dev::default();
+        let mut t = Trainer::new(
+            &dev,
+            Model::init(&dev, &linear(), 0.1, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)),
+            &p,
+        )
+        .unwrap();
+
+        let labels: Vec<usize> = data.labels[..10].iter().map(|&l| l as usize).collect();
+        t.step(&dev, data.images_of(0..10).to_vec(), &labels);
+        assert_eq!(t.lr, 0.25);
+        for _ in 0..10 {
+            t.step(&dev, data.images_of(0..10).to_vec(), &labels);
+        }
+        assert_eq!(t.lr, 0.01);
+    }
+
+    #[test]
+    fn max_norm_bounds_every_column() {
+        let dev = Dev::default();
+        let mut w: Matrix = dev.tensor_from_vec(vec![3.0, 0.1, 4.0, 0.1], (2, 2));
+        clip_column_norms(&mut w, 1.0);
+        let v = w.as_vec();
+        assert!(
+            ((v[0] * v[0] + v[2] * v[2]).sqrt() - 1.0).abs() < 1e-6,
+            "long column scaled to the limit"
+        );
+        assert_eq!((v[1], v[3]), (0.1, 0.1), "short column untouched");
+        let data = blobs(200, 3);
+        let p = FitParams {
+            max_norm: Some(0.5),
+            lr: 5.0,
+            ..params(1)
+        };
+        let (model, _) = fit(&linear(), &data, None, &p, &mut quiet()).unwrap();
+        let w = model.params[0].as_ref().unwrap().weight.as_vec();
+        for col in 0..2 {
+            assert!((w[col] * w[col] + w[2 + col] * w[2 + col]).sqrt() <= 0.5 + 1e-5);
+        }
+    }
+
+    #[test]
+    fn adam_learns() {
+        let data = blobs(200, 3);
+        let p = FitParams {
+            optimizer: Optimizer::Adam,
+            lr: 0.05,
+            ..params(1)
+        };
+        let (_, s) = fit(&linear(), &data, None, &p, &mut quiet()).unwrap();
+        assert!(s.history.last().unwrap().loss < s.history[0].loss * 0.8, "{:?}", s.history);
+    }
+
+    #[test]
+    fn early_stopping_keeps_the_best_epoch_and_refit_trains_that_long_on_everything() {
+        let (train, valid) = (blobs(60, 3), blobs(200, 4));
+        let p = FitParams {
+            epochs: 60,
+            patience: Some(3),
+            lr: 2.0,
+            ..params(1)
+        };
+        let (model, s) = fit(&linear(), &train, Some(&valid), &p, &mut quiet()).unwrap();
+        let errors: Vec<f64> = s.history.iter().map(|h| h.valid_error.unwrap()).collect();
+        let best = errors.iter().cloned().fold(f64::INFINITY, f64::min);
+        assert_eq!(errors[s.best_epoch - 1], best);
+        assert_eq!(
+            errors.iter().position(|&e| e == best).unwrap() + 1,
+            s.best_epoch,
+            "the first best epoch wins ties"
+        );
+        if s.stopped_early {
+            assert_eq!(s.history.len(), s.best_epoch + 3);
+        }
+        let dev = Dev::default();
+        assert_eq!(crate::eval::evaluate(&dev, &model, &valid, None, 0, 50, &mut |_, _| {}).error, best);
+
+        let refit = FitParams {
+            after_stop: AfterStop::Refit,
+            ..p
+        };
+        let (_, r) = fit(&linear(), &train, Some(&valid), &refit, &mut quiet()).unwrap();
+        assert_eq!(r.refit_history.len(), r.best_epoch);
+    }
+}
+
+#[cfg(test)]
+mod mixture_tests {
+    use super::*;
+    use crate::attacks::testing::model_and_batch;
+    use serde_json::json;
+
+    fn fgsm_json(eps: f64) -> serde_json::Value {
+        json!({"attack": "fgsm", "eps": eps, "clip": null, "labels": "true", "target": "none", "target_class": null, "mode": "eval"})
+    }
+
+    #[test]
+    fn the_mixture_loss_equals_the_hand_computed_value() {
+        let (dev, model, x, y) = model_and_batch();
+        let ctx = AttackContext::new(&model, &dev, 0);
+        let adv = crate::attacks::Crafter::from_json(&fgsm_json(0.1))
+            .unwrap()
+            .craft(&mut AttackContext::new(&model, &dev, 0), &x, &y);
+        let by_hand = 0.3 * ctx.loss(&x, &y) as f64 + 0.7 * ctx.loss(&adv, &y) as f64;
+        let p = FitParams {
+            loss: vec![
+                LossTerm { weight: 0.3, attack: None },
+                LossTerm {
+                    weight: 0.7,
+                    attack: Some(fgsm_json(0.1)),
+                },
+            ],
+            ..FitParams::sgd(1, 4, 0.1, 0.0, 0)
+        };
+        let mut trainer = Trainer::new(&dev, model.clone(), &p).unwrap();
+        let stepped = trainer.step(&dev, x.clone(), &y);
+        assert!((stepped - by_hand).abs() < 1e-5, "{stepped} vs {by_hand}");
+    }
+
+    #[test]
+    fn the_mixture_gradient_is_the_weighted_sum_of_the_terms_gradients() {
+        // With lr 1 and no momentum, one step moves the weights by minus the gradient: the
+        // mixture's move equals 0.5 * (clean move) + 0.5 * (adversarial-only move).
+        let (dev, model, x, y) = model_and_batch();
+        let moved = |loss: Vec<LossTerm>| {
+            let p = FitParams {
+                loss,
+                ..FitParams::sgd(1, 4, 1.0, 0.0, 0)
+            };
+            let mut t = Trainer::new(&dev, model.clone(), &p).unwrap();
+            t.step(&dev, x.clone(), &y);
+            let before = model.named_tensors();
+            t.model
+                .named_tensors()
+                .iter()
+                .zip(before)
+                .flat_map(|(a, b)| a.2.iter().zip(b.2).map(|(p, q)| p - q).collect::<Vec<_>>())
+                .collect::<Vec<f32>>()
+        };
+        let clean = moved(vec![LossTerm { weight: 1.0, attack: None }]);
+        let adv = moved(vec![LossTerm {
+            weight: 1.0,
+            attack: Some(fgsm_json(0.1)),
+        }]);
+        let mix = moved(vec![
+            LossTerm { weight: 0.5, attack: None },
+            LossTerm {
+                weight: 0.5,
+                attack: Some(fgsm_json(0.1)),
+            },
+        ]);
+        for ((m, c), a) in mix.iter().zip(&clean).zip(&adv) {
+            assert!((m - 0.5 * (c + a)).abs() < 1e-5, "{m} vs {}", 0.5 * (c + a));
+        }
+    }
+}
+
+#[cfg(test)]
+mod top_tests {
+    use super::*;
+    use crate::nn::layers::LayerSpec;
+
+    #[test]
+    fn a_sigmoid_top_trains_with_binary_cross_entropy() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (mut images, mut labels) = (vec![], vec![]);
+        for i in 0..200 {
+            let c = i % 2;
+            let centre = if c == 0 { 0.3 } else { 0.7 };
+            images.push(centre + rand::Rng::gen_range(&mut rng, -0.2..0.2f32));
+            images.push(centre + rand::Rng::gen_range(&mut rng, -0.2..0.2f32));
+            labels.push(c as u8);
+        }
+        let data = Dataset {
+            images,
+            labels,
+            shape: vec![2],
+            classes: 2,
+        };
+        let net = NetSpec {
+            input: vec![2],
+            layers: vec![LayerSpec::Linear { units: 2 }, LayerSpec::SigmoidTop],
+        };
+        assert_eq!(net.top(), crate::nn::Top::Sigmoid);
+        let p = FitParams {
+            init: 0.05,
+            ..FitParams::sgd(30, 20, 1.0, 0.5, 1)
+        };
+        let (model, s) = fit(&net, &data, None, &p, &mut |_| {}).unwrap();
+        assert!(s.history.last().unwrap().loss < s.history[0].loss * 0.7, "{:?}", s.history);
+        let error = crate::eval::evaluate(&Dev::default(), &model, &data, None, 0, 50, &mut |_, _| {}).error;
+        assert!(error < 0.1, "{error}");
+    }
+}
+
+#[cfg(test)]
+mod l1_tests {
+    use super::*;
+    use crate::attacks::testing::model_and_batch;
+
+    #[test]
+    fn l1_adds_l1_times_sign_of_the_first_layers_weights_to_its_gradient() {
+        let (dev, model, x, y) = model_and_batch();
+        let step = |l1: f64| {
+            let p = FitParams {
+                l1,
+                ..FitParams::sgd(1, 4, 1.0, 0.0, 0)
+            };
+            let mut t = Trainer::new(&dev, model.clone(), &p).unwrap();
+            t.step(&dev, x.clone(), &y);
+            t.model.named_tensors()
+        };
+        let (plain, decayed) = (step(0.0), step(0.1));
+        let before = model.named_tensors();
+        // With lr 1 and no momentum the difference is exactly the extra gradient.
+        for ((p, d), b) in plain[0].2.iter().zip(&decayed[0].2).zip(&before[0].2) {
+            assert!((p - d - 0.1 * crate::tensor::sign(*b)).abs() < 1e-6);
+        }
+        assert_eq!(plain[1..], decayed[1..], "only the first layer's weights decay");
+    }
+}
