@@ -1,0 +1,199 @@
+//! Tables and plots: rows and points resolved to the metrics they show, `mean(...)` rows,
+//! paper values and tolerances.
+
+use super::*;
+use crate::diagnostics::{codes, did_you_mean, Diagnostic};
+use crate::syntax::ast::{self, Expr, ExprKind};
+use ir::NodeId;
+
+impl<'a> Checker<'a> {
+    /// A plot: every row is a point `x: NUMBER y: METRIC` of the series its label names.
+    pub(super) fn plot(&mut self, t: &'a ast::Table) {
+        let mut points = Vec::new();
+        for entry in &t.rows {
+            let ast::TableEntry::Row(row) = entry else {
+                unreachable!("sweeps are expanded before checking")
+            };
+            let (mut x, mut y) = (None, None);
+            for (name, expr) in &row.fields {
+                match (name.name.as_str(), self.expr(expr, None)) {
+                    ("x", Some(Value::Number { value, .. })) => x = Some(value),
+                    ("y", Some(Value::MetricRef { node, field })) => y = Some((node, field)),
+                    ("x" | "y", Some(other)) => self.diags.push(
+                        Diagnostic::new(
+                            codes::BAD_ROW,
+                            expr.span,
+                            format!(
+                                "`{}` must be {}, found {}",
+                                name.name,
+                                if name.name == "x" { "a number" } else { "a metric" },
+                                other.describe()
+                            ),
+                        )
+                        .label("wrong kind of value")
+                        .help("a point is `row \"series\" x: eps y: e[eps].error`"),
+                    ),
+                    ("x" | "y", None) => {}
+                    (other, _) => {
+                        let help = match did_you_mean(other, ["x", "y"]) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => "a plot's rows have `x:` (a number) and `y:` (a metric)".into(),
+                        };
+                        self.diags.push(
+                            Diagnostic::new(codes::BAD_ROW, name.span, format!("plot rows have no field `{other}`"))
+                                .label("unknown field")
+                                .help(help),
+                        );
+                    }
+                }
+            }
+            match (x, y) {
+                (Some(x), Some((node, field))) => points.push(ir::Point {
+                    series: row.label.clone(),
+                    x,
+                    node,
+                    field,
+                }),
+                _ if row.fields.iter().any(|(n, _)| n.name != "x" && n.name != "y") => {}
+                _ => self.diags.push(
+                    Diagnostic::new(
+                        codes::BAD_ROW,
+                        row.span,
+                        format!("point \"{}\" needs both `x:` and `y:`", row.label),
+                    )
+                    .label("incomplete point")
+                    .help("e.g. `row \"softmax\" x: eps y: e[eps].error`"),
+                ),
+            }
+        }
+        self.program.plots.push(ir::Plot {
+            title: t.title.clone(),
+            points,
+        });
+    }
+
+    pub(super) fn table(&mut self, t: &'a ast::Table) {
+        let mut rows = Vec::new();
+        for entry in &t.rows {
+            let ast::TableEntry::Row(row) = entry else {
+                unreachable!("sweeps are expanded before checking")
+            };
+            let mut measured = None;
+            let mut paper = None;
+            let mut tol = None;
+            for (name, expr) in &row.fields {
+                match name.name.as_str() {
+                    "value" if matches!(&expr.kind, ExprKind::Call { callee, .. } if callee.name == "mean") => {
+                        measured = self.mean_of(expr);
+                    }
+                    "value" => match self.expr(expr, None) {
+                        Some(Value::MetricRef { node, field }) => measured = Some(vec![(node, field)]),
+                        Some(other) => {
+                            self.diags.push(
+                                Diagnostic::new(
+                                    codes::BAD_ROW,
+                                    expr.span,
+                                    format!("a row's value must be a metric, found {}", other.describe()),
+                                )
+                                .label("not a metric")
+                                .help("write e.g. `value: adv.error`, where `adv` is an eval"),
+                            );
+                        }
+                        None => {}
+                    },
+                    "paper" | "tol" => match &expr.kind {
+                        ExprKind::Number { value, .. } if name.name == "paper" => paper = Some(*value),
+                        ExprKind::Number { value, .. } if *value >= 0.0 => tol = Some((*value, name.span)),
+                        _ => self.diags.push(
+                            Diagnostic::new(
+                                codes::BAD_ROW,
+                                expr.span,
+                                format!("`{}` must be a non-negative number or percentage", name.name),
+                            )
+                            .label("not a number")
+                            .help("e.g. paper: 99.9% tol: 2%"),
+                        ),
+                    },
+                    other => {
+                        let help = match did_you_mean(other, ["value", "paper", "tol"]) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => {
+                                "a row has `value:` (a metric) and optionally `paper:` (the published number) and `tol:` (how close counts)"
+                                    .into()
+                            }
+                        };
+                        self.diags.push(
+                            Diagnostic::new(codes::BAD_ROW, name.span, format!("table rows have no field `{other}`"))
+                                .label("unknown field")
+                                .help(help),
+                        );
+                    }
+                }
+            }
+            if let (Some((_, span)), None) = (tol, paper) {
+                self.diags.push(
+                    Diagnostic::new(codes::BAD_ROW, span, "`tol` without `paper`: there is nothing to be close to")
+                        .label("no paper value")
+                        .help("add `paper: <the published number>`"),
+                );
+            }
+            match measured {
+                Some(sources) => rows.push(ir::Row {
+                    label: row.label.clone(),
+                    sources,
+                    paper,
+                    tol: tol.map(|t| t.0),
+                }),
+                None if !row.fields.iter().any(|(n, _)| n.name == "value") => self.diags.push(
+                    Diagnostic::new(codes::BAD_ROW, row.span, format!("row \"{}\" has no `value:`", row.label))
+                        .label("nothing measured")
+                        .help("add `value: <eval>.<metric>`"),
+                ),
+                None => {}
+            }
+        }
+        self.program.tables.push(ir::Table {
+            title: t.title.clone(),
+            rows,
+        });
+    }
+    /// `mean([a.error, b.error])` or `mean(adv[seeds].error)`: the metrics a row averages.
+    pub(super) fn mean_of(&mut self, expr: &'a Expr) -> Option<Vec<(NodeId, String)>> {
+        let ExprKind::Call { args, .. } = &expr.kind else { return None };
+        let list = match args.as_slice() {
+            [ast::Arg { name: None, value }] => match &value.kind {
+                ExprKind::List(items) if !items.is_empty() => Some(items),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(list) = list else {
+            self.diags.push(
+                Diagnostic::new(codes::BAD_ROW, expr.span, "`mean` takes one non-empty list of metrics")
+                    .label("not a list of metrics")
+                    .help("e.g. `mean(adv[seeds].error)` or `mean([a.error, b.error])`"),
+            );
+            return None;
+        };
+        let mut sources = Vec::new();
+        for item in list {
+            match self.expr(item, None) {
+                Some(Value::MetricRef { node, field }) => sources.push((node, field)),
+                Some(other) => {
+                    self.diags.push(
+                        Diagnostic::new(
+                            codes::BAD_ROW,
+                            item.span,
+                            format!("`mean` averages metrics, found {}", other.describe()),
+                        )
+                        .label("not a metric")
+                        .help("e.g. `mean(adv[seeds].error)` or `mean([a.error, b.error])`"),
+                    );
+                    return None;
+                }
+                None => return None,
+            }
+        }
+        Some(sources)
+    }
+}
