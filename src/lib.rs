@@ -1,10 +1,14 @@
 //! advpipe: adversarial-robustness pipelines.
 //!
-//! A pipeline file goes through five stages, one module each:
-//! [`syntax`] (parse) -> [`check`] -> [`plan`] -> [`exec`] (execute) -> [`report`].
-//! [`load_source`] first gathers the file and the files it imports into one [`Source`].
-//! The tensor work behind execution lives in [`nn`] (models and training), [`attacks`],
-//! [`eval`] and [`data`]; [`cache`] stores every artifact by content.
+//! A pipeline file goes through its stages, one module each: [`load_source`] gathers the
+//! file and the files it imports into one [`Source`]; [`syntax`] (parse) -> [`check`]
+//! (expand, then check) -> [`plan`] (with [`estimate`] and [`versions`]) -> [`exec`]
+//! (execute) -> [`report`]. Node kinds, the extension point for things that compute, live
+//! in [`kinds`], one file each, above the stages that use them. The work behind execution
+//! lives in [`train`], [`nn`] (models), [`attacks`], [`eval`], [`data`] and [`tensor`];
+//! [`cache`] stores every artifact by content; [`files`] reads every file, bounded.
+
+#![warn(missing_docs)]
 
 pub mod attacks;
 pub mod cache;

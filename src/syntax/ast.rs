@@ -18,9 +18,19 @@ pub struct File {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
     /// `import "common.adv"`
-    Import { path: String, span: Span },
+    Import {
+        /// The path as written, relative to the importing file.
+        path: String,
+        /// The whole statement.
+        span: Span,
+    },
     /// `seed 1234`
-    Seed { value: Expr, span: Span },
+    Seed {
+        /// The seed's value.
+        value: Expr,
+        /// The whole statement.
+        span: Span,
+    },
     /// `model soft = fit(...)`
     Decl(Decl),
     /// `table "title" { row ... }`, or `plot "title" { row ... }` (then `plot` is set)
@@ -114,7 +124,12 @@ pub struct Expr {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
     /// `0.25`, `.25`, `1e-3`; `99.9%` is stored as 0.999 with `percent` set.
-    Number { value: f64, percent: bool },
+    Number {
+        /// The value (a percentage already divided by 100).
+        value: f64,
+        /// Written with `%`.
+        percent: bool,
+    },
     /// `"train"`
     Str(String),
     /// `train`, `flatten`
@@ -122,11 +137,26 @@ pub enum ExprKind {
     /// `[1, 28, 28]`
     List(Vec<Expr>),
     /// `fit(softmax, train, epochs: 10)`
-    Call { callee: Ident, args: Vec<Arg> },
+    Call {
+        /// What is called.
+        callee: Ident,
+        /// Its arguments, positional and named, in order.
+        args: Vec<Arg>,
+    },
     /// `ev.error`
-    Field { base: Box<Expr>, field: Ident },
+    Field {
+        /// The value whose field is read.
+        base: Box<Expr>,
+        /// The field.
+        field: Ident,
+    },
     /// `sweep[0.25]`
-    Index { base: Box<Expr>, index: Box<Expr> },
+    Index {
+        /// The indexed name.
+        base: Box<Expr>,
+        /// The index.
+        index: Box<Expr>,
+    },
     /// `input([1, 28, 28]) >> flatten >> linear(10)`, two or more parts.
     Stack(Vec<Expr>),
     /// `a + b`, two or more terms.

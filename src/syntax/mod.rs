@@ -19,9 +19,14 @@ static PRECEDENCE: std::sync::LazyLock<PrattParser<Rule>> = std::sync::LazyLock:
         .op(Op::infix(Rule::mul, Assoc::Left))
 });
 
-#[derive(pest_derive::Parser)]
-#[grammar = "../grammar/pipeline.pest"]
-struct PipelineParser;
+/// The parser pest generates from the grammar (its `Rule` enum names the grammar's rules).
+mod generated {
+    #![allow(missing_docs)]
+    #[derive(pest_derive::Parser)]
+    #[grammar = "../grammar/pipeline.pest"]
+    pub struct PipelineParser;
+}
+use generated::{PipelineParser, Rule};
 
 /// Parses a pipeline file. A syntax error is returned as one diagnostic at the place
 /// where parsing stopped.
