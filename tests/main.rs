@@ -6,6 +6,7 @@ mod support;
 
 mod code_versions;
 mod diagnostics;
+mod docs;
 mod extension;
 mod fuzz_seeds;
 mod hostile;
