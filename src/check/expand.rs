@@ -363,10 +363,12 @@ fn range(args: &[Arg]) -> Result<Vec<f64>, String> {
     if step.is_nan() || step <= 0.0 || stop < start {
         return Err("it needs step > 0 and stop >= start".into());
     }
-    let count = ((stop - start) / step + 1e-9).floor() as usize + 1;
-    if count > 10_000 {
-        return Err(format!("{count} elements; a sweep has at most 10000"));
+    // Counted in f64: a huge range must be refused, not wrap around as an integer.
+    let count = ((stop - start) / step + 1e-9).floor() + 1.0;
+    if !(count <= 10_000.0) {
+        return Err(format!("{count:.0} elements; a sweep has at most 10000"));
     }
+    let count = count as usize;
     Ok((0..count).map(|i| round12(start + step * i as f64)).collect())
 }
 
@@ -487,6 +489,17 @@ mod tests {
             .unwrap()
             .file
             .to_string()
+    }
+
+    #[test]
+    fn a_huge_range_is_refused_not_wrapped() {
+        // Found by the `compile` fuzz target: the count overflowed (and wrapped to an empty
+        // sweep in release builds).
+        let src = "for e in range(0, 1e60, 0.2) { eval x[e] = evaluate(m, t) }";
+        let Err(diags) = expand(&crate::syntax::parse(src).unwrap(), &Choices::default()) else {
+            panic!("a range of 5e60 elements expanded")
+        };
+        assert!(diags[0].message.contains("a sweep has at most 10000"), "{}", diags[0].message);
     }
 
     #[test]
