@@ -58,7 +58,11 @@ fn the_readme_documents_every_kind_layer_and_attack_parameter() {
             None => problems.push(format!("README: node kind `{}` has no row", spec.name)),
             Some((_, category, row)) => {
                 if category != spec.category.word() {
-                    problems.push(format!("README: `{}` is listed as {category}, it is {}", spec.name, spec.category.word()));
+                    problems.push(format!(
+                        "README: `{}` is listed as {category}, it is {}",
+                        spec.name,
+                        spec.category.word()
+                    ));
                 }
                 let declared: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
                 check_row(spec.name, row, &declared, &mut problems);

@@ -271,9 +271,14 @@ pub fn all() -> Vec<&'static AttackKind> {
     ATTACKS.iter().chain(registered.iter().copied()).collect()
 }
 
-/// Looks an attack kind up by name.
+/// Looks an attack kind up by name (the built-in ones without taking the registry's lock:
+/// keys look up every node's attacks).
 pub fn find(name: &str) -> Option<&'static AttackKind> {
-    all().into_iter().find(|a| a.name == name)
+    if let Some(builtin) = ATTACKS.iter().find(|a| a.name == name) {
+        return Some(builtin);
+    }
+    let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+    registered.iter().copied().find(|a| a.name == name)
 }
 
 /// Deserializes an attack's params struct from checked JSON.
