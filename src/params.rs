@@ -1,9 +1,10 @@
 //! Typed parameter signatures shared by every registry (layers, attacks, node kinds).
 //!
-//! A node kind declares its parameters once, as a slice of [`ParamSpec`]s: name, type,
-//! default, allowed range and a doc line. The checker binds call arguments against it, and
-//! the bound values become a JSON object that the kind's serde params struct reads back:
-//! one declaration serves checking, cache keys and execution.
+//! A parameter is declared once: [`declare_params!`] writes the params struct (the field,
+//! its Rust type and its doc) and the [`ParamSpec`] list the checker binds arguments
+//! against (name, type, default, allowed range and the same doc line) from one list of
+//! fields. The bound values become a JSON object that the struct reads back with serde: one
+//! declaration serves checking, cache keys and execution, and cannot drift.
 
 /// What values a parameter accepts.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -125,6 +126,114 @@ impl ParamSpec {
             Default::Range(lo, hi) => Some(serde_json::json!([lo, hi])),
         }
     }
+}
+
+/// A parameter's type, default and range, as written in [`declare_params!`] (the name and
+/// doc line come from the field it declares).
+#[derive(Clone, Copy, Debug)]
+pub struct ParamDef {
+    /// What it accepts.
+    pub ty: ParamType,
+    /// Its default.
+    pub default: Default,
+    /// Inclusive bounds for numbers.
+    pub range: Option<(f64, f64)>,
+}
+
+impl ParamDef {
+    /// A parameter that must be given.
+    pub const fn required(ty: ParamType) -> Self {
+        ParamDef {
+            ty,
+            default: Default::Required,
+            range: None,
+        }
+    }
+    /// A parameter that may be left out.
+    pub const fn optional(ty: ParamType) -> Self {
+        ParamDef {
+            ty,
+            default: Default::Optional,
+            range: None,
+        }
+    }
+    /// A parameter with a default.
+    pub const fn or(ty: ParamType, default: Default) -> Self {
+        ParamDef { ty, default, range: None }
+    }
+    /// Restricts a numeric parameter to `[lo, hi]`.
+    pub const fn range(mut self, lo: f64, hi: f64) -> Self {
+        self.range = Some((lo, hi));
+        self
+    }
+}
+
+impl ParamSpec {
+    /// The spec of a field declared by [`declare_params!`]: its name, its definition and its
+    /// doc comment (whose leading space is dropped).
+    pub const fn declared(name: &'static str, def: ParamDef, doc: &'static str) -> Self {
+        let doc = match doc.as_bytes() {
+            [b' ', rest @ ..] => match std::str::from_utf8(rest) {
+                Ok(trimmed) => trimmed,
+                Err(_) => doc,
+            },
+            _ => doc,
+        };
+        ParamSpec {
+            name,
+            ty: def.ty,
+            default: def.default,
+            range: def.range,
+            doc,
+        }
+    }
+}
+
+/// Declares a params struct and its [`ParamSpec`] list (`PARAMS`) from one list of fields:
+/// each field's doc comment (one line) is its doc in both, its name is the parameter's
+/// name, and the expression after `=` is its [`ParamDef`]. Attributes on the struct (derives,
+/// serde options) and on fields (after the doc) pass through.
+///
+/// ```
+/// advpipe::declare_params! {
+///     /// `fgsm`'s own parameters.
+///     #[derive(serde::Deserialize)]
+///     pub struct Fgsm {
+///         /// size of the perturbation budget
+///         eps: f32 = advpipe::params::ParamDef::required(advpipe::params::ParamType::Number).range(0.0, 1.0),
+///     }
+/// }
+/// assert_eq!(Fgsm::PARAMS[0].name, "eps");
+/// assert_eq!(Fgsm::PARAMS[0].doc, "size of the perturbation budget");
+/// ```
+#[macro_export]
+macro_rules! declare_params {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                #[doc = $doc:literal]
+                $(#[$field_meta:meta])*
+                $field:ident : $ty:ty = $def:expr
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $(
+                #[doc = $doc]
+                $(#[$field_meta])*
+                pub $field: $ty,
+            )*
+        }
+
+        impl $name {
+            /// Its parameters, positional in field order, named and documented by the fields.
+            pub const PARAMS: &'static [$crate::params::ParamSpec] = &[
+                $( $crate::params::ParamSpec::declared(stringify!($field), $def, $doc), )*
+            ];
+        }
+    };
 }
 
 /// What a registered kind produces; the declaration word that goes with it.

@@ -6,9 +6,7 @@
 //! attack bim10 = bim(eps: 0.1, steps: 10, step_size: 0.02)
 //! ```
 
-use super::{
-    default_step_size, params_from, project_linf, sign, Attack, AttackContext, AttackKind, EPS_PARAM, STEPS_PARAM, STEP_SIZE_PARAM,
-};
+use super::{default_step_size, params_from, project_linf, sign, Attack, AttackContext, AttackKind, EPS, STEPS, STEP_SIZE};
 use serde::Deserialize;
 
 /// The registry entry.
@@ -17,19 +15,21 @@ pub const KIND: AttackKind = AttackKind {
     source: file!(),
     name: "bim",
     doc: "basic iterative method: repeated FGSM steps, projected",
-    params: &[EPS_PARAM, STEPS_PARAM, STEP_SIZE_PARAM],
+    params: Bim::PARAMS,
     build,
 };
 
-/// Parameters.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Bim {
-    /// L-infinity budget.
-    pub eps: f32,
-    /// Iterations.
-    pub steps: usize,
-    /// Per-step size (default `2.5 * eps / steps`).
-    pub step_size: Option<f32>,
+crate::declare_params! {
+    /// BIM's parameters.
+    #[derive(Clone, Debug, Deserialize)]
+    pub struct Bim {
+        /// size of the perturbation budget
+        eps: f32 = EPS,
+        /// iterations
+        steps: usize = STEPS,
+        /// size of each step (default 2.5 * eps / steps)
+        step_size: Option<f32> = STEP_SIZE,
+    }
 }
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {

@@ -6,7 +6,7 @@
 //! ```
 
 use super::{l2_normalize_rows, params_from, Attack, AttackContext, AttackKind};
-use crate::params::{ParamSpec, ParamType};
+use crate::params::{ParamDef, ParamType};
 use serde::Deserialize;
 
 /// The registry entry.
@@ -15,15 +15,17 @@ pub const KIND: AttackKind = AttackKind {
     source: file!(),
     name: "fgm",
     doc: "fast gradient method, L2: x + eps * g / ||g||",
-    params: &[ParamSpec::required("eps", ParamType::Number, "L2 length of the step").range(0.0, 100.0)],
+    params: Fgm::PARAMS,
     build,
 };
 
-/// FGM's parameters.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Fgm {
-    /// L2 length of the step.
-    pub eps: f32,
+crate::declare_params! {
+    /// FGM's own parameters.
+    #[derive(Clone, Debug, Deserialize)]
+    pub struct Fgm {
+        /// L2 length of the step
+        eps: f32 = ParamDef::required(ParamType::Number).range(0.0, 100.0),
+    }
 }
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {

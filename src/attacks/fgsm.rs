@@ -8,7 +8,7 @@
 //! attack leaky  = fgsm(eps: 0.1, labels: "predicted", clip: "none")
 //! ```
 
-use super::{params_from, sign, Attack, AttackContext, AttackKind, EPS_PARAM};
+use super::{params_from, sign, Attack, AttackContext, AttackKind, EPS};
 use serde::Deserialize;
 
 /// The registry entry.
@@ -17,15 +17,17 @@ pub const KIND: AttackKind = AttackKind {
     source: file!(),
     name: "fgsm",
     doc: "fast gradient sign method: x + eps * sign(grad_x J)",
-    params: &[EPS_PARAM],
+    params: Fgsm::PARAMS,
     build,
 };
 
-/// FGSM's own parameters.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Fgsm {
-    /// Step size in every pixel.
-    pub eps: f32,
+crate::declare_params! {
+    /// FGSM's own parameters.
+    #[derive(Clone, Debug, Deserialize)]
+    pub struct Fgsm {
+        /// size of the perturbation budget
+        eps: f32 = EPS,
+    }
 }
 
 impl Fgsm {

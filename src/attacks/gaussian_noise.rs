@@ -2,7 +2,7 @@
 //! It has no hard budget: `sigma` is the standard deviation.
 
 use super::{params_from, Attack, AttackContext, AttackKind};
-use crate::params::{ParamSpec, ParamType};
+use crate::params::{ParamDef, ParamType};
 use rand_distr::{Distribution, Normal};
 use serde::Deserialize;
 
@@ -12,15 +12,17 @@ pub const KIND: AttackKind = AttackKind {
     source: file!(),
     name: "gaussian_noise",
     doc: "control: x + N(0, sigma^2) per pixel",
-    params: &[ParamSpec::required("sigma", ParamType::Number, "standard deviation of the noise").range(0.0, 10.0)],
+    params: GaussianNoise::PARAMS,
     build,
 };
 
-/// Parameters.
-#[derive(Clone, Debug, Deserialize)]
-pub struct GaussianNoise {
-    /// Standard deviation.
-    pub sigma: f32,
+crate::declare_params! {
+    /// The Gaussian-noise control's parameters.
+    #[derive(Clone, Debug, Deserialize)]
+    pub struct GaussianNoise {
+        /// standard deviation of the noise
+        sigma: f32 = ParamDef::required(ParamType::Number).range(0.0, 10.0),
+    }
 }
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {

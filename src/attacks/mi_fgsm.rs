@@ -2,10 +2,8 @@
 //! `g <- decay * g + grad / ||grad||_1` per example, then a sign step of `step_size`,
 //! projected onto the L-infinity ball and the clip range.
 
-use super::{
-    default_step_size, params_from, project_linf, sign, Attack, AttackContext, AttackKind, EPS_PARAM, STEPS_PARAM, STEP_SIZE_PARAM,
-};
-use crate::params::{Default, ParamSpec, ParamType};
+use super::{default_step_size, params_from, project_linf, sign, Attack, AttackContext, AttackKind, EPS, STEPS, STEP_SIZE};
+use crate::params::{Default, ParamDef, ParamType};
 use serde::Deserialize;
 
 /// The registry entry.
@@ -14,26 +12,23 @@ pub const KIND: AttackKind = AttackKind {
     source: file!(),
     name: "mi_fgsm",
     doc: "momentum iterative FGSM",
-    params: &[
-        EPS_PARAM,
-        STEPS_PARAM,
-        STEP_SIZE_PARAM,
-        ParamSpec::with_default("decay", ParamType::Number, Default::Number(1.0), "momentum decay factor").range(0.0, 10.0),
-    ],
+    params: MiFgsm::PARAMS,
     build,
 };
 
-/// Parameters.
-#[derive(Clone, Debug, Deserialize)]
-pub struct MiFgsm {
-    /// L-infinity budget.
-    pub eps: f32,
-    /// Iterations.
-    pub steps: usize,
-    /// Per-step size (default `2.5 * eps / steps`).
-    pub step_size: Option<f32>,
-    /// Momentum decay.
-    pub decay: f32,
+crate::declare_params! {
+    /// MI-FGSM's parameters.
+    #[derive(Clone, Debug, Deserialize)]
+    pub struct MiFgsm {
+        /// size of the perturbation budget
+        eps: f32 = EPS,
+        /// iterations
+        steps: usize = STEPS,
+        /// size of each step (default 2.5 * eps / steps)
+        step_size: Option<f32> = STEP_SIZE,
+        /// momentum decay factor
+        decay: f32 = ParamDef::or(ParamType::Number, Default::Number(1.0)).range(0.0, 10.0),
+    }
 }
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {

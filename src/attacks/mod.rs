@@ -20,7 +20,7 @@ pub mod uniform_noise;
 
 use crate::nn::model::{Dev, Matrix, Mode};
 use crate::nn::Classifier;
-use crate::params::{Default, ParamSpec, ParamType};
+use crate::params::{Default, ParamDef, ParamSpec, ParamType};
 pub use crate::tensor::{argmax, l2_normalize_rows, project_l2, project_linf, sign};
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
@@ -547,17 +547,10 @@ pub fn default_step_size(eps: f32, steps: usize) -> f32 {
     2.5 * eps / steps.max(1) as f32
 }
 
-/// Parameters shared by the iterative attacks' signatures.
-pub(crate) const EPS_PARAM: ParamSpec = ParamSpec::required("eps", ParamType::Number, "size of the perturbation budget").range(0.0, 1.0);
-pub(crate) const STEPS_PARAM: ParamSpec =
-    ParamSpec::with_default("steps", ParamType::Int, Default::Int(10), "iterations").range(1.0, 10000.0);
-pub(crate) const STEP_SIZE_PARAM: ParamSpec = ParamSpec::with_default(
-    "step_size",
-    ParamType::Number,
-    Default::Optional,
-    "size of each step (default 2.5 * eps / steps)",
-)
-.range(0.0, 1.0);
+/// Definitions the attacks share (each field keeps its own doc line).
+pub(crate) const EPS: ParamDef = ParamDef::required(ParamType::Number).range(0.0, 1.0);
+pub(crate) const STEPS: ParamDef = ParamDef::or(ParamType::Int, Default::Int(10)).range(1.0, 10000.0);
+pub(crate) const STEP_SIZE: ParamDef = ParamDef::optional(ParamType::Number).range(0.0, 1.0);
 
 #[cfg(test)]
 mod default_tests {

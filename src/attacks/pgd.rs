@@ -10,10 +10,9 @@
 //! ```
 
 use super::{
-    default_step_size, l2_normalize_rows, params_from, project_l2, project_linf, sign, Attack, AttackContext, AttackKind, STEPS_PARAM,
-    STEP_SIZE_PARAM,
+    default_step_size, l2_normalize_rows, params_from, project_l2, project_linf, sign, Attack, AttackContext, AttackKind, STEPS, STEP_SIZE,
 };
-use crate::params::{Default, ParamSpec, ParamType};
+use crate::params::{Default, ParamDef, ParamType};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::Deserialize;
@@ -24,25 +23,7 @@ pub const KIND: AttackKind = AttackKind {
     source: file!(),
     name: "pgd",
     doc: "projected gradient descent in the L-inf or L2 ball, random start, restarts",
-    params: &[
-        ParamSpec::required("eps", ParamType::Number, "radius of the ball").range(0.0, 100.0),
-        ParamSpec::with_default("norm", ParamType::Choice(&["linf", "l2"]), Default::Str("linf"), "which ball"),
-        STEPS_PARAM,
-        STEP_SIZE_PARAM,
-        ParamSpec::with_default(
-            "start",
-            ParamType::Choice(&["random", "clean"]),
-            Default::Str("random"),
-            "start at a random point of the ball, or at x",
-        ),
-        ParamSpec::with_default(
-            "restarts",
-            ParamType::Int,
-            Default::Int(1),
-            "independent runs; each example keeps its best",
-        )
-        .range(1.0, 1000.0),
-    ],
+    params: Pgd::PARAMS,
     build,
 };
 
@@ -66,21 +47,23 @@ pub enum Start {
     Clean,
 }
 
-/// Parameters.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Pgd {
-    /// Radius.
-    pub eps: f32,
-    /// Ball.
-    pub norm: Norm,
-    /// Iterations.
-    pub steps: usize,
-    /// Per-step size (default `2.5 * eps / steps`).
-    pub step_size: Option<f32>,
-    /// Start point.
-    pub start: Start,
-    /// Independent runs.
-    pub restarts: usize,
+crate::declare_params! {
+    /// PGD's parameters.
+    #[derive(Clone, Debug, Deserialize)]
+    pub struct Pgd {
+        /// radius of the ball
+        eps: f32 = ParamDef::required(ParamType::Number).range(0.0, 100.0),
+        /// which ball
+        norm: Norm = ParamDef::or(ParamType::Choice(&["linf", "l2"]), Default::Str("linf")),
+        /// iterations
+        steps: usize = STEPS,
+        /// size of each step (default 2.5 * eps / steps)
+        step_size: Option<f32> = STEP_SIZE,
+        /// start at a random point of the ball, or at x
+        start: Start = ParamDef::or(ParamType::Choice(&["random", "clean"]), Default::Str("random")),
+        /// independent runs; each example keeps its best
+        restarts: usize = ParamDef::or(ParamType::Int, Default::Int(1)).range(1.0, 1000.0),
+    }
 }
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {

@@ -1,7 +1,7 @@
 //! `random_sign(eps: 0.25)`: the paper's control (section 6): `x + eps * s` with each `s`
 //! an independent fair coin in {-1, +1}. Same L-infinity size as FGSM, no gradient.
 
-use super::{params_from, Attack, AttackContext, AttackKind, EPS_PARAM};
+use super::{params_from, Attack, AttackContext, AttackKind, EPS};
 use rand::Rng;
 use serde::Deserialize;
 
@@ -11,15 +11,17 @@ pub const KIND: AttackKind = AttackKind {
     source: file!(),
     name: "random_sign",
     doc: "control: x + eps * (random +-1 per pixel)",
-    params: &[EPS_PARAM],
+    params: RandomSign::PARAMS,
     build,
 };
 
-/// Parameters.
-#[derive(Clone, Debug, Deserialize)]
-pub struct RandomSign {
-    /// Size in every pixel.
-    pub eps: f32,
+crate::declare_params! {
+    /// The random-sign control's parameters.
+    #[derive(Clone, Debug, Deserialize)]
+    pub struct RandomSign {
+        /// size of the perturbation budget
+        eps: f32 = EPS,
+    }
 }
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {

@@ -1,7 +1,7 @@
 //! `uniform_noise(eps: 0.25)`: the paper's control (section 6): `x + u`, `u ~ U(-eps, eps)`
 //! independently per pixel.
 
-use super::{params_from, Attack, AttackContext, AttackKind, EPS_PARAM};
+use super::{params_from, Attack, AttackContext, AttackKind, EPS};
 use rand::Rng;
 use serde::Deserialize;
 
@@ -11,15 +11,17 @@ pub const KIND: AttackKind = AttackKind {
     source: file!(),
     name: "uniform_noise",
     doc: "control: x + U(-eps, eps) per pixel",
-    params: &[EPS_PARAM],
+    params: UniformNoise::PARAMS,
     build,
 };
 
-/// Parameters.
-#[derive(Clone, Debug, Deserialize)]
-pub struct UniformNoise {
-    /// Half-width of the noise.
-    pub eps: f32,
+crate::declare_params! {
+    /// The uniform-noise control's parameters.
+    #[derive(Clone, Debug, Deserialize)]
+    pub struct UniformNoise {
+        /// size of the perturbation budget
+        eps: f32 = EPS,
+    }
 }
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
