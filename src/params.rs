@@ -189,6 +189,18 @@ impl ParamSpec {
     }
 }
 
+/// The Rust type of a parameter that names another node (a dataset, a model): its value
+/// travels as an input edge, not in the canonical parameters, so the field holds nothing
+/// (declare it `#[serde(default)]`).
+#[derive(Clone, Copy, Debug, std::default::Default, PartialEq, Eq)]
+pub struct Input;
+
+impl<'de> serde::Deserialize<'de> for Input {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Input)
+    }
+}
+
 /// Declares a params struct and its [`ParamSpec`] list (`PARAMS`) from one list of fields:
 /// each field's doc comment (one line) is its doc in both, its name is the parameter's
 /// name, and the expression after `=` is its [`ParamDef`]. Attributes on the struct (derives,

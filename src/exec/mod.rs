@@ -434,11 +434,6 @@ impl<'a> Executor<'a> {
             .unwrap_or(self.program.seed)
     }
 
-    /// Node `id`'s `batch` parameter (examples per batch; 500 when it has none).
-    pub fn batch(&self, id: NodeId) -> usize {
-        self.program.nodes[id].params.get("batch").and_then(|b| b.as_u64()).unwrap_or(500) as usize
-    }
-
     /// The device models compute on.
     pub fn dev(&self) -> &crate::nn::Dev {
         &self.dev
@@ -472,14 +467,6 @@ impl<'a> Executor<'a> {
         );
         bar.set_prefix(what.to_string());
         bar
-    }
-
-    /// The attack in parameter `name` of canonical parameters `json`, if one is set.
-    pub fn attack(json: &serde_json::Value, name: &str) -> Result<Option<crate::attacks::Crafter>> {
-        match json.get(name) {
-            Some(a) if !a.is_null() => Ok(Some(crate::attacks::Crafter::from_json(a).map_err(Error::msg)?)),
-            _ => Ok(None),
-        }
     }
 
     fn compute(&mut self, id: NodeId) -> Result<Artifact> {

@@ -6,7 +6,28 @@ use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::Result;
 use crate::estimate::scoring_rule;
 use crate::exec::{params, Artifact, Executor, Runner};
-use crate::params::{Category, Default, ParamSpec, ParamType};
+use crate::params::{Category, Default, ParamType};
+use crate::params::{Input, ParamDef};
+
+crate::declare_params! {
+    /// `agreement`'s parameters, as its node's canonical JSON holds them.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    pub struct AgreementParams {
+        /// the reference model
+        #[serde(default)]
+        source: Input = ParamDef::required(ParamType::Model),
+        /// the model compared with it
+        #[serde(default)]
+        other: Input = ParamDef::required(ParamType::Model),
+        /// the examples (often a crafted set)
+        #[serde(default)]
+        data: Input = ParamDef::required(ParamType::Dataset),
+        /// which examples count: those source gets wrong, those both get wrong, or all
+        over: crate::eval::Over = ParamDef::or(ParamType::Choice(&["source_wrong", "both_wrong", "all"]), Default::Str("source_wrong")),
+        /// examples per batch (bounds memory)
+        batch: usize = EVAL_BATCH,
+    }
+}
 
 /// The registry entry.
 pub const KIND: Kind = Kind {
@@ -17,18 +38,7 @@ pub const KIND: Kind = Kind {
         sources: &["src/kinds/agreement.rs", "src/eval/mod.rs"],
         cached: true,
         doc: "how often `other` predicts the class `source` predicts (metrics: rate, examples)",
-        params: &[
-            ParamSpec::required("source", ParamType::Model, "the reference model"),
-            ParamSpec::required("other", ParamType::Model, "the model compared with it"),
-            ParamSpec::required("data", ParamType::Dataset, "the examples (often a crafted set)"),
-            ParamSpec::with_default(
-                "over",
-                ParamType::Choice(&["source_wrong", "both_wrong", "all"]),
-                Default::Str("source_wrong"),
-                "which examples count: those source gets wrong, those both get wrong, or all",
-            ),
-            EVAL_BATCH,
-        ],
+        params: AgreementParams::PARAMS,
         check,
     },
     runner: Runner {
@@ -56,13 +66,13 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let source = x.models(x.input(id, "source")?)?;
     let other = x.models(x.input(id, "other")?)?;
     let data = x.data(x.input(id, "data")?)?;
-    let over: crate::eval::Over = params(&x.node(id).params["over"])?;
+    let p: AgreementParams = params(&x.node(id).params)?;
     Ok(Artifact::Metrics(crate::eval::agreement(
         x.dev(),
         source.classifier(),
         other.classifier(),
         &data,
-        over,
-        x.batch(id),
+        p.over,
+        p.batch,
     )))
 }

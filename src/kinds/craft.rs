@@ -5,9 +5,29 @@ use super::{Kind, EVAL_BATCH, NODE_SEED};
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::{Error, Result};
 use crate::estimate::{Estimate, Sizes};
-use crate::exec::{Artifact, Executor, Runner};
-use crate::params::{Category, ParamSpec, ParamType};
+use crate::exec::{params, Artifact, Executor, Runner};
+use crate::params::{Category, ParamType};
+use crate::params::{Input, ParamDef};
 use std::sync::Arc;
+
+crate::declare_params! {
+    /// `craft`'s parameters, as its node's canonical JSON holds them.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    pub struct CraftParams {
+        /// the model (or ensemble) attacked
+        #[serde(default)]
+        model: Input = ParamDef::required(ParamType::Model),
+        /// the clean examples
+        #[serde(default)]
+        data: Input = ParamDef::required(ParamType::Dataset),
+        /// the attack
+        attack: serde_json::Value = ParamDef::required(ParamType::Attack),
+        /// examples per batch (bounds memory)
+        batch: usize = EVAL_BATCH,
+        /// seed of random attacks and noise (default: the file's seed)
+        seed: Option<u64> = NODE_SEED,
+    }
+}
 
 /// The registry entry.
 pub const KIND: Kind = Kind {
@@ -18,13 +38,7 @@ pub const KIND: Kind = Kind {
         sources: &["src/kinds/craft.rs", "src/eval/mod.rs", "src/exec/artifacts.rs"],
         cached: true,
         doc: "adversarial examples of a dataset against a model (stored as float32)",
-        params: &[
-            ParamSpec::required("model", ParamType::Model, "the model (or ensemble) attacked"),
-            ParamSpec::required("data", ParamType::Dataset, "the clean examples"),
-            ParamSpec::required("attack", ParamType::Attack, "the attack"),
-            EVAL_BATCH,
-            NODE_SEED,
-        ],
+        params: CraftParams::PARAMS,
         check,
     },
     runner: Runner {
@@ -45,17 +59,12 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let models = x.models(x.input(id, "model")?)?;
     let data = x.data(x.input(id, "data")?)?;
-    let attack = Executor::attack(&x.node(id).params, "attack")?.ok_or_else(|| Error::msg("craft needs an attack"))?;
+    let p: CraftParams = params(&x.node(id).params)?;
+    let attack = crate::attacks::Crafter::from_json(&p.attack).map_err(Error::msg)?;
     let bar = x.bar(data.len() as u64, "examples");
-    let crafted = crate::eval::craft_set(
-        x.dev(),
-        models.classifier(),
-        &data,
-        &attack,
-        x.seed(id),
-        x.batch(id),
-        &mut |done, _| bar.set_position(done as u64),
-    );
+    let crafted = crate::eval::craft_set(x.dev(), models.classifier(), &data, &attack, x.seed(id), p.batch, &mut |done, _| {
+        bar.set_position(done as u64)
+    });
     bar.finish_and_clear();
     Ok(Artifact::Data(Arc::new(crafted)))
 }

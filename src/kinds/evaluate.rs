@@ -4,10 +4,31 @@
 
 use super::{Kind, EVAL_BATCH, NODE_SEED};
 use crate::check::{At, Bound, Checker, NodeKind, Value};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::estimate::scoring_rule;
-use crate::exec::{Artifact, Executor, Runner};
-use crate::params::{Category, Default, ParamSpec, ParamType};
+use crate::exec::{params, Artifact, Executor, Runner};
+use crate::params::{Category, ParamType};
+use crate::params::{Input, ParamDef};
+
+crate::declare_params! {
+    /// `evaluate`'s parameters, as its node's canonical JSON holds them.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    pub struct EvaluateParams {
+        /// the model scored
+        #[serde(default)]
+        model: Input = ParamDef::required(ParamType::Model),
+        /// the examples
+        #[serde(default)]
+        data: Input = ParamDef::required(ParamType::Dataset),
+        /// perturb each batch first
+        #[serde(default)]
+        attack: Option<serde_json::Value> = ParamDef::optional(ParamType::Attack),
+        /// examples per batch (bounds memory)
+        batch: usize = EVAL_BATCH,
+        /// seed of random attacks and noise (default: the file's seed)
+        seed: Option<u64> = NODE_SEED,
+    }
+}
 
 /// The registry entry.
 pub const KIND: Kind = Kind {
@@ -23,13 +44,7 @@ pub const KIND: Kind = Kind {
         ],
         cached: true,
         doc: "error and confidences of a model on a dataset, optionally under attack",
-        params: &[
-            ParamSpec::required("model", ParamType::Model, "the model scored"),
-            ParamSpec::required("data", ParamType::Dataset, "the examples"),
-            ParamSpec::with_default("attack", ParamType::Attack, Default::Optional, "perturb each batch first"),
-            EVAL_BATCH,
-            NODE_SEED,
-        ],
+        params: EvaluateParams::PARAMS,
         check,
     },
     runner: Runner {
@@ -53,7 +68,13 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let models = x.models(x.input(id, "model")?)?;
     let data = x.data(x.input(id, "data")?)?;
-    let attack = Executor::attack(&x.node(id).params, "attack")?;
+    let p: EvaluateParams = params(&x.node(id).params)?;
+    let attack = p
+        .attack
+        .as_ref()
+        .map(crate::attacks::Crafter::from_json)
+        .transpose()
+        .map_err(Error::msg)?;
     let bar = x.bar(data.len() as u64, "examples");
     let metrics = crate::eval::evaluate(
         x.dev(),
@@ -61,7 +82,7 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
         &data,
         attack.as_ref(),
         x.seed(id),
-        x.batch(id),
+        p.batch,
         &mut |done, _| bar.set_position(done as u64),
     );
     bar.finish_and_clear();

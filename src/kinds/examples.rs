@@ -5,8 +5,28 @@ use super::{Kind, NODE_SEED};
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::{Error, Result};
 use crate::estimate::{scoring_rule, Estimate, Sizes};
-use crate::exec::{Artifact, Executor, Runner};
-use crate::params::{Category, Default, ParamSpec, ParamType};
+use crate::exec::{params, Artifact, Executor, Runner};
+use crate::params::{Category, Default, ParamType};
+use crate::params::{Input, ParamDef};
+
+crate::declare_params! {
+    /// `examples`'s parameters, as its node's canonical JSON holds them.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    pub struct ExamplesParams {
+        /// the model attacked
+        #[serde(default)]
+        model: Input = ParamDef::required(ParamType::Model),
+        /// where the examples come from
+        #[serde(default)]
+        data: Input = ParamDef::required(ParamType::Dataset),
+        /// the attack
+        attack: serde_json::Value = ParamDef::required(ParamType::Attack),
+        /// how many examples
+        n: usize = ParamDef::or(ParamType::Int, Default::Int(8)).range(1.0, 100.0),
+        /// seed of random attacks and noise (default: the file's seed)
+        seed: Option<u64> = NODE_SEED,
+    }
+}
 
 /// The registry entry.
 pub const KIND: Kind = Kind {
@@ -17,13 +37,7 @@ pub const KIND: Kind = Kind {
         sources: &["src/kinds/examples.rs", "src/eval/mod.rs", "src/exec/artifacts.rs"],
         cached: true,
         doc: "the first n examples clean, their perturbation and adversarial version, with predictions (drawn as examples-NAME.svg)",
-        params: &[
-            ParamSpec::required("model", ParamType::Model, "the model attacked"),
-            ParamSpec::required("data", ParamType::Dataset, "where the examples come from"),
-            ParamSpec::required("attack", ParamType::Attack, "the attack"),
-            ParamSpec::with_default("n", ParamType::Int, Default::Int(8), "how many examples").range(1.0, 100.0),
-            NODE_SEED,
-        ],
+        params: ExamplesParams::PARAMS,
         check,
     },
     runner: Runner {
@@ -44,9 +58,9 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let models = x.models(x.input(id, "model")?)?;
     let data = x.data(x.input(id, "data")?)?;
-    let p = &x.node(id).params;
-    let attack = Executor::attack(p, "attack")?.ok_or_else(|| Error::msg("examples needs an attack"))?;
-    let n = p["n"].as_u64().unwrap_or(8) as usize;
+    let p: ExamplesParams = params(&x.node(id).params)?;
+    let attack = crate::attacks::Crafter::from_json(&p.attack).map_err(Error::msg)?;
+    let n = p.n;
     Ok(Artifact::Examples(crate::eval::example_set(
         x.dev(),
         models.classifier(),

@@ -6,9 +6,24 @@ use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::Result;
 use crate::estimate::{DataShape, Estimate, Sizes};
 use crate::exec::{params, Artifact, Executor, Runner};
-use crate::params::{Category, Default, ParamSpec, ParamType};
+use crate::params::{Category, Default, ParamDef, ParamType};
 use serde_json::json;
 use std::sync::Arc;
+
+crate::declare_params! {
+    /// `gaussian`'s parameters, as its node's canonical JSON holds them.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    pub struct GaussianParams {
+        /// how many samples
+        n: usize = ParamDef::required(ParamType::Int).range(1.0, 1.0e6),
+        /// one sample's shape (default [1, 28, 28])
+        shape: Option<Vec<usize>> = ParamDef::optional(ParamType::Shape),
+        /// classes of the models it is fed to
+        classes: usize = ParamDef::or(ParamType::Int, Default::Int(10)).range(2.0, 100000.0),
+        /// seed of random attacks and noise (default: the file's seed)
+        seed: Option<u64> = NODE_SEED,
+    }
+}
 
 /// The registry entry.
 pub const KIND: Kind = Kind {
@@ -19,17 +34,7 @@ pub const KIND: Kind = Kind {
         sources: &["src/kinds/gaussian.rs", "src/data/mod.rs"],
         cached: false,
         doc: "n samples of N(0, I) in a given shape, labelled 0 (inputs of no class, for rubbish)",
-        params: &[
-            ParamSpec::required("n", ParamType::Int, "how many samples").range(1.0, 1.0e6),
-            ParamSpec::with_default(
-                "shape",
-                ParamType::Shape,
-                Default::Optional,
-                "one sample's shape (default [1, 28, 28])",
-            ),
-            ParamSpec::with_default("classes", ParamType::Int, Default::Int(10), "classes of the models it is fed to").range(2.0, 100000.0),
-            NODE_SEED,
-        ],
+        params: GaussianParams::PARAMS,
         check,
     },
     runner: Runner {
@@ -51,11 +56,9 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
 }
 
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
-    let p = &x.node(id).params;
-    let n = p["n"].as_u64().unwrap_or(1) as usize;
-    let shape: Vec<usize> = params(&p["shape"])?;
-    let classes = p["classes"].as_u64().unwrap_or(10) as usize;
-    Ok(Artifact::Data(Arc::new(crate::data::gaussian(n, &shape, classes, x.seed(id))?)))
+    let p: GaussianParams = params(&x.node(id).params)?;
+    let shape = p.shape.unwrap_or_else(|| vec![1, 28, 28]);
+    Ok(Artifact::Data(Arc::new(crate::data::gaussian(p.n, &shape, p.classes, x.seed(id))?)))
 }
 
 fn estimate(sizes: &Sizes) -> Estimate {

@@ -26,7 +26,7 @@ pub mod weights;
 use crate::check::NodeKind;
 use crate::estimate::EstimateRule;
 use crate::exec::Runner;
-use crate::params::{Default, ParamSpec, ParamType};
+use crate::params::{Default, ParamDef, ParamType};
 use crate::versions::CodeUnit;
 
 /// Everything about a node kind.
@@ -107,15 +107,9 @@ pub fn code_units() -> Vec<CodeUnit> {
     all
 }
 
-/// Examples per batch when scoring or crafting: memory is bounded by it, not by the dataset.
-pub const EVAL_BATCH: ParamSpec =
-    ParamSpec::with_default("batch", ParamType::Int, Default::Int(500), "examples per batch (bounds memory)").range(1.0, 100000.0);
+/// `batch` of the kinds that score or craft: examples per batch, which bounds memory.
+pub const EVAL_BATCH: ParamDef = ParamDef::or(ParamType::Int, Default::Int(500)).range(1.0, 100000.0);
 
-/// The seed of a node that draws random numbers (random attacks, noise).
-pub const NODE_SEED: ParamSpec = ParamSpec::with_default(
-    "seed",
-    ParamType::Int,
-    Default::Optional,
-    "seed of random attacks and noise (default: the file's seed)",
-)
-.range(0.0, 9.0e15);
+/// `seed` of the kinds that draw random numbers (random attacks, noise); the checker fills
+/// in the file's seed when it is left out.
+pub const NODE_SEED: ParamDef = ParamDef::optional(ParamType::Int).range(0.0, 9.0e15);

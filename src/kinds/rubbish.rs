@@ -5,8 +5,26 @@ use super::{Kind, EVAL_BATCH};
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::Result;
 use crate::estimate::scoring_rule;
-use crate::exec::{Artifact, Executor, Runner};
-use crate::params::{Category, Default, ParamSpec, ParamType};
+use crate::exec::{params, Artifact, Executor, Runner};
+use crate::params::{Category, Default, ParamType};
+use crate::params::{Input, ParamDef};
+
+crate::declare_params! {
+    /// `rubbish`'s parameters, as its node's canonical JSON holds them.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    pub struct RubbishParams {
+        /// the model
+        #[serde(default)]
+        model: Input = ParamDef::required(ParamType::Model),
+        /// inputs of no class, e.g. gaussian(n: 10000)
+        #[serde(default)]
+        data: Input = ParamDef::required(ParamType::Dataset),
+        /// a probability above this counts
+        threshold: f64 = ParamDef::or(ParamType::Number, Default::Number(0.5)).range(0.0, 1.0),
+        /// examples per batch (bounds memory)
+        batch: usize = EVAL_BATCH,
+    }
+}
 
 /// The registry entry.
 pub const KIND: Kind = Kind {
@@ -17,18 +35,7 @@ pub const KIND: Kind = Kind {
         sources: &["src/kinds/rubbish.rs", "src/eval/mod.rs"],
         cached: true,
         doc: "fraction of inputs given some class probability above a threshold (metrics: rate, confidence, examples, share_<k>)",
-        params: &[
-            ParamSpec::required("model", ParamType::Model, "the model"),
-            ParamSpec::required("data", ParamType::Dataset, "inputs of no class, e.g. gaussian(n: 10000)"),
-            ParamSpec::with_default(
-                "threshold",
-                ParamType::Number,
-                Default::Number(0.5),
-                "a probability above this counts",
-            )
-            .range(0.0, 1.0),
-            EVAL_BATCH,
-        ],
+        params: RubbishParams::PARAMS,
         check,
     },
     runner: Runner {
@@ -52,12 +59,12 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let models = x.models(x.input(id, "model")?)?;
     let data = x.data(x.input(id, "data")?)?;
-    let threshold = x.node(id).params["threshold"].as_f64().unwrap_or(0.5);
+    let p: RubbishParams = params(&x.node(id).params)?;
     Ok(Artifact::Metrics(crate::eval::rubbish(
         x.dev(),
         models.classifier(),
         &data,
-        threshold,
-        x.batch(id),
+        p.threshold,
+        p.batch,
     )))
 }

@@ -5,8 +5,28 @@ use super::{Kind, EVAL_BATCH, NODE_SEED};
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::{Error, Result};
 use crate::estimate::scoring_rule;
-use crate::exec::{Artifact, Executor, Runner};
-use crate::params::{Category, ParamSpec, ParamType};
+use crate::exec::{params, Artifact, Executor, Runner};
+use crate::params::{Category, ParamType};
+use crate::params::{Input, ParamDef};
+
+crate::declare_params! {
+    /// `transfer`'s parameters, as its node's canonical JSON holds them.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    pub struct TransferParams {
+        /// the models, e.g. [mx, mx_at]
+        #[serde(default)]
+        models: Input = ParamDef::required(ParamType::ModelList),
+        /// the clean examples
+        #[serde(default)]
+        data: Input = ParamDef::required(ParamType::Dataset),
+        /// the attack
+        attack: serde_json::Value = ParamDef::required(ParamType::Attack),
+        /// examples per batch (bounds memory)
+        batch: usize = EVAL_BATCH,
+        /// seed of random attacks and noise (default: the file's seed)
+        seed: Option<u64> = NODE_SEED,
+    }
+}
 
 /// The registry entry.
 pub const KIND: Kind = Kind {
@@ -17,13 +37,7 @@ pub const KIND: Kind = Kind {
         sources: &["src/kinds/transfer.rs", "src/eval/mod.rs"],
         cached: true,
         doc: "error of every model on examples crafted against every model (metrics: error_<source>_<target>, by list index)",
-        params: &[
-            ParamSpec::required("models", ParamType::ModelList, "the models, e.g. [mx, mx_at]"),
-            ParamSpec::required("data", ParamType::Dataset, "the clean examples"),
-            ParamSpec::required("attack", ParamType::Attack, "the attack"),
-            EVAL_BATCH,
-            NODE_SEED,
-        ],
+        params: TransferParams::PARAMS,
         check,
     },
     runner: Runner {
@@ -57,7 +71,8 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
         all.push(x.models(m)?);
     }
     let data = x.data(x.input(id, "data")?)?;
-    let attack = Executor::attack(&x.node(id).params, "attack")?.ok_or_else(|| Error::msg("transfer needs an attack"))?;
+    let p: TransferParams = params(&x.node(id).params)?;
+    let attack = crate::attacks::Crafter::from_json(&p.attack).map_err(Error::msg)?;
     let classifiers: Vec<crate::nn::Classifier> = all.iter().map(crate::exec::Models::classifier).collect();
     Ok(Artifact::Metrics(crate::eval::transfer(
         x.dev(),
@@ -65,6 +80,6 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
         &data,
         &attack,
         x.seed(id),
-        x.batch(id),
+        p.batch,
     )))
 }

@@ -5,8 +5,21 @@ use super::Kind;
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::Result;
 use crate::estimate::scoring_rule;
-use crate::exec::{Artifact, Executor, Runner};
-use crate::params::{Category, Default, ParamSpec, ParamType};
+use crate::exec::{params, Artifact, Executor, Runner};
+use crate::params::{Category, Default, ParamType};
+use crate::params::{Input, ParamDef};
+
+crate::declare_params! {
+    /// `weights`'s parameters, as its node's canonical JSON holds them.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    pub struct WeightsParams {
+        /// the models shown side by side, e.g. [mx, mx_at]
+        #[serde(default)]
+        models: Input = ParamDef::required(ParamType::ModelList),
+        /// how many units (the first n)
+        n: usize = ParamDef::or(ParamType::Int, Default::Int(10)).range(1.0, 100.0),
+    }
+}
 
 /// The registry entry.
 pub const KIND: Kind = Kind {
@@ -18,10 +31,7 @@ pub const KIND: Kind = Kind {
         cached: true,
         doc:
             "the first layer's weights of each model as images, one row per unit and one column per maxout piece (drawn as figure-NAME.svg)",
-        params: &[
-            ParamSpec::required("models", ParamType::ModelList, "the models shown side by side, e.g. [mx, mx_at]"),
-            ParamSpec::with_default("n", ParamType::Int, Default::Int(10), "how many units (the first n)").range(1.0, 100.0),
-        ],
+        params: WeightsParams::PARAMS,
         check,
     },
     runner: Runner {
@@ -60,7 +70,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
 }
 
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
-    let n = x.node(id).params["n"].as_u64().unwrap_or(10) as usize;
+    let n = params::<WeightsParams>(&x.node(id).params)?.n;
     let mut panels = Vec::new();
     let mut shape = Vec::new();
     for m in x.inputs_of(id, "models") {
