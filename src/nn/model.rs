@@ -217,6 +217,12 @@ impl Model {
             .and_then(|m| m.get("advpipe.net"))
             .ok_or_else(|| bad("no advpipe.net metadata".into()))?;
         let net: NetSpec = serde_json::from_str(net_json).map_err(|e| bad(e.to_string()))?;
+        // The net comes from the file, not from a checked pipeline: check it before building.
+        if net.input.is_empty() || net.input.contains(&0) {
+            return Err(bad(format!("its net's input shape {:?} is empty", net.input)));
+        }
+        net.output_shape()
+            .map_err(|(i, why)| bad(format!("its net does not fit together at layer {i}: {why}")))?;
         Model::from_safetensors_for(dev, bytes, &net)
     }
 
@@ -225,6 +231,15 @@ impl Model {
     pub fn from_safetensors_for(dev: &Dev, bytes: &[u8], net: &NetSpec) -> Result<Model, Error> {
         let bad = |what: String| Error::msg(format!("checkpoint does not fit the net: {what}"));
         let st = ::safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(describe(&e)))?;
+        // Every parameter takes 4 bytes of the file: a net larger than that cannot be in it,
+        // and must not be allocated to find out.
+        let values = net_parameter_count(net).ok_or_else(|| bad("the net's size overflows".into()))?;
+        if values.saturating_mul(4) > bytes.len() {
+            return Err(bad(format!(
+                "the net has {values} parameters, more than the {} bytes of the file can hold",
+                bytes.len()
+            )));
+        }
         let mut model = Model::init(dev, net, 0.0, &mut rand::rngs::mock::StepRng::new(0, 0));
         for (i, p) in model.params.iter_mut().enumerate() {
             if let Some(p) = p {
@@ -256,6 +271,29 @@ impl Model {
         }
         Ok(model)
     }
+}
+
+/// The number of weights and biases `net` has, if it can be counted without overflow.
+fn net_parameter_count(net: &NetSpec) -> Option<usize> {
+    let mut shape = net.input.clone();
+    let mut total = 0usize;
+    for layer in &net.layers {
+        let fan_in = match layer {
+            LayerSpec::Conv2d { kernel, .. } => shape.first()?.checked_mul(kernel.checked_mul(*kernel)?)?,
+            _ => shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?,
+        };
+        let out = match layer {
+            LayerSpec::Conv2d { filters, .. } => Some(*filters),
+            LayerSpec::Linear { units } | LayerSpec::Rbf { units } => Some(*units),
+            LayerSpec::Maxout { units, pieces } => Some(units.checked_mul(*pieces)?),
+            _ => None,
+        };
+        if let Some(out) = out {
+            total = total.checked_add(fan_in.checked_mul(out)?.checked_add(out)?)?;
+        }
+        shape = layer.output_shape(&shape).ok()?;
+    }
+    Some(total)
 }
 
 /// A safetensors error in words (the crate's own `Display` prints the variant's name).
@@ -424,6 +462,28 @@ mod tests {
         );
         let e = Model::from_safetensors(&dev, b"\x05\0\0\0\0\0\0\0hello").unwrap_err().to_string();
         assert!(e.contains("does not start with `{`"), "{e}");
+    }
+
+    #[test]
+    fn a_checkpoint_whose_net_does_not_fit_together_is_refused() {
+        // Found by the `checkpoint` fuzz target: a net in the metadata that was never
+        // shape-checked (`linear` straight after a [1, 2] input) panicked while building.
+        let dev = Dev::default();
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fuzz/seeds/checkpoint/crash-net-not-shape-checked"
+        ))
+        .unwrap();
+        let e = Model::from_safetensors(&dev, &bytes).unwrap_err().to_string();
+        assert!(e.contains("does not fit together at layer 0"), "{e}");
+        // A net far larger than its file is refused before anything is allocated.
+        let (_, model) = tiny();
+        let mut huge = model.net.clone();
+        huge.layers[1] = LayerSpec::Maxout { units: 1 << 30, pieces: 3 };
+        let e = Model::from_safetensors_for(&dev, &model.to_safetensors(&[]).unwrap(), &huge)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than the"), "{e}");
     }
 
     proptest::proptest! {
