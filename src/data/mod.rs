@@ -6,6 +6,7 @@
 pub mod idx;
 pub mod mnist;
 
+use crate::params::{Default, ParamDef, ParamType};
 use serde::Deserialize;
 
 /// Labelled examples, pixels scaled to [0, 1], one row per example.
@@ -52,18 +53,20 @@ impl Dataset {
     }
 }
 
-/// The `mnist(...)` node's parameters.
-#[derive(Clone, Debug, Deserialize)]
-pub struct MnistParams {
-    /// `"train"` (60,000) or `"test"` (10,000).
-    pub split: String,
-    /// Examples to drop from the front.
-    pub skip: usize,
-    /// How many to keep after `skip` (all when absent).
-    pub take: Option<usize>,
-    /// Keep only these digits, relabelled 0, 1, ... in this order (all ten when absent).
-    #[serde(default)]
-    pub classes: Option<Vec<usize>>,
+crate::declare_params! {
+    /// The `mnist(...)` node's parameters.
+    #[derive(Clone, Debug, Deserialize)]
+    pub struct MnistParams {
+        /// which file pair: 60,000 train or 10,000 test
+        split: String = ParamDef::required(ParamType::Choice(&["train", "test"])),
+        /// examples dropped from the front
+        skip: usize = ParamDef::or(ParamType::Int, Default::Int(0)).range(0.0, 60000.0),
+        /// examples kept after skip (default: all)
+        take: Option<usize> = ParamDef::optional(ParamType::Int).range(1.0, 60000.0),
+        /// keep only these digits, e.g. [3, 7], relabelled 0, 1, ... (default: all)
+        #[serde(default)]
+        classes: Option<Vec<usize>> = ParamDef::optional(ParamType::Classes),
+    }
 }
 
 /// `n` samples of N(0, I) with the given shape, all labelled 0: inputs that belong to no

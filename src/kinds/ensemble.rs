@@ -7,7 +7,17 @@ use crate::diagnostics::{codes, Diagnostic};
 use crate::error::Result;
 use crate::estimate::scoring_rule;
 use crate::exec::{Artifact, Executor, Runner};
-use crate::params::{Category, ParamSpec, ParamType};
+use crate::params::{Category, ParamDef, ParamType};
+
+crate::declare_params! {
+    /// `ensemble`'s parameters.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    pub struct EnsembleParams {
+        /// the members, e.g. [m1, m2, m3]
+        #[serde(default)]
+        models: crate::params::Input = ParamDef::required(ParamType::ModelList),
+    }
+}
 
 /// The registry entry.
 pub const KIND: Kind = Kind {
@@ -18,11 +28,7 @@ pub const KIND: Kind = Kind {
         sources: &["src/kinds/ensemble.rs", "src/nn/classifier.rs"],
         cached: false,
         doc: "average the members' softmax probabilities",
-        params: &[ParamSpec::required(
-            "models",
-            ParamType::ModelList,
-            "the members, e.g. [m1, m2, m3]",
-        )],
+        params: EnsembleParams::PARAMS,
         check,
     },
     runner: Runner {

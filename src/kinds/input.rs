@@ -7,7 +7,16 @@ use crate::error::{Error, Result};
 use crate::estimate::{Estimate, Sizes};
 use crate::exec::{Artifact, Executor, Runner};
 use crate::nn::NetSpec;
-use crate::params::{Category, ParamSpec, ParamType};
+use crate::params::{Category, ParamDef, ParamType};
+
+crate::declare_params! {
+    /// `input`'s parameters.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    pub struct InputParams {
+        /// one example's shape, e.g. [1, 28, 28]
+        shape: Vec<usize> = ParamDef::required(ParamType::Shape),
+    }
+}
 
 /// The registry entry.
 pub const KIND: Kind = Kind {
@@ -18,11 +27,7 @@ pub const KIND: Kind = Kind {
         sources: &["src/kinds/input.rs"],
         cached: false,
         doc: "the start of a net: the shape of one example",
-        params: &[ParamSpec::required(
-            "shape",
-            ParamType::Shape,
-            "one example's shape, e.g. [1, 28, 28]",
-        )],
+        params: InputParams::PARAMS,
         check,
     },
     runner: Runner {

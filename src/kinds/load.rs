@@ -10,9 +10,20 @@ use crate::estimate::{Estimate, Sizes, F32};
 use crate::exec::{params, Artifact, Executor, Runner};
 use crate::files::{self, FileKind};
 use crate::nn::Model;
-use crate::params::{Category, ParamSpec, ParamType};
+use crate::params::{Category, ParamDef, ParamType};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+crate::declare_params! {
+    /// `load`'s parameters, as its node's canonical JSON holds them.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    pub struct LoadParams {
+        /// the .safetensors file, relative to the working folder
+        path: PathBuf = ParamDef::required(ParamType::Text),
+        /// the architecture the tensors belong to
+        net: crate::nn::NetSpec = ParamDef::required(ParamType::Net),
+    }
+}
 
 /// The registry entry.
 pub const KIND: Kind = Kind {
@@ -23,10 +34,7 @@ pub const KIND: Kind = Kind {
         sources: &["src/kinds/load.rs"],
         cached: false,
         doc: "a model from a safetensors file with advpipe's tensor names (layers.{i}.weight [in, out], layers.{i}.bias [out])",
-        params: &[
-            ParamSpec::required("path", ParamType::Text, "the .safetensors file, relative to the working folder"),
-            ParamSpec::required("net", ParamType::Net, "the architecture the tensors belong to"),
-        ],
+        params: LoadParams::PARAMS,
         check,
     },
     runner: Runner {
@@ -52,15 +60,9 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     })
 }
 
-fn checkpoint(node: &crate::check::ir::Node) -> PathBuf {
-    PathBuf::from(node.params["path"].as_str().unwrap_or_default())
-}
-
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
-    let node = x.node(id);
-    let path = checkpoint(node);
+    let LoadParams { path, net } = params(&x.node(id).params)?;
     let bytes = files::read(&path, FileKind::Checkpoint)?;
-    let net = params(&node.params["net"])?;
     let model = Model::from_safetensors_for(x.dev(), &bytes, &net).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
     Ok(Artifact::Models {
         members: vec![Arc::new(model)],
@@ -69,7 +71,7 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
 }
 
 fn reads(node: &crate::check::ir::Node, _: &Path) -> Result<Vec<PathBuf>> {
-    Ok(vec![checkpoint(node)])
+    Ok(vec![params::<LoadParams>(&node.params)?.path])
 }
 
 fn estimate(sizes: &Sizes) -> Estimate {

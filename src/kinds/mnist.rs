@@ -9,7 +9,7 @@ use crate::diagnostics::{codes, Diagnostic};
 use crate::error::Result;
 use crate::estimate::{DataShape, Estimate, Sizes};
 use crate::exec::{params, Artifact, Executor, Runner};
-use crate::params::{Category, Default, ParamSpec, ParamType};
+use crate::params::Category;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,22 +22,7 @@ pub const KIND: Kind = Kind {
         sources: &["src/kinds/mnist.rs", "src/data/mnist.rs", "src/data/idx.rs", "src/data/mod.rs"],
         cached: false,
         doc: "MNIST digits, [1, 28, 28] in [0, 1], 10 classes",
-        params: &[
-            ParamSpec::required(
-                "split",
-                ParamType::Choice(&["train", "test"]),
-                "which file pair: 60,000 train or 10,000 test",
-            ),
-            ParamSpec::with_default("skip", ParamType::Int, Default::Int(0), "examples dropped from the front").range(0.0, 60000.0),
-            ParamSpec::with_default("take", ParamType::Int, Default::Optional, "examples kept after skip (default: all)")
-                .range(1.0, 60000.0),
-            ParamSpec::with_default(
-                "classes",
-                ParamType::Classes,
-                Default::Optional,
-                "keep only these digits, e.g. [3, 7], relabelled 0, 1, ... (default: all)",
-            ),
-        ],
+        params: MnistParams::PARAMS,
         check,
     },
     runner: Runner {

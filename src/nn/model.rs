@@ -231,69 +231,64 @@ impl Model {
     pub fn from_safetensors_for(dev: &Dev, bytes: &[u8], net: &NetSpec) -> Result<Model, Error> {
         let bad = |what: String| Error::msg(format!("checkpoint does not fit the net: {what}"));
         let st = ::safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(describe(&e)))?;
-        // Every parameter takes 4 bytes of the file: a net larger than that cannot be in it,
-        // and must not be allocated to find out.
-        let values = net_parameter_count(net).ok_or_else(|| bad("the net's size overflows".into()))?;
-        if values.saturating_mul(4) > bytes.len() {
-            return Err(bad(format!(
-                "the net has {values} parameters, more than the {} bytes of the file can hold",
-                bytes.len()
-            )));
+        // Every tensor is checked against the shape the net needs before the model is built,
+        // so a net far larger than the file is refused, never allocated.
+        let shapes = parameter_shapes(net).ok_or_else(|| bad("the net's size overflows".into()))?;
+        let mut values = Vec::with_capacity(shapes.len());
+        for (i, rows, cols) in shapes {
+            for (suffix, shape) in [("weight", vec![rows, cols]), ("bias", vec![cols])] {
+                let name = format!("layers.{i}.{suffix}");
+                let view = st.tensor(&name).map_err(|e| bad(format!("{name}: {}", describe(&e))))?;
+                if view.dtype() != ::safetensors::Dtype::F32 || view.shape() != shape.as_slice() {
+                    return Err(bad(format!(
+                        "{name} is {:?} {:?}, the net needs F32 {shape:?}",
+                        view.dtype(),
+                        view.shape()
+                    )));
+                }
+                let data = f32s_from_le(view.data());
+                if let Some(at) = data.iter().position(|v| !v.is_finite()) {
+                    return Err(bad(format!(
+                        "{name} holds {} at index {at}; a checkpoint's values must be finite",
+                        data[at]
+                    )));
+                }
+                values.push(data);
+            }
         }
         let mut model = Model::init(dev, net, 0.0, &mut rand::rngs::mock::StepRng::new(0, 0));
-        for (i, p) in model.params.iter_mut().enumerate() {
-            if let Some(p) = p {
-                let (rows, cols) = *p.weight.shape();
-                for (suffix, shape) in [("weight", vec![rows, cols]), ("bias", vec![cols])] {
-                    let name = format!("layers.{i}.{suffix}");
-                    let view = st.tensor(&name).map_err(|e| bad(format!("{name}: {}", describe(&e))))?;
-                    if view.dtype() != ::safetensors::Dtype::F32 || view.shape() != shape.as_slice() {
-                        return Err(bad(format!(
-                            "{name} is {:?} {:?}, the net needs F32 {shape:?}",
-                            view.dtype(),
-                            view.shape()
-                        )));
-                    }
-                    let values = f32s_from_le(view.data());
-                    if let Some(at) = values.iter().position(|v| !v.is_finite()) {
-                        return Err(bad(format!(
-                            "{name} holds {} at index {at}; a checkpoint's values must be finite",
-                            values[at]
-                        )));
-                    }
-                    if suffix == "weight" {
-                        p.weight.copy_from(&values);
-                    } else {
-                        p.bias.copy_from(&values);
-                    }
-                }
-            }
+        let mut values = values.into_iter();
+        for p in model.params.iter_mut().flatten() {
+            p.weight.copy_from(&values.next().expect("a weight per layer with parameters"));
+            p.bias.copy_from(&values.next().expect("a bias per layer with parameters"));
         }
         Ok(model)
     }
 }
 
-/// The number of weights and biases `net` has, if it can be counted without overflow.
-fn net_parameter_count(net: &NetSpec) -> Option<usize> {
+/// `(layer index, rows, columns)` of the weight matrix of every layer with parameters
+/// (its bias has `columns` values), if the sizes can be computed without overflow.
+fn parameter_shapes(net: &NetSpec) -> Option<Vec<(usize, usize, usize)>> {
     let mut shape = net.input.clone();
-    let mut total = 0usize;
-    for layer in &net.layers {
+    let mut out = Vec::new();
+    for (i, layer) in net.layers.iter().enumerate() {
         let fan_in = match layer {
             LayerSpec::Conv2d { kernel, .. } => shape.first()?.checked_mul(kernel.checked_mul(*kernel)?)?,
             _ => shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?,
         };
-        let out = match layer {
+        let columns = match layer {
             LayerSpec::Conv2d { filters, .. } => Some(*filters),
             LayerSpec::Linear { units } | LayerSpec::Rbf { units } => Some(*units),
             LayerSpec::Maxout { units, pieces } => Some(units.checked_mul(*pieces)?),
             _ => None,
         };
-        if let Some(out) = out {
-            total = total.checked_add(fan_in.checked_mul(out)?.checked_add(out)?)?;
+        if let Some(columns) = columns {
+            fan_in.checked_mul(columns)?;
+            out.push((i, fan_in, columns));
         }
         shape = layer.output_shape(&shape).ok()?;
     }
-    Some(total)
+    Some(out)
 }
 
 /// A safetensors error in words (the crate's own `Display` prints the variant's name).
@@ -483,7 +478,10 @@ mod tests {
         let e = Model::from_safetensors_for(&dev, &model.to_safetensors(&[]).unwrap(), &huge)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("more than the"), "{e}");
+        assert!(
+            e.contains("layers.1.weight is F32 [6, 12], the net needs F32 [6, 3221225472]"),
+            "{e}"
+        );
     }
 
     proptest::proptest! {
