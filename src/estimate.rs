@@ -25,6 +25,13 @@ pub struct Estimate {
     pub gradients: Option<f64>,
 }
 
+impl Estimate {
+    /// Bytes of the dataset it makes.
+    pub fn dataset(&self) -> f64 {
+        self.data.map_or(0.0, DataShape::bytes)
+    }
+}
+
 /// What a dataset node will hold: examples and values per example.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct DataShape {
@@ -217,14 +224,20 @@ pub fn check_fits(program: &Program, estimates: &[Estimate], limit: u64) -> Resu
         None => Ok(()),
         Some((id, e)) => {
             let node = &program.nodes[id];
+            let (what, fix) = if e.params > 0.0 {
+                (
+                    format!(" ({} parameters)", show_count(e.params)),
+                    "make the net or the batch smaller",
+                )
+            } else {
+                (format!(" ({} of data)", show_bytes(e.dataset())), "make the dataset smaller")
+            };
             Err(format!(
-                "node `{}` ({}) would need about {} of memory ({} parameters), more than the {} \
-                 this run may use; make the net or the batch smaller, or raise max_memory in \
-                 advpipe.toml if the machine has more",
+                "node `{}` ({}) would need about {} of memory{what}, more than the {} this run \
+                 may use; {fix}, or raise max_memory in advpipe.toml if the machine has more",
                 node.name,
                 node.kind.name,
                 show_bytes(e.memory),
-                show_count(e.params),
                 show_bytes(limit as f64)
             ))
         }
@@ -270,6 +283,7 @@ mod tests {
             "{why}"
         );
         let (program, e) = estimates("data g = gaussian(n: 10, shape: [1e5, 1e5, 1e5])\n");
-        assert!(check_fits(&program, &e, 24 << 30).unwrap_err().contains("node `g` (gaussian)"));
+        let why = check_fits(&program, &e, 24 << 30).unwrap_err();
+        assert!(why.contains("node `g` (gaussian)") && why.contains("of data), more than"), "{why}");
     }
 }
