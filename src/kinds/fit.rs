@@ -225,3 +225,31 @@ fn estimate(sizes: &Sizes) -> Estimate {
         gradients: (crafting > 0.0).then(|| crafting * sizes.examples() * sizes.number("epochs", 1.0)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `fit`'s parameter list and `FitParams` are still declared apart (FitParams is also
+    /// the training record): this ties them, name for name and default for default.
+    #[test]
+    fn the_declared_parameters_are_the_fields_of_fit_params() {
+        let record = serde_json::to_value(crate::train::FitParams::sgd(1, 1, 0.1, 0.5, 0)).unwrap();
+        let fields: Vec<&str> = record.as_object().unwrap().keys().map(String::as_str).collect();
+        let inputs = ["net", "data", "valid"];
+        let mut declared: Vec<&str> = KIND.spec.params.iter().map(|p| p.name).filter(|n| !inputs.contains(n)).collect();
+        let mut fields = fields.clone();
+        declared.sort();
+        fields.sort();
+        assert_eq!(declared, fields);
+        // Every default deserializes, and is the default FitParams has.
+        let mut json = serde_json::Map::new();
+        for p in KIND.spec.params.iter().filter(|p| !inputs.contains(&p.name)) {
+            json.insert(p.name.into(), p.default_json().unwrap_or(serde_json::Value::Null));
+        }
+        json.insert("seed".into(), 0.into());
+        json.insert("loss".into(), serde_json::json!([{"weight": 1.0, "attack": null}]));
+        let defaults: crate::train::FitParams = serde_json::from_value(serde_json::Value::Object(json)).unwrap();
+        assert_eq!(serde_json::to_value(defaults).unwrap()["lr"], 0.1);
+    }
+}
