@@ -218,6 +218,9 @@ impl miette::Diagnostic for Report<'_> {
     }
 }
 
+/// At most this many diagnostics are rendered; the count says how many there were.
+const MAX_SHOWN: usize = 100;
+
 /// Lines longer than this are not shown in a snippet.
 const MAX_SNIPPET_LINE: usize = 1000;
 
@@ -296,7 +299,7 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
     let mut out = String::new();
-    for diag in diagnostics {
+    for diag in diagnostics.iter().take(MAX_SHOWN) {
         // Show the diagnostic in the file it is about, with spans made relative to it;
         // notes that point into another file become a line of text.
         let (name, range) = source.file_of(diag.span.start);
@@ -340,6 +343,9 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
         let _ = handler.render_report(&mut out, &report);
     }
     let errors = diagnostics.len();
+    if errors > MAX_SHOWN {
+        out.push_str(&format!("... and {} more (the first {MAX_SHOWN} are shown)\n", errors - MAX_SHOWN));
+    }
     out.push_str(&format!(
         "{} error{} in {}\n",
         errors,
@@ -351,10 +357,14 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
 
 /// The closest candidate to `name` by edit distance, if one is close enough to be a likely typo.
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let allowed = |c: &str| (name.len().max(c.len()) / 3).max(1);
     candidates
         .into_iter()
+        // The distance is at least the difference in length: most candidates are ruled out
+        // without computing it (a file can declare thousands of names).
+        .filter(|c| name.len().abs_diff(c.len()) <= allowed(c))
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(1))
+        .filter(|(d, c)| *d <= allowed(c))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
