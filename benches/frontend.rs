@@ -31,7 +31,5 @@ fn frontend(c: &mut Criterion) {
     group.finish();
 }
 
-#[allow(dead_code)]
-fn unused() {}
 criterion_group!(benches, frontend);
 criterion_main!(benches);

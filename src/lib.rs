@@ -89,7 +89,7 @@ pub enum LoadError {
 pub fn load_source(path: &std::path::Path) -> std::result::Result<Source, LoadError> {
     let text = read_pipeline_text(path).map_err(|e| match e {
         PipelineText::Unreadable(e) => LoadError::Io(Error::msg(format!("cannot read pipeline file: {e}"))),
-        PipelineText::NotUtf8(source, diag) => LoadError::Imports(source, vec![diag]),
+        PipelineText::NotUtf8(bad) => LoadError::Imports(bad.0, vec![bad.1]),
     })?;
     let root = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let mut source = Source::new(path.display().to_string(), text.clone());
@@ -109,7 +109,7 @@ enum PipelineText {
     /// Not a regular file, too large, or an I/O error.
     Unreadable(Error),
     /// Bytes that are not UTF-8: a diagnostic at the first bad one.
-    NotUtf8(Source, Diagnostic),
+    NotUtf8(Box<(Source, Diagnostic)>),
 }
 
 /// Reads a pipeline file: a regular file of at most [`files::FileKind::Pipeline`]'s limit,
@@ -127,7 +127,7 @@ fn read_pipeline_text(path: &std::path::Path) -> std::result::Result<String, Pip
         )
         .label("this byte does not start a UTF-8 character")
         .help("pipeline files are UTF-8 text; re-save the file as UTF-8");
-        PipelineText::NotUtf8(Source::new(path.display().to_string(), shown), diag)
+        PipelineText::NotUtf8(Box::new((Source::new(path.display().to_string(), shown), diag)))
     })
 }
 
@@ -195,9 +195,9 @@ fn include_imports(
         }
         let imported = match read_pipeline_text(&canonical) {
             Ok(t) => t,
-            Err(PipelineText::NotUtf8(bad, diag)) => {
+            Err(PipelineText::NotUtf8(bad)) => {
                 // Say it at the import, and show where in the imported file.
-                let (line, col) = bad.line_col(diag.span.start);
+                let (line, col) = bad.0.line_col(bad.1.span.start);
                 diags.push(
                     Diagnostic::new(
                         diagnostics::codes::BAD_IMPORT,

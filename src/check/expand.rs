@@ -365,7 +365,7 @@ fn range(args: &[Arg]) -> Result<Vec<f64>, String> {
     }
     // Counted in f64: a huge range must be refused, not wrap around as an integer.
     let count = ((stop - start) / step + 1e-9).floor() + 1.0;
-    if !(count <= 10_000.0) {
+    if count.is_nan() || count > 10_000.0 {
         return Err(format!("{count:.0} elements; a sweep has at most 10000"));
     }
     let count = count as usize;

@@ -34,11 +34,16 @@ pub struct Runner {
     /// Computes the node's artifact; its inputs are reached through the [`Executor`].
     pub run: fn(&mut Executor<'_>, NodeId) -> Result<Artifact>,
     /// The files the node reads, given the data folder: their bytes enter its key.
-    pub reads: Option<fn(&Node, &Path) -> Result<Vec<PathBuf>>>,
+    pub reads: Option<ReadsFn>,
     /// Runs once before any key is computed when the program has a node of this kind
     /// (MNIST's fetch), with a line logger.
-    pub prepare: Option<fn(&Path, &mut dyn FnMut(&str)) -> Result<()>>,
+    pub prepare: Option<PrepareFn>,
 }
+
+/// [`Runner::reads`]: the files a node reads, given the data folder.
+pub type ReadsFn = fn(&Node, &Path) -> Result<Vec<PathBuf>>;
+/// [`Runner::prepare`]: what runs once before keys are computed, with a line logger.
+pub type PrepareFn = fn(&Path, &mut dyn FnMut(&str)) -> Result<()>;
 
 /// Finds the runner of a node kind by name.
 pub type Runners = fn(&str) -> Option<&'static Runner>;

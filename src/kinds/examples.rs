@@ -45,7 +45,7 @@ pub const KIND: Kind = Kind {
         reads: None,
         prepare: None,
     },
-    estimate: estimate,
+    estimate,
 };
 
 fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {

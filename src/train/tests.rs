@@ -1,19 +1,17 @@
 //! `fit`'s tests: learning, early stopping and refit, determinism, divergence, the loss
 //! mixture, sigmoid tops and L1 decay.
 
-#![allow(unused_imports)]
 use super::Optimizer;
 use super::*;
-use crate::attacks::{AttackContext, Crafter};
+use crate::attacks::AttackContext;
 use crate::data::Dataset;
 use crate::nn::layers::NetSpec;
-use crate::nn::model::{Affine, Dev, Matrix, Mode, Model, Needs, Vector};
+use crate::nn::model::{Dev, Matrix, Model};
 use dfdx::prelude::*;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 #[cfg(test)]
-mod tests {
+mod fit_tests {
     use super::*;
     use crate::nn::layers::LayerSpec;
 
