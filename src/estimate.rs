@@ -113,32 +113,23 @@ struct NetSize {
 }
 
 fn net_size(net: &NetSpec) -> NetSize {
-    let mut shape: Vec<f64> = net.input.iter().map(|&d| d as f64).collect();
-    let (mut params, mut activations) = (0.0, shape.iter().product::<f64>());
+    let mut shape = net.input.clone();
+    let (mut params, mut activations) = (0.0, shape.iter().map(|&d| d as f64).product::<f64>());
     for layer in &net.layers {
-        let fan_in: f64 = match layer {
-            LayerSpec::Conv2d { kernel, .. } => shape.first().copied().unwrap_or(1.0) * (*kernel as f64).powi(2),
-            _ => shape.iter().product(),
-        };
-        let out = match layer {
-            LayerSpec::Linear { units } | LayerSpec::Rbf { units } => Some(*units as f64),
-            LayerSpec::Maxout { units, pieces } => Some((units * pieces) as f64),
-            LayerSpec::Conv2d { filters, .. } => Some(*filters as f64),
-            _ => None,
-        };
-        if let Some(out) = out {
-            params += fan_in * out + out;
+        // Shapes were checked; a size that overflows cannot fit any machine.
+        match layer.weight_shape(&shape) {
+            Ok(Some((rows, columns))) => params += (rows as f64 + 1.0) * columns as f64,
+            Ok(None) => {}
+            Err(_) => params = f64::INFINITY,
         }
-        // Shapes were checked; a layer that cannot compute one adds nothing more.
-        let usize_shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-        if let Ok(next) = layer.output_shape(&usize_shape) {
-            shape = next.into_iter().map(|d| d as f64).collect();
-        }
+        let Ok(next) = layer.output_shape(&shape) else { break };
+        shape = next;
         // Maxout keeps all its pieces' values for the backward pass.
-        let kept = match layer {
-            LayerSpec::Maxout { pieces, .. } => shape.iter().product::<f64>() * *pieces as f64,
-            _ => shape.iter().product(),
-        };
+        let kept = shape.iter().map(|&d| d as f64).product::<f64>()
+            * match layer {
+                LayerSpec::Maxout { pieces, .. } => *pieces as f64,
+                _ => 1.0,
+            };
         activations += kept;
     }
     NetSize { params, activations }

@@ -209,6 +209,28 @@ impl LayerSpec {
         })
     }
 
+    /// The shape of this layer's weight matrix, `(rows, columns)`, for an input of shape
+    /// `input` (its bias has `columns` values); `Ok(None)` for layers without parameters, an
+    /// error if the size overflows. Initialisation, checkpoints and estimates all ask here.
+    pub fn weight_shape(&self, input: &[usize]) -> Result<Option<(usize, usize)>, String> {
+        let overflow = || format!("the weights of a {self:?} layer on {} overflow", show_shape(input));
+        let columns = match self {
+            LayerSpec::Conv2d { filters, .. } => *filters,
+            LayerSpec::Linear { units } | LayerSpec::Rbf { units } => *units,
+            LayerSpec::Maxout { units, pieces } => units.checked_mul(*pieces).ok_or_else(overflow)?,
+            _ => return Ok(None),
+        };
+        let rows = match self {
+            LayerSpec::Conv2d { kernel, .. } => input
+                .first()
+                .and_then(|c| c.checked_mul(kernel.checked_mul(*kernel)?))
+                .ok_or_else(overflow)?,
+            _ => input.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(overflow)?,
+        };
+        rows.checked_mul(columns).ok_or_else(overflow)?;
+        Ok(Some((rows, columns)))
+    }
+
     /// The shape this layer produces from `input` (batch dimension excluded), or why it cannot.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
         let flat = |what: &str| -> Result<usize, String> {

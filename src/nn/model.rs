@@ -93,19 +93,9 @@ impl Model {
         let mut params = Vec::with_capacity(net.layers.len());
         let mut inputs = Vec::with_capacity(net.layers.len());
         for layer in &net.layers {
-            let fan_in: usize = match layer {
-                LayerSpec::Conv2d { kernel, .. } => shape[0] * kernel * kernel,
-                _ => shape.iter().product(),
-            };
             inputs.push(shape.clone());
-            let fan_out = match layer {
-                LayerSpec::Conv2d { filters, .. } => Some(*filters),
-                LayerSpec::Linear { units } => Some(*units),
-                LayerSpec::Maxout { units, pieces } => Some(units * pieces),
-                LayerSpec::Rbf { units } => Some(*units),
-                _ => None,
-            };
-            params.push(fan_out.map(|out| {
+            let weights = layer.weight_shape(&shape).expect("nets are shape-checked before they are built");
+            params.push(weights.map(|(fan_in, out)| {
                 let w: Vec<f32> = (0..fan_in * out).map(|_| rng.gen_range(-init..=init) as f32).collect();
                 Affine {
                     weight: dev.tensor_from_vec(w, (fan_in, out)),
@@ -272,19 +262,8 @@ fn parameter_shapes(net: &NetSpec) -> Option<Vec<(usize, usize, usize)>> {
     let mut shape = net.input.clone();
     let mut out = Vec::new();
     for (i, layer) in net.layers.iter().enumerate() {
-        let fan_in = match layer {
-            LayerSpec::Conv2d { kernel, .. } => shape.first()?.checked_mul(kernel.checked_mul(*kernel)?)?,
-            _ => shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?,
-        };
-        let columns = match layer {
-            LayerSpec::Conv2d { filters, .. } => Some(*filters),
-            LayerSpec::Linear { units } | LayerSpec::Rbf { units } => Some(*units),
-            LayerSpec::Maxout { units, pieces } => Some(units.checked_mul(*pieces)?),
-            _ => None,
-        };
-        if let Some(columns) = columns {
-            fan_in.checked_mul(columns)?;
-            out.push((i, fan_in, columns));
+        if let Some((rows, columns)) = layer.weight_shape(&shape).ok()? {
+            out.push((i, rows, columns));
         }
         shape = layer.output_shape(&shape).ok()?;
     }
