@@ -75,6 +75,7 @@ impl Staged {
         };
         std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        remove_dead_siblings(&parent, &name);
         let staging = parent.join(format!(".{name}.advpipe-staging-{}", suffix()));
         std::fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
         std::fs::write(staging.join(MARKER), "results written by advpipe\n").map_err(|e| Error::io(&staging, e))?;
@@ -131,11 +132,42 @@ impl Drop for Staged {
     }
 }
 
+/// Removes the staging and previous-results folders a killed run left beside `name`: only
+/// folders named by this module, holding the marker, whose process (from the name) is gone.
+fn remove_dead_siblings(parent: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = [".advpipe-staging-", ".advpipe-previous-"]
+            .iter()
+            .find_map(|kind| file_name.strip_prefix(&format!(".{name}{kind}")))
+        else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let ours = entry.file_type().is_ok_and(|t| t.is_dir()) && entry.path().join(MARKER).is_file();
+        if ours && pid.is_some_and(|p| !process_alive(p)) {
+            let _ = remove_results(&entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` is running (assumed so where that cannot be told).
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
+}
+
 /// Removes a results folder advpipe wrote: its result files, then the folder.
 fn remove_results(dir: &Path) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type().is_ok_and(|t| t.is_file()) && is_result_file(&name) {
+        // `.tmp…` files are `write_atomic`'s own, left by a run killed mid-write.
+        let ours = is_result_file(&name) || name.starts_with(".tmp");
+        if entry.file_type().is_ok_and(|t| t.is_file()) && ours {
             std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
         }
     }
@@ -196,6 +228,28 @@ mod tests {
         drop(second); // the run failed before the swap
         assert_eq!(names(&dir), [MARKER, "index.html"]);
         assert_eq!(names(root.path()), ["out"]);
+    }
+
+    #[test]
+    fn a_killed_runs_staging_folder_is_removed_and_a_live_ones_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("out");
+        // A run that died mid-write (no process has pid 0 in /proc), and one that lives.
+        let dead = root.path().join(".out.advpipe-staging-0-1");
+        let live = root.path().join(format!(".out.advpipe-staging-{}-1", std::process::id()));
+        let foreign = root.path().join(".out.advpipe-staging-0-2");
+        for folder in [&dead, &live, &foreign] {
+            std::fs::create_dir(folder).unwrap();
+            std::fs::write(folder.join("results.json"), "half").unwrap();
+        }
+        for folder in [&dead, &live] {
+            std::fs::write(folder.join(MARKER), "").unwrap();
+        }
+        std::fs::write(dead.join(".tmpAbC123"), "half").unwrap();
+        Staged::begin(&dir).unwrap().swap_in().unwrap();
+        assert!(!dead.exists(), "a dead run's staging folder stays");
+        assert!(live.join("results.json").exists(), "a live run's staging folder was touched");
+        assert!(foreign.join("results.json").exists(), "a folder without the marker was touched");
     }
 
     #[test]
