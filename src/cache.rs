@@ -182,7 +182,7 @@ impl Cache {
         if !is_plain_file_name(&manifest.key) {
             return Err(Error::msg(format!("`{}` is not a cache key", short(&manifest.key))));
         }
-        let staging = Staging::begin(&self.root.join("tmp"), &manifest.key)?;
+        let mut staging = Staging::begin(&self.root.join("tmp"), &manifest.key)?;
         for (name, bytes) in files {
             staging.write(name, bytes)?;
             manifest.files.insert(name.to_string(), blake3::hash(bytes).to_hex().to_string());
@@ -210,7 +210,7 @@ struct Staging {
     folder: PathBuf,
     lock_path: PathBuf,
     lock: Option<File>,
-    written: std::cell::RefCell<Vec<PathBuf>>,
+    written: Vec<PathBuf>,
 }
 
 impl Staging {
@@ -226,7 +226,7 @@ impl Staging {
             folder: tmp.join(&name),
             lock_path,
             lock: None,
-            written: Default::default(),
+            written: Vec::new(),
         };
         lock.lock().map_err(|e| Error::io(&staging.lock_path, e))?;
         staging.lock = Some(lock);
@@ -234,7 +234,7 @@ impl Staging {
         Ok(staging)
     }
 
-    fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+    fn write(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
         if !is_plain_file_name(name) || name.starts_with('.') {
             return Err(Error::msg(format!("`{name}` is not a cache file name")));
         }
@@ -244,7 +244,7 @@ impl Staging {
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        self.written.borrow_mut().push(path.clone());
+        self.written.push(path.clone());
         std::io::Write::write_all(&mut f, bytes).map_err(|e| Error::io(&path, e))?;
         f.sync_all().map_err(|e| Error::io(&path, e))
     }
@@ -252,7 +252,7 @@ impl Staging {
     fn commit(mut self, dest: &Path) -> Result<()> {
         match std::fs::rename(&self.folder, dest) {
             Ok(()) => {
-                self.written.borrow_mut().clear();
+                self.written.clear();
                 let _ = std::fs::remove_file(&self.lock_path);
                 self.lock = None;
                 Ok(())
@@ -269,7 +269,7 @@ impl Drop for Staging {
         if self.lock.is_none() {
             return;
         }
-        for path in self.written.borrow().iter() {
+        for path in &self.written {
             let _ = std::fs::remove_file(path);
         }
         let _ = std::fs::remove_dir(&self.folder);
@@ -453,7 +453,7 @@ mod tests {
         std::fs::write(dead.join("model.safetensors"), [0; 1000]).unwrap();
         let dead_lock = tmp.join(format!("{STORE_PREFIX}{}-4242-1{LOCK_SUFFIX}", "ef".repeat(32)));
         std::fs::write(&dead_lock, b"").unwrap();
-        let live = Staging::begin(&tmp, &"12".repeat(32)).unwrap();
+        let mut live = Staging::begin(&tmp, &"12".repeat(32)).unwrap();
         live.write("metrics.json", b"{}").unwrap();
         Cache::open(dir.path()).unwrap();
         assert!(!dead.exists() && !dead_lock.exists(), "the killed store was not cleaned up");

@@ -32,29 +32,29 @@ impl CodeUnit {
     }
 }
 
-fn unit(name: String, version: u32, sources: &[&'static str]) -> CodeUnit {
-    CodeUnit::new(name, version, sources)
-}
-
 /// Every code unit below the node kinds: attacks and what they share, layers and what every
 /// net shares, optimizers (and attacks registered at run time). `crate::kinds::code_units`
 /// adds the kinds.
 pub fn units() -> Vec<CodeUnit> {
     let mut all = Vec::new();
-    all.push(unit(
+    all.push(CodeUnit::new(
         "attacks".into(),
         crate::attacks::MACHINERY_VERSION,
         &["src/attacks/mod.rs", "src/tensor.rs"],
     ));
     for attack in crate::attacks::all() {
-        all.push(unit(format!("attack/{}", attack.name), attack.version, &[attack.source]));
+        all.push(CodeUnit::new(format!("attack/{}", attack.name), attack.version, &[attack.source]));
     }
-    all.push(unit("net".into(), crate::nn::layers::NET_VERSION, crate::nn::layers::NET_SOURCES));
+    all.push(CodeUnit::new(
+        "net".into(),
+        crate::nn::layers::NET_VERSION,
+        crate::nn::layers::NET_SOURCES,
+    ));
     for layer in crate::nn::layers::LAYERS {
-        all.push(unit(format!("layer/{}", layer.name), layer.version, layer.sources));
+        all.push(CodeUnit::new(format!("layer/{}", layer.name), layer.version, layer.sources));
     }
     for (name, version, sources) in crate::train::Optimizer::VERSIONS {
-        all.push(unit(format!("optimizer/{name}"), *version, sources));
+        all.push(CodeUnit::new(format!("optimizer/{name}"), *version, sources));
     }
     all
 }

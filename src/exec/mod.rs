@@ -228,36 +228,32 @@ pub fn expected_status(cache: &Cache, key: &str) -> Status {
 /// (MNIST must be in the data folder; `run` fetches it first).
 pub fn keys(program: &Program, plan: &Plan, opts: &RunOptions) -> Result<Vec<String>> {
     // Several nodes read the same files (every `mnist` node of a split): hash each once.
-    let mut digests: HashMap<PathBuf, blake3::Hash> = HashMap::new();
-    plan::keys(program, plan, &mut |id| {
-        let node = &program.nodes[id];
-        let Some(reads) = runner_of(opts.runners, node)?.reads else {
-            return Ok(None);
-        };
-        let mut hasher = blake3::Hasher::new();
-        for path in reads(node, &opts.data_dir).map_err(|e| e.in_node(&node.name, node.kind.name))? {
-            let digest = match digests.get(&path) {
-                Some(d) => *d,
-                None => {
-                    let bytes = files::read(&path, FileKind::Checkpoint).map_err(|e| e.in_node(&node.name, node.kind.name))?;
-                    *digests.entry(path).or_insert(blake3::hash(&bytes))
-                }
-            };
-            hasher.update(digest.as_bytes());
-        }
-        Ok(Some(hasher.finalize().to_hex().to_string()))
-    })
+    let mut digests = HashMap::new();
+    plan::keys(program, plan, &mut |id| node_digest(&program.nodes[id], opts, &mut digests))
 }
 
 /// The content digest of the files one node reads, if any (what `explain` shows).
 pub fn source_digest(program: &Program, id: NodeId, opts: &RunOptions) -> Result<Option<String>> {
-    let node = &program.nodes[id];
+    node_digest(&program.nodes[id], opts, &mut HashMap::new())
+}
+
+/// The digest of the files `node` reads (its runner's `reads`), each file hashed once per
+/// `digests`; `None` for kinds that read no files.
+fn node_digest(node: &Node, opts: &RunOptions, digests: &mut HashMap<PathBuf, blake3::Hash>) -> Result<Option<String>> {
     let Some(reads) = runner_of(opts.runners, node)?.reads else {
         return Ok(None);
     };
+    let in_node = |e: Error| e.in_node(&node.name, node.kind.name);
     let mut hasher = blake3::Hasher::new();
-    for path in reads(node, &opts.data_dir)? {
-        hasher.update(blake3::hash(&files::read(&path, FileKind::Checkpoint)?).as_bytes());
+    for path in reads(node, &opts.data_dir).map_err(in_node)? {
+        let digest = match digests.get(&path) {
+            Some(d) => *d,
+            None => {
+                let bytes = files::read(&path, FileKind::Checkpoint).map_err(in_node)?;
+                *digests.entry(path).or_insert(blake3::hash(&bytes))
+            }
+        };
+        hasher.update(digest.as_bytes());
     }
     Ok(Some(hasher.finalize().to_hex().to_string()))
 }
