@@ -11,7 +11,8 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use advpipe::attacks::{AttackContext, Crafter};
-use advpipe::nn::{Dev, LayerSpec, Model, NetSpec};
+use advpipe::nn::layers::{linear::Linear, maxout::Maxout};
+use advpipe::nn::{Dev, Model, NetSpec};
 use advpipe::train::{FitParams, Trainer};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
@@ -22,21 +23,21 @@ fn nets() -> Vec<(&'static str, NetSpec)> {
     let maxout = NetSpec {
         input: vec![784],
         layers: vec![
-            LayerSpec::Maxout { units: 240, pieces: 5 },
-            LayerSpec::Maxout { units: 240, pieces: 5 },
-            LayerSpec::Linear { units: 10 },
+            Maxout { units: 240, pieces: 5 }.into(),
+            Maxout { units: 240, pieces: 5 }.into(),
+            Linear { units: 10 }.into(),
         ],
     };
     let softmax = NetSpec {
         input: vec![784],
-        layers: vec![LayerSpec::Linear { units: 10 }],
+        layers: vec![Linear { units: 10 }.into()],
     };
     let wide = NetSpec {
         input: vec![784],
         layers: vec![
-            LayerSpec::Maxout { units: 1600, pieces: 5 },
-            LayerSpec::Maxout { units: 1600, pieces: 5 },
-            LayerSpec::Linear { units: 10 },
+            Maxout { units: 1600, pieces: 5 }.into(),
+            Maxout { units: 1600, pieces: 5 }.into(),
+            Linear { units: 10 }.into(),
         ],
     };
     vec![("softmax", softmax), ("maxout240", maxout), ("maxout1600", wide)]

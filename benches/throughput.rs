@@ -18,7 +18,8 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use advpipe::attacks::{AttackContext, Crafter};
-use advpipe::nn::{Dev, LayerSpec, Model, NetSpec};
+use advpipe::nn::layers::{linear::Linear, maxout::Maxout};
+use advpipe::nn::{Dev, Model, NetSpec};
 use advpipe::train::{FitParams, LossTerm, Trainer};
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
@@ -182,9 +183,9 @@ fn main() {
         let net = NetSpec {
             input: vec![784],
             layers: vec![
-                LayerSpec::Maxout { units: u, pieces: 5 },
-                LayerSpec::Maxout { units: u, pieces: 5 },
-                LayerSpec::Linear { units: 10 },
+                Maxout { units: u, pieces: 5 }.into(),
+                Maxout { units: u, pieces: 5 }.into(),
+                Linear { units: 10 }.into(),
             ],
         };
         let model = Model::init(&dev, &net, 0.005, &mut rng);

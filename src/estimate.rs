@@ -7,7 +7,7 @@
 //! a node that cannot fit the memory limit before computing anything.
 
 use crate::check::ir::{NodeId, Program};
-use crate::nn::layers::{LayerSpec, NetSpec};
+use crate::nn::layers::NetSpec;
 
 /// Bytes per value.
 pub const F32: f64 = 4.0;
@@ -125,11 +125,7 @@ fn net_size(net: &NetSpec) -> NetSize {
         let Ok(next) = layer.output_shape(&shape) else { break };
         shape = next;
         // Maxout keeps all its pieces' values for the backward pass.
-        let kept = shape.iter().map(|&d| d as f64).product::<f64>()
-            * match layer {
-                LayerSpec::Maxout { pieces, .. } => *pieces as f64,
-                _ => 1.0,
-            };
+        let kept = shape.iter().map(|&d| d as f64).product::<f64>() * layer.columns_per_output() as f64;
         activations += kept;
     }
     NetSize { params, activations }

@@ -50,7 +50,7 @@ pub fn units() -> Vec<CodeUnit> {
         crate::nn::layers::NET_VERSION,
         crate::nn::layers::NET_SOURCES,
     ));
-    for layer in crate::nn::layers::LAYERS {
+    for layer in crate::nn::layers::all() {
         all.push(CodeUnit::new(format!("layer/{}", layer.name), layer.version, layer.sources));
     }
     for (name, version, sources) in crate::train::Optimizer::VERSIONS {
@@ -77,7 +77,7 @@ fn version_of(name: &str) -> Option<u32> {
         "attacks" => Some(crate::attacks::MACHINERY_VERSION),
         "attack" => crate::attacks::find(member).map(|a| a.version),
         "net" => Some(crate::nn::layers::NET_VERSION),
-        "layer" => crate::nn::layers::LAYERS.iter().find(|l| l.name == member).map(|l| l.version),
+        "layer" => crate::nn::layers::find(member).map(|l| l.version),
         "optimizer" => crate::train::Optimizer::VERSIONS
             .iter()
             .find(|(n, ..)| *n == member)

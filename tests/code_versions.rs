@@ -34,6 +34,7 @@ const NEUTRAL: &[&str] = &[
     "src/plan.rs",
     "src/versions.rs",
     "src/train/tests.rs",
+    "src/nn/layers/testing.rs",
     "src/check/",
     "src/syntax/",
     "src/report/",

@@ -69,7 +69,7 @@ fn the_readme_documents_every_kind_layer_and_attack_parameter() {
             }
         }
     }
-    for layer in advpipe::nn::layers::LAYERS {
+    for layer in advpipe::nn::layers::all() {
         match documented(layer.name) {
             None => problems.push(format!("README: layer `{}` has no row", layer.name)),
             Some((names, category, row)) => {
@@ -98,9 +98,8 @@ fn the_readme_documents_every_kind_layer_and_attack_parameter() {
     }
     for (names, _, _) in kinds.iter().chain(&attacks) {
         for name in names {
-            let known = advpipe::kinds::find(name).is_some()
-                || advpipe::nn::layers::LAYERS.iter().any(|l| l.name == name)
-                || advpipe::attacks::find(name).is_some();
+            let known =
+                advpipe::kinds::find(name).is_some() || advpipe::nn::layers::find(name).is_some() || advpipe::attacks::find(name).is_some();
             if !known {
                 problems.push(format!("README: a row documents `{name}`, which nothing registers"));
             }

@@ -125,3 +125,81 @@ fn a_registered_node_kind_runs_from_a_pipeline_file() {
     let (_, _, again) = crate::support::run_text(text, &dir.path().join("data"), &dir.path().join("cache"));
     assert!(again.contains("cached     mean_pixel"), "its result is cached: {again}");
 }
+
+/// `scale(factor)`: a layer defined outside the crate that multiplies every value by a
+/// constant. Parameters, shape rule and forward pass; checkpoints name it like any layer.
+mod scale {
+    use advpipe::nn::layers::{Layer, LayerKind, Pass};
+    use advpipe::nn::model::{Dev, Matrix};
+    use advpipe::params::{ParamDef, ParamType};
+    use dfdx::prelude::{Merge, Tape};
+    use serde::{Deserialize, Serialize};
+
+    advpipe::declare_params! {
+        /// `scale`'s parameters.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub struct Scale {
+            /// what every value is multiplied by
+            factor: f32 = ParamDef::required(ParamType::Number).range(0.0, 10.0),
+        }
+    }
+
+    impl Layer for Scale {
+        const NAME: &'static str = "scale";
+        const DOC: &'static str = "multiply every value by a constant";
+        const VERSION: u32 = 1;
+        const SOURCES: &'static [&'static str] = &[file!()];
+        const PARAMS: &'static [advpipe::params::ParamSpec] = Scale::PARAMS;
+
+        fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+            Ok(input.to_vec())
+        }
+
+        fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, _: &Pass<'_>) -> Matrix<T> {
+            h * self.factor
+        }
+    }
+
+    pub static KIND: LayerKind = LayerKind::of::<Scale>();
+}
+
+#[test]
+fn a_registered_layer_runs_from_a_pipeline_file() {
+    let _ = advpipe::nn::layers::register(&scale::KIND);
+    assert!(
+        advpipe::nn::layers::register(&scale::KIND).is_err(),
+        "a name can be registered once"
+    );
+    assert!(
+        advpipe::nn::layers::register(&advpipe::nn::layers::LAYERS[1]).is_err(),
+        "a built-in layer's name is taken"
+    );
+
+    let bad = advpipe::diagnostics::Source::new("f.adv", "net n = input([1, 28, 28]) >> flatten >> scale(factor: 20) >> linear(10)");
+    assert_eq!(
+        advpipe::compile(&bad).unwrap_err()[0].code,
+        "E0206",
+        "the declared range is checked"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::write_tiny_mnist(&dir.path().join("data"), 300, 100);
+    let text = std::fs::read_to_string(crate::support::fixture("run/tiny.adv"))
+        .unwrap()
+        .replace(">> flatten >>", ">> flatten >> scale(factor: 0.5) >>");
+    let (program, outcome, log) = crate::support::run_text(&text, &dir.path().join("data"), &dir.path().join("cache"));
+    let rows = &advpipe::report::tables(&program, &outcome)[0].rows;
+    assert!(
+        rows[0].measured < 0.5,
+        "a scaled softmax regression still learns: error {}",
+        rows[0].measured
+    );
+    assert!(log.contains("computed   fit"), "{log}");
+    // The second run reads the model back from its checkpoint, which names the layer.
+    let (program, again_outcome, again) = crate::support::run_text(&text, &dir.path().join("data"), &dir.path().join("cache"));
+    assert!(again.contains("cached     fit"), "{again}");
+    assert_eq!(
+        advpipe::report::tables(&program, &again_outcome)[0].rows[0].measured,
+        rows[0].measured
+    );
+}

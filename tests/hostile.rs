@@ -272,12 +272,10 @@ const CASES: &[Case] = &[
         name: "a checkpoint of NaNs",
         setup: |d| {
             write_tiny_mnist(&d.join("data"), 40, 20);
+            use advpipe::nn::layers::{flatten::Flatten, linear::Linear};
             let net = advpipe::nn::layers::NetSpec {
                 input: vec![1, 28, 28],
-                layers: vec![
-                    advpipe::nn::layers::LayerSpec::Flatten,
-                    advpipe::nn::layers::LayerSpec::Linear { units: 10 },
-                ],
+                layers: vec![Flatten {}.into(), Linear { units: 10 }.into()],
             };
             let dev = advpipe::nn::model::Dev::default();
             let mut model = advpipe::nn::Model::init(&dev, &net, 0.0, &mut rand::rngs::mock::StepRng::new(0, 0));

@@ -258,7 +258,7 @@ static REGISTERED: std::sync::RwLock<Vec<&'static AttackKind>> = std::sync::RwLo
 /// rest of the process. A name an attack or layer already has is refused (node kinds, which
 /// sit above attacks, refuse attacks' names when they register).
 pub fn register(kind: &'static AttackKind) -> Result<(), String> {
-    if find(kind.name).is_some() || crate::nn::layers::LAYERS.iter().any(|l| l.name == kind.name) {
+    if find(kind.name).is_some() || crate::nn::layers::find(kind.name).is_some() {
         return Err(format!("an attack or layer named `{}` already exists", kind.name));
     }
     REGISTERED.write().unwrap_or_else(|e| e.into_inner()).push(kind);
@@ -340,7 +340,8 @@ impl Crafter {
 pub(crate) mod testing {
     //! A small model and batch the attack tests share, and checks every attack must pass.
     use super::*;
-    use crate::nn::{layers::LayerSpec, Dev, Model, NetSpec};
+    use crate::nn::layers::{activations::Tanh, linear::Linear};
+    use crate::nn::{Dev, Model, NetSpec};
     use rand::{Rng, SeedableRng};
 
     /// A 6-input, 3-class net with a hidden tanh layer, and a batch of 4 rows in [0, 1].
@@ -348,7 +349,7 @@ pub(crate) mod testing {
         let dev = Dev::default();
         let net = NetSpec {
             input: vec![6],
-            layers: vec![LayerSpec::Linear { units: 5 }, LayerSpec::Tanh, LayerSpec::Linear { units: 3 }],
+            layers: vec![Linear { units: 5 }.into(), Tanh {}.into(), Linear { units: 3 }.into()],
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let model = Model::init(&dev, &net, 1.0, &mut rng);
@@ -361,7 +362,7 @@ pub(crate) mod testing {
         let dev = Dev::default();
         let net = NetSpec {
             input: vec![6],
-            layers: vec![LayerSpec::Linear { units: 3 }],
+            layers: vec![Linear { units: 3 }.into()],
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let model = Model::init(&dev, &net, 1.0, &mut rng);

@@ -4,7 +4,7 @@
 use super::*;
 use crate::attacks::{self, COMMON_PARAMS};
 use crate::diagnostics::{codes, did_you_mean, Diagnostic, Span};
-use crate::nn::layers::{show_shape, LayerSpec, NetSpec, LAYERS};
+use crate::nn::layers::{self, show_shape, sigmoid_top::SigmoidTop, NetSpec};
 use crate::params::ParamSpec;
 use crate::syntax::ast::{self, Expr};
 use ir::NodeId;
@@ -57,7 +57,7 @@ impl<'a> Checker<'a> {
                 }
             };
             for layer in layers {
-                if net.layers.last() == Some(&LayerSpec::SigmoidTop) {
+                if net.layers.last().is_some_and(|l| l.is::<SigmoidTop>()) {
                     return self.error(
                         Diagnostic::new(codes::SHAPE_MISMATCH, part.span, "nothing can follow `sigmoid_top`")
                             .label("after the top")
@@ -85,9 +85,9 @@ impl<'a> Checker<'a> {
             let bound = self.bind(callee, kind.params, args, span)?;
             return self.node(kind, bound, span, decl_name);
         }
-        if let Some(layer) = LAYERS.iter().find(|l| l.name == name) {
+        if let Some(layer) = layers::find(name) {
             let bound = self.bind(callee, layer.params, args, span)?;
-            return self.layer(name, &bound.json);
+            return self.layer(layer, &bound.json);
         }
         if let Some(attack) = attacks::find(name) {
             let params: Vec<ParamSpec> = attack.params.iter().chain(COMMON_PARAMS).copied().collect();
@@ -113,7 +113,7 @@ impl<'a> Checker<'a> {
             );
         }
         let mut all: Vec<&str> = self.kinds.iter().map(|k| k.name).collect();
-        all.extend(LAYERS.iter().map(|l| l.name));
+        all.extend(layers::all().iter().map(|l| l.name));
         all.extend(attacks::all().iter().map(|a| a.name));
         let help = match did_you_mean(name, all.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
@@ -126,10 +126,8 @@ impl<'a> Checker<'a> {
         )
     }
 
-    pub(super) fn layer(&mut self, name: &str, params: &Map<String, Json>) -> Option<Value> {
-        let mut json = Json::Object(params.clone());
-        json["layer"] = name.into();
-        let layer: LayerSpec = serde_json::from_value(json).expect("bound layer parameters match LayerSpec");
+    pub(super) fn layer(&mut self, kind: &layers::LayerKind, params: &Map<String, Json>) -> Option<Value> {
+        let layer = (kind.build)(Json::Object(params.clone())).expect("bound parameters match the layer's declaration");
         Some(Value::Layer(layer))
     }
 

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::diagnostics::{codes, did_you_mean, Diagnostic, Span};
-use crate::nn::layers::LAYERS;
+use crate::nn::layers;
 use crate::params::{Category, Default};
 use crate::syntax::ast::{self, Expr, ExprKind};
 use serde_json::Value as Json;
@@ -187,14 +187,14 @@ impl<'a> Checker<'a> {
             return Some(Value::Loss(vec![(1.0, None)]));
         }
         // A bare registered layer (`flatten`) is a call without arguments.
-        if let Some(layer) = LAYERS.iter().find(|l| l.name == name) {
+        if let Some(layer) = layers::find(name) {
             if layer.params.iter().all(|p| p.default != Default::Required) {
                 let defaults = layer
                     .params
                     .iter()
                     .filter_map(|p| Some((p.name.to_string(), p.default_json()?)))
                     .collect();
-                return self.layer(name, &defaults);
+                return self.layer(layer, &defaults);
             }
             return self.error(
                 Diagnostic::new(codes::MISSING_PARAM, span, format!("`{name}` needs arguments"))
@@ -212,7 +212,7 @@ impl<'a> Checker<'a> {
             );
         }
         let mut candidates: Vec<&str> = self.decls.iter().map(|d| d.name.name.as_str()).collect();
-        candidates.extend(LAYERS.iter().map(|l| l.name));
+        candidates.extend(layers::all().iter().map(|l| l.name));
         let help = match did_you_mean(name, candidates.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
             None => "declare it first, e.g. `data train = mnist(split: \"train\")`".into(),

@@ -91,7 +91,8 @@ pub fn transfer(dev: &Dev, models: &[Classifier], data: &Dataset, attack: &Craft
 mod tests {
     use super::*;
     use crate::attacks::testing::model_and_batch;
-    use crate::nn::{LayerSpec, Model, NetSpec};
+    use crate::nn::layers::linear::Linear;
+    use crate::nn::{Model, NetSpec};
     use rand::SeedableRng;
 
     fn data(x: Vec<f32>, labels: Vec<u8>) -> Dataset {
@@ -137,7 +138,7 @@ mod tests {
         let dev = Dev::default();
         let net = NetSpec {
             input: vec![2],
-            layers: vec![LayerSpec::Linear { units: 2 }],
+            layers: vec![Linear { units: 2 }.into()],
         };
         let mut model = Model::init(&dev, &net, 0.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
         // Class 1 wins with certainty when x0 > 0; at x0 = 0 both classes are 50/50, which

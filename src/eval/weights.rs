@@ -1,7 +1,6 @@
 //! The paper's figure 3: the first layer's weights of a model, one image per unit and
 //! maxout piece, for the report to draw side by side (naive against adversarially trained).
 
-use crate::nn::layers::LayerSpec;
 use crate::nn::model::Model;
 use dfdx::shapes::HasShape;
 use serde::{Deserialize, Serialize};
@@ -35,10 +34,7 @@ pub fn first_layer(name: &str, model: &Model, n: usize) -> WeightsPanel {
         .enumerate()
         .find(|(i, _)| model.params[*i].is_some())
         .expect("checked: the net has a layer with weights");
-    let pieces = match layer {
-        LayerSpec::Maxout { pieces, .. } => *pieces,
-        _ => 1,
-    };
+    let pieces = layer.columns_per_output();
     let affine = model.params[index].as_ref().expect("found above");
     let (inputs, outputs) = *affine.weight.shape();
     let weights = affine.weight.as_vec();
@@ -55,7 +51,7 @@ pub fn first_layer(name: &str, model: &Model, n: usize) -> WeightsPanel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::layers::NetSpec;
+    use crate::nn::layers::{maxout::Maxout, NetSpec};
     use crate::nn::Dev;
     use rand::SeedableRng;
 
@@ -64,7 +60,7 @@ mod tests {
         let dev = Dev::default();
         let net = NetSpec {
             input: vec![2],
-            layers: vec![LayerSpec::Maxout { units: 2, pieces: 3 }],
+            layers: vec![Maxout { units: 2, pieces: 3 }.into()],
         };
         let mut model = Model::init(&dev, &net, 0.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
         // Row r (input r), column c: 10 r + c.

@@ -9,7 +9,7 @@ use crate::diagnostics::{codes, Diagnostic};
 use crate::error::Result;
 use crate::estimate::{attack_gradients, Estimate, Sizes, F32};
 use crate::exec::{params, Artifact, Executor, Runner};
-use crate::params::{Category, Default, ParamSpec, ParamType};
+use crate::params::Category;
 use crate::train::FitEvent;
 use serde_json::json;
 use std::sync::Arc;
@@ -29,102 +29,7 @@ pub const KIND: Kind = Kind {
         ],
         cached: true,
         doc: "train a net on softmax cross-entropy (SGD with momentum, or Adam)",
-        params: &[
-            ParamSpec::required("net", ParamType::Net, "the architecture"),
-            ParamSpec::required("data", ParamType::Dataset, "the training set"),
-            ParamSpec::with_default(
-                "loss",
-                ParamType::Loss,
-                Default::Optional,
-                "training objective: clean (default), an attack, or a weighted sum such as 0.5 * clean + 0.5 * fgsm25",
-            ),
-            ParamSpec::with_default(
-                "valid",
-                ParamType::Dataset,
-                Default::Optional,
-                "validation set: its error is recorded every epoch",
-            ),
-            ParamSpec::with_default(
-                "valid_attack",
-                ParamType::Attack,
-                Default::Optional,
-                "measure validation error under this attack (early stopping on adversarial error)",
-            ),
-            ParamSpec::with_default("epochs", ParamType::Int, Default::Int(10), "most passes over the training set").range(1.0, 100000.0),
-            ParamSpec::with_default("batch", ParamType::Int, Default::Int(100), "examples per step").range(1.0, 100000.0),
-            ParamSpec::with_default("optimizer", ParamType::Choice(&["sgd", "adam"]), Default::Str("sgd"), "update rule"),
-            ParamSpec::with_default("lr", ParamType::Number, Default::Number(0.1), "initial learning rate").range(1e-9, 100.0),
-            ParamSpec::with_default(
-                "lr_decay",
-                ParamType::Number,
-                Default::Number(1.0),
-                "divide the learning rate by this after every update",
-            )
-            .range(1.0, 2.0),
-            ParamSpec::with_default(
-                "lr_min",
-                ParamType::Number,
-                Default::Number(0.0),
-                "floor of the decayed learning rate",
-            )
-            .range(0.0, 100.0),
-            ParamSpec::with_default("momentum", ParamType::Number, Default::Number(0.5), "momentum at epoch 1 (sgd)").range(0.0, 0.999),
-            ParamSpec::with_default(
-                "momentum_end",
-                ParamType::Number,
-                Default::Optional,
-                "momentum reached at momentum_epochs (default: momentum)",
-            )
-            .range(0.0, 0.999),
-            ParamSpec::with_default(
-                "momentum_epochs",
-                ParamType::Int,
-                Default::Int(1),
-                "epoch at which the linear ramp reaches momentum_end",
-            )
-            .range(1.0, 100000.0),
-            ParamSpec::with_default(
-                "max_norm",
-                ParamType::Number,
-                Default::Optional,
-                "largest norm of a unit's incoming weights (default: none)",
-            )
-            .range(1e-6, 1000.0),
-            ParamSpec::with_default(
-                "init",
-                ParamType::Number,
-                Default::Number(0.005),
-                "initial weights uniform in [-init, init]",
-            )
-            .range(0.0, 10.0),
-            ParamSpec::with_default(
-                "l1",
-                ParamType::Number,
-                Default::Number(0.0),
-                "L1 weight decay on the first layer's weights (section 5)",
-            )
-            .range(0.0, 1.0),
-            ParamSpec::with_default(
-                "seed",
-                ParamType::Int,
-                Default::Optional,
-                "initialisation, shuffling and dropout seed (default: the file's seed)",
-            )
-            .range(0.0, 9.0e15),
-            ParamSpec::with_default(
-                "patience",
-                ParamType::Int,
-                Default::Optional,
-                "stop after this many epochs without validation improvement (needs valid)",
-            )
-            .range(1.0, 100000.0),
-            ParamSpec::with_default(
-                "after_stop",
-                ParamType::Choice(&["best", "refit"]),
-                Default::Str("best"),
-                "after early stopping: keep the best epoch, or refit on train + valid for that many epochs",
-            ),
-        ],
+        params: crate::train::FitParams::PARAMS,
         check,
     },
     runner: Runner {
@@ -230,26 +135,19 @@ fn estimate(sizes: &Sizes) -> Estimate {
 mod tests {
     use super::*;
 
-    /// `fit`'s parameter list and `FitParams` are still declared apart (FitParams is also
-    /// the training record): this ties them, name for name and default for default.
+    /// Every declared default deserializes into `FitParams` (the checker fills in the seed
+    /// and the clean loss).
     #[test]
-    fn the_declared_parameters_are_the_fields_of_fit_params() {
-        let record = serde_json::to_value(crate::train::FitParams::sgd(1, 1, 0.1, 0.5, 0)).unwrap();
-        let fields: Vec<&str> = record.as_object().unwrap().keys().map(String::as_str).collect();
-        let inputs = ["net", "data", "valid"];
-        let mut declared: Vec<&str> = KIND.spec.params.iter().map(|p| p.name).filter(|n| !inputs.contains(n)).collect();
-        let mut fields = fields.clone();
-        declared.sort();
-        fields.sort();
-        assert_eq!(declared, fields);
-        // Every default deserializes, and is the default FitParams has.
+    fn the_declared_defaults_make_a_fit_params() {
         let mut json = serde_json::Map::new();
-        for p in KIND.spec.params.iter().filter(|p| !inputs.contains(&p.name)) {
+        for p in KIND.spec.params {
             json.insert(p.name.into(), p.default_json().unwrap_or(serde_json::Value::Null));
         }
         json.insert("seed".into(), 0.into());
         json.insert("loss".into(), serde_json::json!([{"weight": 1.0, "attack": null}]));
         let defaults: crate::train::FitParams = serde_json::from_value(serde_json::Value::Object(json)).unwrap();
-        assert_eq!(serde_json::to_value(defaults).unwrap()["lr"], 0.1);
+        let record = serde_json::to_value(defaults).unwrap();
+        assert_eq!(record["lr"], 0.1);
+        assert!(record.get("net").is_none(), "inputs are not part of the training record");
     }
 }

@@ -62,7 +62,7 @@ static REGISTERED: std::sync::RwLock<Vec<&'static Kind>> = std::sync::RwLock::ne
 /// process. A name any kind, layer or attack already has is refused.
 pub fn register(kind: &'static Kind) -> Result<(), String> {
     let name = kind.spec.name;
-    let taken = find(name).is_some() || crate::attacks::find(name).is_some() || crate::nn::layers::LAYERS.iter().any(|l| l.name == name);
+    let taken = find(name).is_some() || crate::attacks::find(name).is_some() || crate::nn::layers::find(name).is_some();
     if taken {
         return Err(format!("a node kind, layer or attack named `{name}` already exists"));
     }

@@ -43,16 +43,14 @@ pub const KIND: Kind = Kind {
 };
 
 fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
-    use crate::nn::LayerSpec;
+    use crate::nn::layers::{conv2d::Conv2d, linear::Linear, maxout::Maxout, rbf::Rbf};
     let models = c.take_models(&mut bound, "models")?;
     for (_, net) in &models {
-        let first = net.layers.iter().find(|l| {
-            matches!(
-                l,
-                LayerSpec::Conv2d { .. } | LayerSpec::Linear { .. } | LayerSpec::Maxout { .. } | LayerSpec::Rbf { .. }
-            )
-        });
-        if !matches!(first, Some(LayerSpec::Linear { .. } | LayerSpec::Maxout { .. })) {
+        let first = net
+            .layers
+            .iter()
+            .find(|l| l.is::<Conv2d>() || l.is::<Linear>() || l.is::<Maxout>() || l.is::<Rbf>());
+        if !first.is_some_and(|l| l.is::<Linear>() || l.is::<Maxout>()) {
             return c.error(
                 crate::diagnostics::Diagnostic::new(
                     crate::diagnostics::codes::WRONG_TYPE,

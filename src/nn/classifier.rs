@@ -5,7 +5,8 @@
 //! log k), so softmax, cross-entropy and input gradients treat it like any model, and an
 //! attack on the ensemble attacks the mean probability.
 
-use super::model::{Dev, Matrix, Mode, Model, Needs};
+use super::layers::LayerTape;
+use super::model::{Matrix, Mode, Model, Needs};
 use dfdx::prelude::*;
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ impl Classifier<'_> {
 
     /// Logits (an ensemble's are log mean probabilities), recording on `x`'s tape for the
     /// input's gradient only (a classifier is attacked, not trained).
-    pub fn forward_mode<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
+    pub fn forward_mode<T: LayerTape>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
         match self {
             Classifier::Single(m) => m.forward_with(x, mode, Needs::INPUT),
             Classifier::Ensemble(members) => {
@@ -68,7 +69,7 @@ impl Classifier<'_> {
     }
 
     /// Logits in evaluation mode.
-    pub fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>) -> Matrix<T> {
+    pub fn forward<T: LayerTape>(&self, x: Matrix<T>) -> Matrix<T> {
         self.forward_mode(x, Mode::Eval)
     }
 }
@@ -76,7 +77,9 @@ impl Classifier<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{LayerSpec, NetSpec};
+    use crate::nn::layers::linear::Linear;
+    use crate::nn::model::Dev;
+    use crate::nn::NetSpec;
     use rand::SeedableRng;
 
     #[test]
@@ -84,7 +87,7 @@ mod tests {
         let dev = Dev::default();
         let net = NetSpec {
             input: vec![4],
-            layers: vec![LayerSpec::Linear { units: 3 }],
+            layers: vec![Linear { units: 3 }.into()],
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let members: Vec<Arc<Model>> = (0..3).map(|_| Arc::new(Model::init(&dev, &net, 1.0, &mut rng))).collect();

@@ -24,6 +24,24 @@ pub struct Window {
 }
 
 impl Window {
+    /// A `size` x `size` window moving by `stride` over `input` (`[c, h, w]`), or why
+    /// `what` cannot take that input.
+    pub fn over(input: &[usize], size: usize, stride: usize, what: &str) -> Result<Window, String> {
+        let [channels, height, width] = input else {
+            return Err(format!(
+                "{what} needs a [channels, height, width] input, found {}",
+                super::layers::show_shape(input)
+            ));
+        };
+        Ok(Window {
+            channels: *channels,
+            height: *height,
+            width: *width,
+            size,
+            stride,
+        })
+    }
+
     /// Output height and width, or why the window does not fit.
     pub fn output(&self) -> Result<(usize, usize), String> {
         if self.size == 0 || self.stride == 0 || self.size > self.height || self.size > self.width {

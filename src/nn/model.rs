@@ -16,7 +16,7 @@
 //! net itself is stored as JSON in
 //! the safetensors metadata under `advpipe.net`.
 
-use super::layers::{LayerSpec, NetSpec};
+use super::layers::{LayerTape, NetSpec, Pass};
 use crate::Error;
 use dfdx::prelude::*;
 use rand::Rng;
@@ -117,21 +117,21 @@ impl Model {
     }
 
     /// Logits for a batch, in evaluation mode (dropout off).
-    pub fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>) -> Matrix<T> {
+    pub fn forward<T: LayerTape>(&self, x: Matrix<T>) -> Matrix<T> {
         self.forward_mode(x, Mode::Eval)
     }
 
     /// Logits for a batch. Parameters join `x`'s tape, so with an `OwnedTape` the backward
     /// pass reaches both the input and every parameter. In [`Mode::Train`], dropout draws
     /// from the device's random stream.
-    pub fn forward_mode<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
+    pub fn forward_mode<T: LayerTape>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
         self.forward_with(x, mode, Needs::ALL)
     }
 
     /// [`Model::forward_mode`] for a backward pass that will read only the gradients `needs`
     /// names: dense layers then skip the rest (a training step has no use for the input
     /// batch's gradient, an attack none for the weights').
-    pub fn forward_with<T: Tape<f32, Dev> + Merge<T>>(&self, x: Matrix<T>, mode: Mode, needs: Needs) -> Matrix<T> {
+    pub fn forward_with<T: LayerTape>(&self, x: Matrix<T>, mode: Mode, needs: Needs) -> Matrix<T> {
         let mut h = x;
         // Whether some layer before this one has parameters being trained: then this layer's
         // input gradient carries theirs.
@@ -142,22 +142,13 @@ impl Model {
                 params: needs.params,
             };
             trained_below |= params.is_some();
-            h = match (layer, params) {
-                (LayerSpec::Conv2d { .. }, Some(p)) => {
-                    super::conv::conv2d(h, &layer.window(input, "conv2d").expect("shape-checked"), &p.weight, &p.bias)
-                }
-                (LayerSpec::MaxPool { .. }, _) => super::conv::max_pool(h, &layer.window(input, "max_pool").expect("shape-checked")),
-                (LayerSpec::Flatten | LayerSpec::SigmoidTop, _) => h,
-                (LayerSpec::Dropout { p }, _) if mode == Mode::Train && *p > 0.0 => h.dropout(*p),
-                (LayerSpec::Dropout { .. }, _) => h,
-                (LayerSpec::Relu, _) => h.relu(),
-                (LayerSpec::Sigmoid, _) => h.sigmoid(),
-                (LayerSpec::Tanh, _) => h.tanh(),
-                (LayerSpec::Linear { .. }, Some(p)) => dense(h, p, layer_needs),
-                (LayerSpec::Maxout { units, pieces }, Some(p)) => maxout(dense(h, p, layer_needs), *units, *pieces),
-                (LayerSpec::Rbf { .. }, Some(p)) => rbf(h, p),
-                (l, None) => unreachable!("layer {l:?} built without parameters"),
+            let pass = Pass {
+                params: params.as_ref(),
+                input,
+                mode,
+                needs: layer_needs,
             };
+            h = layer.forward(h, &pass);
         }
         h
     }
@@ -323,64 +314,10 @@ pub fn f32s_from_le(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// `-exp(s_k) * ||x - c_k||^2`, with the centres `c` in `weight` (`[in, units]`) and the
-/// log-precisions `s` in `bias`, expanded as `||x||^2 - 2 x.c_k + ||c_k||^2` so that the
-/// cross term is one matmul.
-fn rbf<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, p: &Affine) -> Matrix<T> {
-    let (n, units) = (h.shape().0, p.weight.shape().1);
-    let (h, tape) = h.split_tape();
-    // `x` is used twice: the first use carries the tape, the second starts an empty one
-    // that the arithmetic below merges back in.
-    let x_sq = h
-        .clone()
-        .put_tape(tape)
-        .square()
-        .sum::<(usize,), Axis<1>>()
-        .broadcast_like::<(usize, usize), Axis<1>>(&(n, units));
-    let cross = h.retaped::<T>().matmul(p.weight.retaped::<T>());
-    let c_sq = p
-        .weight
-        .retaped::<T>()
-        .square()
-        .sum::<(usize,), Axis<0>>()
-        .broadcast_like::<(usize, usize), Axis<0>>(&(n, units));
-    let precision = p.bias.retaped::<T>().exp().broadcast_like::<(usize, usize), Axis<0>>(&(n, units));
-    ((x_sq - cross * 2.0 + c_sq) * precision).negate()
-}
-
-/// `h W + b`: the fused CPU kernel, or dfdx's composed ops (which compute every gradient)
-/// on other devices.
-fn dense<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, p: &Affine, needs: Needs) -> Matrix<T> {
-    #[cfg(not(feature = "cuda"))]
-    return super::fused::affine(h, p, needs);
-    #[cfg(feature = "cuda")]
-    {
-        let _ = needs;
-        affine(h, p)
-    }
-}
-
-/// The max over each unit's consecutive `pieces` columns.
-fn maxout<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, units: usize, pieces: usize) -> Matrix<T> {
-    #[cfg(not(feature = "cuda"))]
-    return super::fused::maxout(h, units, pieces);
-    #[cfg(feature = "cuda")]
-    {
-        let n = h.shape().0;
-        h.reshape_like(&(n, units, pieces)).max::<(usize, usize), Axis<2>>()
-    }
-}
-
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn affine<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, p: &Affine) -> Matrix<T> {
-    let n = h.shape().0;
-    let out = p.weight.shape().1;
-    h.matmul(p.weight.retaped::<T>()) + p.bias.retaped::<T>().broadcast_like::<(usize, usize), Axis<0>>(&(n, out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::layers::{activations::Tanh, flatten::Flatten, linear::Linear, maxout::Maxout};
     use rand::SeedableRng;
 
     fn tiny() -> (Dev, Model) {
@@ -388,10 +325,10 @@ mod tests {
         let net = NetSpec {
             input: vec![1, 2, 3],
             layers: vec![
-                LayerSpec::Flatten,
-                LayerSpec::Maxout { units: 4, pieces: 3 },
-                LayerSpec::Tanh,
-                LayerSpec::Linear { units: 3 },
+                Flatten {}.into(),
+                Maxout { units: 4, pieces: 3 }.into(),
+                Tanh {}.into(),
+                Linear { units: 3 }.into(),
             ],
         };
         let model = Model::init(&dev, &net, 0.5, &mut rand_chacha::ChaCha8Rng::seed_from_u64(7));
@@ -453,7 +390,7 @@ mod tests {
         // A net far larger than its file is refused before anything is allocated.
         let (_, model) = tiny();
         let mut huge = model.net.clone();
-        huge.layers[1] = LayerSpec::Maxout { units: 1 << 30, pieces: 3 };
+        huge.layers[1] = Maxout { units: 1 << 30, pieces: 3 }.into();
         let e = Model::from_safetensors_for(&dev, &model.to_safetensors(&[]).unwrap(), &huge)
             .unwrap_err()
             .to_string();
@@ -469,192 +406,5 @@ mod tests {
             let dev = Dev::default();
             let _ = Model::from_safetensors(&dev, &bytes);
         }
-    }
-
-    #[test]
-    fn maxout_takes_the_max_piece_per_unit() {
-        let dev = Dev::default();
-        let net = NetSpec {
-            input: vec![1],
-            layers: vec![LayerSpec::Maxout { units: 2, pieces: 2 }],
-        };
-        let mut model = Model::init(&dev, &net, 0.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
-        let p = model.params[0].as_mut().unwrap();
-        p.weight.copy_from(&[1.0, -1.0, 2.0, 3.0]);
-        p.bias.copy_from(&[0.0, 0.5, 0.0, 0.0]);
-        let y = model.forward(dev.tensor_from_vec(vec![2.0, -1.0], (2, 1))).as_vec();
-        // x = 2: unit 0 = max(2, -1.5) = 2, unit 1 = max(4, 6) = 6; x = -1: max(-1, 1.5), max(-2, -3).
-        assert_eq!(y, vec![2.0, 6.0, 1.5, -2.0]);
-    }
-}
-
-#[cfg(test)]
-mod gradient_checks {
-    //! Every layer's gradients, with respect to its input and to every parameter, against
-    //! central finite differences of the softmax loss.
-    use super::*;
-    use rand::{Rng, SeedableRng};
-
-    fn loss(model: &Model, dev: &Dev, x: &[f32], y: &[usize]) -> f32 {
-        let logits = model.forward(dev.tensor_from_vec(x.to_vec(), (y.len(), x.len() / y.len())));
-        model.net.top().loss(dev, logits, y).array()
-    }
-
-    fn check(layers: Vec<LayerSpec>) {
-        check_shaped(vec![5], layers)
-    }
-
-    fn check_shaped(input: Vec<usize>, layers: Vec<LayerSpec>) {
-        let dev = Dev::default();
-        let width: usize = input.iter().product();
-        let net = NetSpec { input, layers };
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
-        let mut model = Model::init(&dev, &net, 0.7, &mut rng);
-        for p in model.params.iter_mut().flatten() {
-            let b: Vec<f32> = (0..p.bias.shape().0).map(|_| rng.gen_range(-0.5..0.5)).collect();
-            p.bias.copy_from(&b);
-        }
-        let x: Vec<f32> = (0..3 * width).map(|_| rng.gen_range(-1.0..1.0)).collect();
-        let y = vec![0, 2, 1];
-        let xt: Matrix = dev.tensor_from_vec(x.clone(), (3, width));
-        let logits = model.forward(xt.leaky_trace());
-        let grads = model.net.top().loss(&dev, logits, &y).backward();
-        let close = |numeric: f32, analytic: f32, what: &str| {
-            assert!(
-                (numeric - analytic).abs() <= 3e-3 + 0.03 * analytic.abs(),
-                "{:?} {what}: numeric {numeric} vs analytic {analytic}",
-                net.layers
-            );
-        };
-        let h = 1e-2f32;
-        let gx = grads.get(&xt).as_vec();
-        for i in 0..x.len() {
-            let (mut up, mut down) = (x.clone(), x.clone());
-            up[i] += h;
-            down[i] -= h;
-            close(
-                (loss(&model, &dev, &up, &y) - loss(&model, &dev, &down, &y)) / (2.0 * h),
-                gx[i],
-                &format!("input {i}"),
-            );
-        }
-        for li in 0..model.params.len() {
-            let Some(p) = model.params[li].clone() else { continue };
-            for (which, analytic) in [("weight", grads.get(&p.weight).as_vec()), ("bias", grads.get(&p.bias).as_vec())] {
-                for (i, &a) in analytic.iter().enumerate() {
-                    let nudge = |delta: f32| {
-                        let mut m = model.clone();
-                        let q = m.params[li].as_mut().unwrap();
-                        let t = if which == "weight" {
-                            &mut q.weight as &mut dyn AsSlice
-                        } else {
-                            &mut q.bias as &mut dyn AsSlice
-                        };
-                        t.nudge(i, delta);
-                        loss(&m, &dev, &x, &y)
-                    };
-                    close((nudge(h) - nudge(-h)) / (2.0 * h), a, &format!("layer {li} {which} {i}"));
-                }
-            }
-        }
-    }
-
-    trait AsSlice {
-        fn nudge(&mut self, i: usize, delta: f32);
-    }
-    impl AsSlice for Matrix {
-        fn nudge(&mut self, i: usize, delta: f32) {
-            let mut v = self.as_vec();
-            v[i] += delta;
-            self.copy_from(&v);
-        }
-    }
-    impl AsSlice for Vector {
-        fn nudge(&mut self, i: usize, delta: f32) {
-            let mut v = self.as_vec();
-            v[i] += delta;
-            self.copy_from(&v);
-        }
-    }
-
-    #[test]
-    fn linear() {
-        check(vec![LayerSpec::Linear { units: 3 }]);
-    }
-
-    #[test]
-    fn maxout() {
-        check(vec![LayerSpec::Maxout { units: 4, pieces: 3 }, LayerSpec::Linear { units: 3 }]);
-    }
-
-    #[test]
-    fn activations() {
-        check(vec![
-            LayerSpec::Linear { units: 4 },
-            LayerSpec::Tanh,
-            LayerSpec::Linear { units: 4 },
-            LayerSpec::Sigmoid,
-            LayerSpec::Linear { units: 3 },
-        ]);
-        check(vec![
-            LayerSpec::Linear { units: 6 },
-            LayerSpec::Relu,
-            LayerSpec::Linear { units: 3 },
-        ]);
-    }
-
-    #[test]
-    fn conv2d_and_max_pool() {
-        check_shaped(
-            vec![2, 6, 6],
-            vec![
-                LayerSpec::Conv2d {
-                    filters: 3,
-                    kernel: 3,
-                    stride: 1,
-                },
-                LayerSpec::Tanh,
-                LayerSpec::MaxPool { size: 2, stride: None },
-                LayerSpec::Flatten,
-                LayerSpec::Linear { units: 3 },
-            ],
-        );
-        check_shaped(
-            vec![1, 7, 7],
-            vec![
-                LayerSpec::Conv2d {
-                    filters: 2,
-                    kernel: 3,
-                    stride: 2,
-                },
-                LayerSpec::Flatten,
-                LayerSpec::Linear { units: 3 },
-            ],
-        );
-    }
-
-    #[test]
-    fn rbf() {
-        check(vec![LayerSpec::Rbf { units: 3 }]);
-        check(vec![LayerSpec::Linear { units: 4 }, LayerSpec::Tanh, LayerSpec::Rbf { units: 3 }]);
-    }
-
-    #[test]
-    fn dropout_is_the_identity_when_evaluating_and_scales_when_training() {
-        let dev = Dev::seed_from_u64(3);
-        let net = NetSpec {
-            input: vec![1000],
-            layers: vec![LayerSpec::Dropout { p: 0.25 }],
-        };
-        let model = Model::init(&dev, &net, 0.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
-        let x: Matrix = dev.tensor_from_vec(vec![1.0; 1000], (1, 1000));
-        assert_eq!(model.forward(x.clone()).as_vec(), vec![1.0; 1000]);
-        let kept = model.forward_mode(x, Mode::Train).as_vec();
-        let zeros = kept.iter().filter(|&&v| v == 0.0).count();
-        assert!((200..300).contains(&zeros), "{zeros} of 1000 dropped at p = 0.25");
-        assert!(
-            kept.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6),
-            "survivors scaled by 1 / (1 - p)"
-        );
     }
 }

@@ -1,6 +1,7 @@
 //! What `fit` takes and gives: its parameters (the `fit` node's canonical JSON, read by
 //! serde), the optimizers and their versions, and the training record.
 
+use crate::params::{Default, Input, ParamDef, ParamType};
 use serde::{Deserialize, Serialize};
 
 /// Which update rule.
@@ -32,45 +33,57 @@ pub enum AfterStop {
     Refit,
 }
 
-/// The `fit(...)` node's parameters (the net and data travel separately).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FitParams {
-    /// Most passes over the training data.
-    pub epochs: usize,
-    /// Examples per step.
-    pub batch: usize,
-    /// Update rule.
-    pub optimizer: Optimizer,
-    /// Initial learning rate.
-    pub lr: f64,
-    /// The learning rate is divided by this after every update (1 = constant).
-    pub lr_decay: f64,
-    /// Floor of the decayed learning rate.
-    pub lr_min: f64,
-    /// Momentum at epoch 1 (SGD only).
-    pub momentum: f64,
-    /// Momentum reached at `momentum_epochs` (default: `momentum`).
-    pub momentum_end: Option<f64>,
-    /// The epoch at which the ramp reaches `momentum_end`.
-    pub momentum_epochs: usize,
-    /// Largest allowed norm of a unit's incoming weight vector (none: unconstrained).
-    pub max_norm: Option<f64>,
-    /// L1 weight decay on the first layer's weights: `l1 * sign(w)` joins their gradient
-    /// (section 5's linear analogue of adversarial training).
-    #[serde(default)]
-    pub l1: f64,
-    /// Initial weights are uniform in `[-init, init]`.
-    pub init: f64,
-    /// Seed of initialisation, shuffling and dropout.
-    pub seed: u64,
-    /// Epochs without validation improvement before stopping (needs a validation set).
-    pub patience: Option<usize>,
-    /// What to return after early stopping.
-    pub after_stop: AfterStop,
-    /// The objective: a weighted sum of the clean loss and attacks' losses.
-    pub loss: Vec<LossTerm>,
-    /// Measure validation error under this attack (JSON form), if given.
-    pub valid_attack: Option<serde_json::Value>,
+crate::declare_params! {
+    /// The `fit(...)` node's parameters, declared once: the language's signature (name, type,
+    /// default, range, doc) and the struct its canonical JSON is read into. The same struct
+    /// is the training record kept with the model (the inputs are not part of it).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    pub struct FitParams {
+        /// the architecture
+        #[serde(default, skip_serializing)]
+        net: Input = ParamDef::required(ParamType::Net),
+        /// the training set
+        #[serde(default, skip_serializing)]
+        data: Input = ParamDef::required(ParamType::Dataset),
+        /// training objective: clean (default), an attack, or a weighted sum such as 0.5 * clean + 0.5 * fgsm25
+        loss: Vec<LossTerm> = ParamDef::optional(ParamType::Loss),
+        /// validation set: its error is recorded every epoch
+        #[serde(default, skip_serializing)]
+        valid: Input = ParamDef::optional(ParamType::Dataset),
+        /// measure validation error under this attack (early stopping on adversarial error)
+        valid_attack: Option<serde_json::Value> = ParamDef::optional(ParamType::Attack),
+        /// most passes over the training set
+        epochs: usize = ParamDef::or(ParamType::Int, Default::Int(10)).range(1.0, 100000.0),
+        /// examples per step
+        batch: usize = ParamDef::or(ParamType::Int, Default::Int(100)).range(1.0, 100000.0),
+        /// update rule
+        optimizer: Optimizer = ParamDef::or(ParamType::Choice(&["sgd", "adam"]), Default::Str("sgd")),
+        /// initial learning rate
+        lr: f64 = ParamDef::or(ParamType::Number, Default::Number(0.1)).range(1e-9, 100.0),
+        /// divide the learning rate by this after every update
+        lr_decay: f64 = ParamDef::or(ParamType::Number, Default::Number(1.0)).range(1.0, 2.0),
+        /// floor of the decayed learning rate
+        lr_min: f64 = ParamDef::or(ParamType::Number, Default::Number(0.0)).range(0.0, 100.0),
+        /// momentum at epoch 1 (sgd)
+        momentum: f64 = ParamDef::or(ParamType::Number, Default::Number(0.5)).range(0.0, 0.999),
+        /// momentum reached at momentum_epochs (default: momentum)
+        momentum_end: Option<f64> = ParamDef::optional(ParamType::Number).range(0.0, 0.999),
+        /// epoch at which the linear ramp reaches momentum_end
+        momentum_epochs: usize = ParamDef::or(ParamType::Int, Default::Int(1)).range(1.0, 100000.0),
+        /// largest norm of a unit's incoming weights (default: none)
+        max_norm: Option<f64> = ParamDef::optional(ParamType::Number).range(1e-6, 1000.0),
+        /// initial weights uniform in [-init, init]
+        init: f64 = ParamDef::or(ParamType::Number, Default::Number(0.005)).range(0.0, 10.0),
+        /// L1 weight decay on the first layer's weights (section 5)
+        #[serde(default)]
+        l1: f64 = ParamDef::or(ParamType::Number, Default::Number(0.0)).range(0.0, 1.0),
+        /// initialisation, shuffling and dropout seed (default: the file's seed)
+        seed: u64 = ParamDef::optional(ParamType::Int).range(0.0, 9.0e15),
+        /// stop after this many epochs without validation improvement (needs valid)
+        patience: Option<usize> = ParamDef::optional(ParamType::Int).range(1.0, 100000.0),
+        /// after early stopping: keep the best epoch, or refit on train + valid for that many epochs
+        after_stop: AfterStop = ParamDef::or(ParamType::Choice(&["best", "refit"]), Default::Str("best")),
+    }
 }
 
 /// One term of the training objective: `weight * J(x')` with `x'` the clean batch or the
@@ -87,6 +100,9 @@ impl FitParams {
     /// Plain SGD with the given basics and every recipe knob off.
     pub fn sgd(epochs: usize, batch: usize, lr: f64, momentum: f64, seed: u64) -> FitParams {
         FitParams {
+            net: Input,
+            data: Input,
+            valid: Input,
             epochs,
             batch,
             optimizer: Optimizer::Sgd,

@@ -154,7 +154,7 @@ impl Trainer {
                 }
             }
             // Max-norm bounds weight vectors; an RBF layer's "weights" are centres, which it leaves alone.
-            if let (Some(limit), false) = (self.max_norm, matches!(layer, crate::nn::LayerSpec::Rbf { .. })) {
+            if let (Some(limit), false) = (self.max_norm, !layer.max_norm_applies()) {
                 clip_column_norms(&mut params.weight, limit as f32);
             }
         }

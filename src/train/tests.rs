@@ -13,7 +13,7 @@ use rand::SeedableRng;
 #[cfg(test)]
 mod fit_tests {
     use super::*;
-    use crate::nn::layers::LayerSpec;
+    use crate::nn::layers::{dropout::Dropout, linear::Linear};
 
     fn blobs(n: usize, seed: u64) -> Dataset {
         // Two overlapping classes in 2-D.
@@ -38,7 +38,7 @@ mod fit_tests {
     fn linear() -> NetSpec {
         NetSpec {
             input: vec![2],
-            layers: vec![LayerSpec::Linear { units: 2 }],
+            layers: vec![Linear { units: 2 }.into()],
         }
     }
 
@@ -68,7 +68,7 @@ mod fit_tests {
     fn dropout_training_is_deterministic_per_seed() {
         let net = NetSpec {
             input: vec![2],
-            layers: vec![LayerSpec::Dropout { p: 0.5 }, LayerSpec::Linear { units: 2 }],
+            layers: vec![Dropout { p: 0.5 }.into(), Linear { units: 2 }.into()],
         };
         let data = blobs(100, 3);
         let (a, _) = fit(&net, &data, None, &params(4), &mut quiet()).unwrap();
@@ -267,7 +267,7 @@ mod mixture_tests {
 #[cfg(test)]
 mod top_tests {
     use super::*;
-    use crate::nn::layers::LayerSpec;
+    use crate::nn::layers::{linear::Linear, sigmoid_top::SigmoidTop};
 
     #[test]
     fn a_sigmoid_top_trains_with_binary_cross_entropy() {
@@ -288,7 +288,7 @@ mod top_tests {
         };
         let net = NetSpec {
             input: vec![2],
-            layers: vec![LayerSpec::Linear { units: 2 }, LayerSpec::SigmoidTop],
+            layers: vec![Linear { units: 2 }.into(), SigmoidTop {}.into()],
         };
         assert_eq!(net.top(), crate::nn::Top::Sigmoid);
         let p = FitParams {

@@ -1,0 +1,61 @@
+//! The element-wise activations `relu`, `sigmoid` and `tanh`: one value in, one value out,
+//! any input shape, no parameters. Each is a layer of its own (its own struct, version and
+//! registry line); they share this file because they differ only in the dfdx op they call.
+
+use super::{Layer, Pass};
+use crate::nn::model::{Dev, Matrix};
+use dfdx::prelude::{Merge, Tape};
+use serde::{Deserialize, Serialize};
+
+/// Declares an element-wise activation layer: its struct, name, doc line, version and op.
+macro_rules! activation {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $line:literal, version $version:literal, $op:ident) => {
+        crate::declare_params! {
+            $(#[$doc])*
+            #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+            pub struct $ty {}
+        }
+
+        impl Layer for $ty {
+            const NAME: &'static str = $name;
+            const DOC: &'static str = $line;
+            const VERSION: u32 = $version;
+            const SOURCES: &'static [&'static str] = &[file!()];
+            const PARAMS: &'static [crate::params::ParamSpec] = $ty::PARAMS;
+
+            fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+                Ok(input.to_vec())
+            }
+
+            fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, _: &Pass<'_>) -> Matrix<T> {
+                h.$op()
+            }
+        }
+    };
+}
+
+activation!(
+    /// `relu`: max(0, x).
+    Relu, "relu", "max(0, x)", version 1, relu
+);
+activation!(
+    /// `sigmoid`: 1 / (1 + e^-x).
+    Sigmoid, "sigmoid", "logistic sigmoid", version 1, sigmoid
+);
+activation!(
+    /// `tanh`: the hyperbolic tangent.
+    Tanh, "tanh", "hyperbolic tangent", version 1, tanh
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::layers::{linear::Linear, testing::gradient_check};
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        for activation in [Relu {}.into(), Sigmoid {}.into(), Tanh {}.into()] {
+            gradient_check(vec![5], vec![Linear { units: 4 }.into(), activation, Linear { units: 3 }.into()]);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! `conv2d(filters, kernel, stride)`: 2-D convolution over `[channels, height, width]`
+//! inputs, no padding: `[c, h, w] -> [filters, (h - kernel) / stride + 1, ...]`.
+//!
+//! The kernel is `nn::conv` (gather + matmul, on stable Rust). One filter per weight column,
+//! `weight` `[channels * kernel * kernel, filters]`, rows ordered by input channel, then
+//! kernel row, then kernel column.
+
+use super::{show_shape, Layer, Pass};
+use crate::nn::conv::Window;
+use crate::nn::model::{Dev, Matrix};
+use crate::params::{Default, ParamDef, ParamType};
+use dfdx::prelude::{Merge, Tape};
+use serde::{Deserialize, Serialize};
+
+crate::declare_params! {
+    /// `conv2d`'s parameters.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Conv2d {
+        /// output channels
+        filters: usize = ParamDef::required(ParamType::Int).range(1.0, 65536.0),
+        /// side of the square kernel
+        kernel: usize = ParamDef::or(ParamType::Int, Default::Int(3)).range(1.0, 64.0),
+        /// step between positions
+        stride: usize = ParamDef::or(ParamType::Int, Default::Int(1)).range(1.0, 64.0),
+    }
+}
+
+impl Layer for Conv2d {
+    const NAME: &'static str = "conv2d";
+    const DOC: &'static str = "2-D convolution, no padding: [c, h, w] -> [filters, (h - kernel) / stride + 1, ...]";
+    const VERSION: u32 = 1;
+    const SOURCES: &'static [&'static str] = &[file!(), "src/nn/conv.rs"];
+    const PARAMS: &'static [crate::params::ParamSpec] = Conv2d::PARAMS;
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let window = Window::over(input, self.kernel, self.stride, "conv2d")?;
+        window.output().map(|(h, w)| vec![self.filters, h, w])
+    }
+
+    fn weight_shape(&self, input: &[usize]) -> Result<Option<(usize, usize)>, String> {
+        let overflow = || format!("the weights of a {self:?} layer on {} overflow", show_shape(input));
+        let rows = input
+            .first()
+            .and_then(|c| c.checked_mul(self.kernel.checked_mul(self.kernel)?))
+            .ok_or_else(overflow)?;
+        rows.checked_mul(self.filters).ok_or_else(overflow)?;
+        Ok(Some((rows, self.filters)))
+    }
+
+    fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
+        let window = Window::over(pass.input, self.kernel, self.stride, "conv2d").expect("shape-checked");
+        let p = pass.affine();
+        crate::nn::conv::conv2d(h, &window, &p.weight, &p.bias)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::layers::{activations::Tanh, flatten::Flatten, linear::Linear, max_pool::MaxPool, testing::gradient_check};
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        gradient_check(
+            vec![2, 6, 6],
+            vec![
+                Conv2d {
+                    filters: 3,
+                    kernel: 3,
+                    stride: 1,
+                }
+                .into(),
+                Tanh {}.into(),
+                MaxPool { size: 2, stride: None }.into(),
+                Flatten {}.into(),
+                Linear { units: 3 }.into(),
+            ],
+        );
+        gradient_check(
+            vec![1, 7, 7],
+            vec![
+                Conv2d {
+                    filters: 2,
+                    kernel: 3,
+                    stride: 2,
+                }
+                .into(),
+                Flatten {}.into(),
+                Linear { units: 3 }.into(),
+            ],
+        );
+    }
+
+    #[test]
+    fn shapes_follow_kernel_and_stride() {
+        assert_eq!(
+            Conv2d {
+                filters: 4,
+                kernel: 3,
+                stride: 2
+            }
+            .output_shape(&[1, 7, 7])
+            .unwrap(),
+            vec![4, 3, 3]
+        );
+        assert!(Conv2d {
+            filters: 4,
+            kernel: 3,
+            stride: 1
+        }
+        .output_shape(&[49])
+        .is_err());
+    }
+}
