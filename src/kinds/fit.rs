@@ -97,9 +97,11 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let (model, summary) = crate::train::fit(&net, &data, valid.as_deref(), &fit_params, &mut |event| match event {
         FitEvent::Step(epoch, step, steps, loss) => bar.set_message(format!("epoch {epoch} step {step}/{steps} loss {loss:.4}")),
         FitEvent::Epoch(record) => {
-            let valid = record
-                .valid_error
-                .map_or(String::new(), |e| format!(", validation error {:.2}%", e * 100.0));
+            let valid = match (record.valid_error, record.valid_objective) {
+                (Some(e), _) => format!(", validation error {:.2}%", e * 100.0),
+                (None, Some(o)) => format!(", validation objective {o:.4}"),
+                (None, None) => String::new(),
+            };
             let line = format!("             {}: epoch {} loss {:.4}{valid}", node.name, record.epoch, record.loss);
             bar.set_position(record.epoch as u64);
             if tty {

@@ -31,6 +31,11 @@ pub enum AfterStop {
     Best,
     /// Train again from scratch on train + valid for the best epoch count.
     Refit,
+    /// pylearn2's second stage (`mnist_pi_continued.yaml`): continue from the best model on
+    /// train + valid, starting at the learning rate and momentum the schedule had reached
+    /// (the rate still decays, the momentum stays), until the objective on the validation
+    /// examples falls to the best epoch's training objective, or for at most `epochs`.
+    Continue,
 }
 
 crate::declare_params! {
@@ -81,8 +86,8 @@ crate::declare_params! {
         seed: u64 = ParamDef::optional(ParamType::Int).range(0.0, 9.0e15),
         /// stop after this many epochs without validation improvement (needs valid)
         patience: Option<usize> = ParamDef::optional(ParamType::Int).range(1.0, 100000.0),
-        /// after early stopping: keep the best epoch, or refit on train + valid for that many epochs
-        after_stop: AfterStop = ParamDef::or(ParamType::Choice(&["best", "refit"]), Default::Str("best")),
+        /// after early stopping: keep the best epoch, refit on train + valid for that many epochs, or continue from it on train + valid until the validation objective falls to its training objective
+        after_stop: AfterStop = ParamDef::or(ParamType::Choice(&["best", "refit", "continue"]), Default::Str("best")),
     }
 }
 
@@ -141,6 +146,10 @@ pub struct EpochRecord {
     pub loss: f64,
     /// Error on the validation set after the epoch, when there is one.
     pub valid_error: Option<f64>,
+    /// The training objective on the validation examples after the epoch (the continue
+    /// stage's stopping channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_objective: Option<f64>,
     /// Learning rate at the end of the epoch.
     pub lr: f64,
     /// Momentum used in the epoch.
@@ -156,8 +165,11 @@ pub struct FitSummary {
     pub best_epoch: usize,
     /// Whether early stopping ended training before `epochs`.
     pub stopped_early: bool,
-    /// Epochs of the refit on train + valid, when there was one.
+    /// Epochs of the refit or continue stage on train + valid, when there was one.
     pub refit_history: Vec<EpochRecord>,
+    /// The continue stage's target: the best epoch's training objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_objective: Option<f64>,
 }
 
 /// What `fit` reports while it trains.

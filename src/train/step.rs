@@ -88,13 +88,9 @@ impl Trainer {
         })
     }
 
-    /// One step on a batch (`labels.len()` rows of `x`), dropout on: every term of the
-    /// objective is evaluated (attacks crafted against the current parameters and held
-    /// constant), their weighted sum is differentiated, and the parameters updated. Returns
-    /// the objective before the update; a non-finite one is returned without updating.
-    pub fn step(&mut self, dev: &Dev, x: Vec<f32>, labels: &[usize]) -> f64 {
-        let width = self.model.input_width();
-        let rows = labels.len();
+    /// The objective's inputs for a batch: each term's weight and its batch, the clean one or
+    /// an attack's, crafted against the current parameters.
+    fn terms(&mut self, dev: &Dev, x: Vec<f32>, labels: &[usize]) -> Vec<(f32, Vec<f32>)> {
         let mut batches = Vec::with_capacity(self.mixture.len());
         for (weight, crafter) in &self.mixture {
             let input = match crafter {
@@ -106,6 +102,30 @@ impl Trainer {
             };
             batches.push((*weight, input));
         }
+        batches
+    }
+
+    /// The training objective on a batch, as a step computes it (dropout on, attacks crafted
+    /// against the current parameters), without updating anything.
+    pub fn objective(&mut self, dev: &Dev, x: Vec<f32>, labels: &[usize]) -> f64 {
+        let width = self.model.input_width();
+        let mut total = 0.0;
+        for (weight, input) in self.terms(dev, x, labels) {
+            let input: Matrix = dev.tensor_from_vec(input, (labels.len(), width));
+            let logits = self.model.forward_mode(input, Mode::Train);
+            total += weight as f64 * self.model.net.top().loss(dev, logits, labels).array() as f64;
+        }
+        total
+    }
+
+    /// One step on a batch (`labels.len()` rows of `x`), dropout on: every term of the
+    /// objective is evaluated (attacks crafted against the current parameters and held
+    /// constant), their weighted sum is differentiated, and the parameters updated. Returns
+    /// the objective before the update; a non-finite one is returned without updating.
+    pub fn step(&mut self, dev: &Dev, x: Vec<f32>, labels: &[usize]) -> f64 {
+        let width = self.model.input_width();
+        let rows = labels.len();
+        let batches = self.terms(dev, x, labels);
         let mut total: Option<Tensor<(), f32, Dev, OwnedTape<f32, Dev>>> = None;
         for (weight, input) in batches {
             let input: Matrix = dev.tensor_from_vec(input, (rows, width));

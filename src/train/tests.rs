@@ -68,7 +68,7 @@ mod fit_tests {
     fn dropout_training_is_deterministic_per_seed() {
         let net = NetSpec {
             input: vec![2],
-            layers: vec![Dropout { p: 0.5 }.into(), Linear { units: 2 }.into()],
+            layers: vec![Dropout { p: 0.5, scale: None }.into(), Linear { units: 2 }.into()],
         };
         let data = blobs(100, 3);
         let (a, _) = fit(&net, &data, None, &params(4), &mut quiet()).unwrap();
@@ -190,6 +190,56 @@ mod fit_tests {
         };
         let (_, r) = fit(&linear(), &train, Some(&valid), &refit, &mut quiet()).unwrap();
         assert_eq!(r.refit_history.len(), r.best_epoch);
+    }
+
+    #[test]
+    fn continue_starts_from_the_best_model_at_its_schedule_and_stops_at_the_training_objective() {
+        let (train, valid) = (blobs(60, 3), blobs(200, 4));
+        let p = FitParams {
+            epochs: 40,
+            patience: Some(3),
+            lr: 2.0,
+            lr_decay: 1.001,
+            momentum_end: Some(0.9),
+            momentum_epochs: 10,
+            after_stop: AfterStop::Continue,
+            ..params(1)
+        };
+        let (model, s) = fit(&linear(), &train, Some(&valid), &p, &mut quiet()).unwrap();
+        let reached = &s.history[s.best_epoch - 1];
+        assert_eq!(s.target_objective, Some(reached.loss));
+        let stage = &s.refit_history;
+        assert!(!stage.is_empty() && stage.len() <= p.epochs);
+        assert_eq!(stage[0].momentum, reached.momentum, "the momentum stays where the schedule had it");
+        assert!(stage.iter().all(|r| r.momentum == reached.momentum));
+        assert!(stage[0].lr < reached.lr, "the rate keeps decaying from where it was");
+        let last = stage.last().unwrap();
+        let matched = last.valid_objective.unwrap() <= reached.loss;
+        assert!(matched || stage.len() == p.epochs, "it stops at the match or at the epoch budget");
+        assert!(
+            stage[..stage.len() - 1].iter().all(|r| r.valid_objective.unwrap() > reached.loss),
+            "and not before"
+        );
+        // It continued from the best model rather than starting afresh: one epoch of it moves
+        // the validation objective far less than a fresh net's first epoch does.
+        let (_, fresh) = fit(
+            &linear(),
+            &train.concat(&valid).unwrap(),
+            None,
+            &FitParams { epochs: 1, ..p.clone() },
+            &mut quiet(),
+        )
+        .unwrap();
+        assert!(
+            stage[0].loss < fresh.history[0].loss,
+            "{} vs {}",
+            stage[0].loss,
+            fresh.history[0].loss
+        );
+        // Deterministic per seed, like every fit.
+        let (again, s2) = fit(&linear(), &train, Some(&valid), &p, &mut quiet()).unwrap();
+        assert_eq!(again.named_tensors(), model.named_tensors());
+        assert_eq!(s2, s);
     }
 }
 
