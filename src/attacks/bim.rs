@@ -6,7 +6,9 @@
 //! attack bim10 = bim(eps: 0.1, steps: 10, step_size: 0.02)
 //! ```
 
-use super::{default_step_size, params_from, project_linf, sign, Attack, AttackContext, AttackKind, EPS, STEPS, STEP_SIZE};
+#[cfg(feature = "compute")]
+use super::AttackContext;
+use super::{default_step_size, params_from, project_linf, sign, Attack, AttackKind, EPS, STEPS, STEP_SIZE};
 use serde::Deserialize;
 
 /// The registry entry.
@@ -36,6 +38,7 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
     Ok(Box::new(params_from::<Bim>(json)?))
 }
 
+#[cfg(feature = "compute")]
 impl Attack for Bim {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let alpha = self.step_size.unwrap_or_else(|| default_step_size(self.eps, self.steps));

@@ -5,7 +5,9 @@
 //! attack l2 = fgm(eps: 1.5, clip: "none")
 //! ```
 
-use super::{l2_normalize_rows, params_from, Attack, AttackContext, AttackKind};
+#[cfg(feature = "compute")]
+use super::AttackContext;
+use super::{l2_normalize_rows, params_from, Attack, AttackKind};
 use crate::params::{ParamDef, ParamType};
 use serde::Deserialize;
 
@@ -32,6 +34,7 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
     Ok(Box::new(params_from::<Fgm>(json)?))
 }
 
+#[cfg(feature = "compute")]
 impl Attack for Fgm {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let mut g = ctx.objective_gradient(x, labels);
@@ -40,7 +43,7 @@ impl Attack for Fgm {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use crate::attacks::testing::{craft, model_and_batch, norms};
     use serde_json::json;

@@ -8,7 +8,9 @@
 //! attack leaky  = fgsm(eps: 0.1, labels: "predicted", clip: "none")
 //! ```
 
-use super::{params_from, sign, Attack, AttackContext, AttackKind, EPS};
+#[cfg(feature = "compute")]
+use super::AttackContext;
+use super::{params_from, sign, Attack, AttackKind, EPS};
 use serde::Deserialize;
 
 /// The registry entry.
@@ -44,6 +46,7 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
     Ok(Box::new(params_from::<Fgsm>(json)?.validate()?))
 }
 
+#[cfg(feature = "compute")]
 impl Attack for Fgsm {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let grad = ctx.objective_gradient(x, labels);
@@ -51,7 +54,7 @@ impl Attack for Fgsm {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
     use crate::attacks::testing::{craft, model_and_batch};

@@ -1,7 +1,9 @@
 //! `gaussian_noise(sigma: 0.1)`: a noise control, `x + n`, `n ~ N(0, sigma^2)` per pixel.
 //! It has no hard budget: `sigma` is the standard deviation.
 
-use super::{params_from, Attack, AttackContext, AttackKind};
+#[cfg(feature = "compute")]
+use super::AttackContext;
+use super::{params_from, Attack, AttackKind};
 use crate::params::{ParamDef, ParamType};
 use rand_distr::{Distribution, Normal};
 use serde::Deserialize;
@@ -29,6 +31,7 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
     Ok(Box::new(params_from::<GaussianNoise>(json)?))
 }
 
+#[cfg(feature = "compute")]
 impl Attack for GaussianNoise {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], _labels: &[usize]) -> Vec<f32> {
         let normal = Normal::new(0.0, self.sigma).expect("sigma is checked to be in [0, 10]");
@@ -36,7 +39,7 @@ impl Attack for GaussianNoise {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use crate::attacks::testing::{craft, model_and_batch};
     use serde_json::json;

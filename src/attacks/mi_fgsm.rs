@@ -2,7 +2,9 @@
 //! `g <- decay * g + grad / ||grad||_1` per example, then a sign step of `step_size`,
 //! projected onto the L-infinity ball and the clip range.
 
-use super::{default_step_size, params_from, project_linf, sign, Attack, AttackContext, AttackKind, EPS, STEPS, STEP_SIZE};
+#[cfg(feature = "compute")]
+use super::AttackContext;
+use super::{default_step_size, params_from, project_linf, sign, Attack, AttackKind, EPS, STEPS, STEP_SIZE};
 use crate::params::{Default, ParamDef, ParamType};
 use serde::Deserialize;
 
@@ -35,6 +37,7 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
     Ok(Box::new(params_from::<MiFgsm>(json)?))
 }
 
+#[cfg(feature = "compute")]
 impl Attack for MiFgsm {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let alpha = self.step_size.unwrap_or_else(|| default_step_size(self.eps, self.steps));

@@ -18,10 +18,13 @@ pub mod pgd;
 pub mod random_sign;
 pub mod uniform_noise;
 
+#[cfg(feature = "compute")]
 use crate::nn::model::{Dev, Matrix, Mode};
+#[cfg(feature = "compute")]
 use crate::nn::Classifier;
 use crate::params::{Default, ParamDef, ParamSpec, ParamType};
 pub use crate::tensor::{argmax, l2_normalize_rows, project_l2, project_linf, sign};
+#[cfg(feature = "compute")]
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -43,6 +46,7 @@ pub const ATTACKS: &[AttackKind] = &[
 pub const MACHINERY_VERSION: u32 = 1;
 
 /// What an attack needs from the model it attacks.
+#[cfg(feature = "compute")]
 pub struct AttackContext<'a> {
     /// The model (or ensemble) under attack.
     pub model: Classifier<'a>,
@@ -56,6 +60,7 @@ pub struct AttackContext<'a> {
     clip: Option<[f32; 2]>,
 }
 
+#[cfg(feature = "compute")]
 impl<'a> AttackContext<'a> {
     /// An untargeted, unclipped context in evaluation mode.
     pub fn new(model: impl Into<Classifier<'a>>, dev: &'a Dev, seed: u64) -> Self {
@@ -138,12 +143,19 @@ impl<'a> AttackContext<'a> {
 }
 
 /// An attack, built from validated parameters.
+#[cfg(feature = "compute")]
 pub trait Attack: Send + Sync {
     /// The adversarial version of the batch `x` (rows of the model's input width), given
     /// the labels of the objective (true, predicted, or target labels). The final clip is
     /// applied afterwards by [`Crafter`].
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32>;
 }
+
+/// Without `compute` an attack is only built to validate its parameters.
+#[cfg(not(feature = "compute"))]
+pub trait Attack: Send + Sync {}
+#[cfg(not(feature = "compute"))]
+impl<T: Send + Sync> Attack for T {}
 
 /// Which labels the gradient is taken against (the paper leaves it open).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,6 +322,7 @@ impl Crafter {
     }
 
     /// Adversarial versions of the rows of `x`, whose dataset labels are `labels`.
+    #[cfg(feature = "compute")]
     pub fn craft(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let objective_labels: Vec<usize> = match (self.common.target, self.common.labels) {
             (Target::None, LabelSource::True) => labels.to_vec(),
@@ -336,7 +349,7 @@ impl Crafter {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 pub(crate) mod testing {
     //! A small model and batch the attack tests share, and checks every attack must pass.
     use super::*;
@@ -394,7 +407,7 @@ pub(crate) mod testing {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::testing::*;
     use super::*;

@@ -9,9 +9,9 @@
 //! attack pgd_l2 = pgd(eps: 2.0, norm: "l2")
 //! ```
 
-use super::{
-    default_step_size, l2_normalize_rows, params_from, project_l2, project_linf, sign, Attack, AttackContext, AttackKind, STEPS, STEP_SIZE,
-};
+#[cfg(feature = "compute")]
+use super::AttackContext;
+use super::{default_step_size, l2_normalize_rows, params_from, project_l2, project_linf, sign, Attack, AttackKind, STEPS, STEP_SIZE};
 use crate::params::{Default, ParamDef, ParamType};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -78,6 +78,7 @@ impl Pgd {
         }
     }
 
+    #[cfg(feature = "compute")]
     fn run(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let width = ctx.model.input_width();
         let alpha = self.step_size.unwrap_or_else(|| default_step_size(self.eps, self.steps));
@@ -110,6 +111,7 @@ impl Pgd {
     }
 }
 
+#[cfg(feature = "compute")]
 impl Attack for Pgd {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let width = ctx.model.input_width();
@@ -129,7 +131,7 @@ impl Attack for Pgd {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use crate::attacks::testing::{craft, model_and_batch};
     use crate::attacks::AttackContext;

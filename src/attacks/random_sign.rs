@@ -1,7 +1,9 @@
 //! `random_sign(eps: 0.25)`: the paper's control (section 6): `x + eps * s` with each `s`
 //! an independent fair coin in {-1, +1}. Same L-infinity size as FGSM, no gradient.
 
-use super::{params_from, Attack, AttackContext, AttackKind, EPS};
+#[cfg(feature = "compute")]
+use super::AttackContext;
+use super::{params_from, Attack, AttackKind, EPS};
 use rand::Rng;
 use serde::Deserialize;
 
@@ -28,6 +30,7 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
     Ok(Box::new(params_from::<RandomSign>(json)?))
 }
 
+#[cfg(feature = "compute")]
 impl Attack for RandomSign {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], _labels: &[usize]) -> Vec<f32> {
         x.iter()
@@ -36,7 +39,7 @@ impl Attack for RandomSign {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use crate::attacks::testing::{craft, model_and_batch};
     use serde_json::json;

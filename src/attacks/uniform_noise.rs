@@ -1,7 +1,9 @@
 //! `uniform_noise(eps: 0.25)`: the paper's control (section 6): `x + u`, `u ~ U(-eps, eps)`
 //! independently per pixel.
 
-use super::{params_from, Attack, AttackContext, AttackKind, EPS};
+#[cfg(feature = "compute")]
+use super::AttackContext;
+use super::{params_from, Attack, AttackKind, EPS};
 use rand::Rng;
 use serde::Deserialize;
 
@@ -28,6 +30,7 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
     Ok(Box::new(params_from::<UniformNoise>(json)?))
 }
 
+#[cfg(feature = "compute")]
 impl Attack for UniformNoise {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], _labels: &[usize]) -> Vec<f32> {
         if self.eps == 0.0 {

@@ -8,12 +8,17 @@
 //! the first-layer filters the report draws as the paper's figure 3.
 
 mod paper;
+#[cfg(feature = "compute")]
 pub mod weights;
 
-pub use paper::{agreement, rubbish, transfer, Over};
+pub use paper::Over;
+#[cfg(feature = "compute")]
+pub use paper::{agreement, rubbish, transfer};
 
+#[cfg(feature = "compute")]
 use crate::attacks::{AttackContext, Crafter};
 use crate::data::Dataset;
+#[cfg(feature = "compute")]
 use crate::nn::{Classifier, Dev};
 use crate::tensor::argmax;
 use serde::{Deserialize, Serialize};
@@ -65,6 +70,7 @@ impl Metrics {
 }
 
 /// Calls `each` with every batch of `data` (first index, pixels, labels), reporting progress after each.
+#[cfg(feature = "compute")]
 fn batches(data: &Dataset, batch: usize, progress: &mut dyn FnMut(usize, usize), mut each: impl FnMut(usize, &[f32], &[usize])) {
     let mut start = 0;
     while start < data.len() {
@@ -77,6 +83,7 @@ fn batches(data: &Dataset, batch: usize, progress: &mut dyn FnMut(usize, usize),
 }
 
 /// The adversarial version of every example of `data`, crafted against `model`.
+#[cfg(feature = "compute")]
 pub fn craft_set<'a>(
     dev: &Dev,
     model: impl Into<Classifier<'a>>,
@@ -103,6 +110,7 @@ pub fn craft_set<'a>(
 /// Scores `model` on `data`, attacking each batch first when `attack` is given.
 /// `progress` gets (examples done, total).
 #[allow(clippy::too_many_arguments)]
+#[cfg(feature = "compute")]
 pub fn evaluate<'a>(
     dev: &Dev,
     model: impl Into<Classifier<'a>>,
@@ -141,7 +149,7 @@ pub fn evaluate<'a>(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
 
@@ -194,6 +202,7 @@ pub struct ExampleRow {
 }
 
 /// The first `n` examples of `data`, attacked.
+#[cfg(feature = "compute")]
 pub fn example_set<'a>(dev: &Dev, model: impl Into<Classifier<'a>>, data: &Dataset, attack: &Crafter, seed: u64, n: usize) -> ExampleSet {
     let model: Classifier = model.into();
     let mut ctx = AttackContext::new(model, dev, seed);

@@ -1,9 +1,12 @@
 //! The paper's other measurements: class agreement between models (section 8), the
 //! rubbish-class rate on noise (appendix A) and transfer between models (section 6).
 
+#[cfg(feature = "compute")]
 use super::{batches, craft_set, evaluate, MetricMap};
+#[cfg(feature = "compute")]
 use crate::attacks::{AttackContext, Crafter};
 use crate::data::Dataset;
+#[cfg(feature = "compute")]
 use crate::nn::{Classifier, Dev};
 use crate::tensor::argmax;
 use serde::{Deserialize, Serialize};
@@ -22,6 +25,7 @@ pub enum Over {
 
 /// How often `other` predicts the same class as `source`, over the examples `over` picks.
 /// Metrics: `rate`, and `examples` (the size of the subset).
+#[cfg(feature = "compute")]
 pub fn agreement(dev: &Dev, source: Classifier, other: Classifier, data: &Dataset, over: Over, batch: usize) -> MetricMap {
     let (s_ctx, o_ctx) = (AttackContext::new(source, dev, 0), AttackContext::new(other, dev, 0));
     let (mut counted, mut agreed) = (0usize, 0usize);
@@ -47,6 +51,7 @@ pub fn agreement(dev: &Dev, source: Classifier, other: Classifier, data: &Datase
 /// gives some class probability above `threshold`. Metrics: `rate`, `confidence` (mean top
 /// probability over those), `examples`, and `share_<k>`: the fraction of those assigned to
 /// class k.
+#[cfg(feature = "compute")]
 pub fn rubbish(dev: &Dev, model: Classifier, data: &Dataset, threshold: f64, batch: usize) -> MetricMap {
     let ctx = AttackContext::new(model, dev, 0);
     let mut per_class = vec![0usize; data.classes];
@@ -75,6 +80,7 @@ pub fn rubbish(dev: &Dev, model: Classifier, data: &Dataset, threshold: f64, bat
 /// Every model attacks and every model is scored: `error_<i>_<j>` is the error of model `j`
 /// on examples crafted against model `i` (indices into the list; `i == j` is the white-box
 /// error).
+#[cfg(feature = "compute")]
 pub fn transfer(dev: &Dev, models: &[Classifier], data: &Dataset, attack: &Crafter, seed: u64, batch: usize) -> MetricMap {
     let mut m = MetricMap::new();
     for (i, source) in models.iter().enumerate() {
@@ -87,7 +93,7 @@ pub fn transfer(dev: &Dev, models: &[Classifier], data: &Dataset, attack: &Craft
     m
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
     use crate::attacks::testing::model_and_batch;

@@ -5,6 +5,7 @@ use super::{Kind, EVAL_BATCH};
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::Result;
 use crate::estimate::scoring_rule;
+#[cfg(feature = "compute")]
 use crate::exec::{params, Artifact, Executor, Runner};
 use crate::params::{Category, Default, ParamType};
 use crate::params::{Input, ParamDef};
@@ -41,6 +42,7 @@ pub const KIND: Kind = Kind {
         params: AgreementParams::PARAMS,
         check,
     },
+    #[cfg(feature = "compute")]
     runner: Runner {
         run,
         reads: None,
@@ -62,6 +64,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     })
 }
 
+#[cfg(feature = "compute")]
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let source = x.models(x.input(id, "source")?)?;
     let other = x.models(x.input(id, "other")?)?;

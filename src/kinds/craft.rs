@@ -5,6 +5,7 @@ use super::{Kind, EVAL_BATCH, NODE_SEED};
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::{Error, Result};
 use crate::estimate::{Estimate, Sizes};
+#[cfg(feature = "compute")]
 use crate::exec::{params, Artifact, Executor, Runner};
 use crate::params::{Category, ParamType};
 use crate::params::{Input, ParamDef};
@@ -41,6 +42,7 @@ pub const KIND: Kind = Kind {
         params: CraftParams::PARAMS,
         check,
     },
+    #[cfg(feature = "compute")]
     runner: Runner {
         run,
         reads: None,
@@ -56,6 +58,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     Some(Value::Data { node, shape, classes })
 }
 
+#[cfg(feature = "compute")]
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let models = x.models(x.input(id, "model")?)?;
     let data = x.data(x.input(id, "data")?)?;

@@ -6,6 +6,7 @@ use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::diagnostics::{codes, Diagnostic};
 use crate::error::Result;
 use crate::estimate::scoring_rule;
+#[cfg(feature = "compute")]
 use crate::exec::{Artifact, Executor, Runner};
 use crate::params::{Category, ParamDef, ParamType};
 
@@ -31,6 +32,7 @@ pub const KIND: Kind = Kind {
         params: EnsembleParams::PARAMS,
         check,
     },
+    #[cfg(feature = "compute")]
     runner: Runner {
         run,
         reads: None,
@@ -60,6 +62,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     })
 }
 
+#[cfg(feature = "compute")]
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let mut members = Vec::new();
     for m in x.inputs_of(id, "models") {

@@ -5,6 +5,7 @@ use super::{Kind, NODE_SEED};
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::{Error, Result};
 use crate::estimate::{scoring_rule, Estimate, Sizes};
+#[cfg(feature = "compute")]
 use crate::exec::{params, Artifact, Executor, Runner};
 use crate::params::{Category, Default, ParamType};
 use crate::params::{Input, ParamDef};
@@ -40,6 +41,7 @@ pub const KIND: Kind = Kind {
         params: ExamplesParams::PARAMS,
         check,
     },
+    #[cfg(feature = "compute")]
     runner: Runner {
         run,
         reads: None,
@@ -55,6 +57,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     Some(Value::Examples)
 }
 
+#[cfg(feature = "compute")]
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let models = x.models(x.input(id, "model")?)?;
     let data = x.data(x.input(id, "data")?)?;

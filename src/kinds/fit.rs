@@ -8,8 +8,10 @@ use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::diagnostics::{codes, Diagnostic};
 use crate::error::Result;
 use crate::estimate::{attack_gradients, Estimate, Sizes, F32};
+#[cfg(feature = "compute")]
 use crate::exec::{params, Artifact, Executor, Runner};
 use crate::params::Category;
+#[cfg(feature = "compute")]
 use crate::train::FitEvent;
 use serde_json::json;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ pub const KIND: Kind = Kind {
         sources: &[
             "src/kinds/fit.rs",
             "src/train/mod.rs",
+            "src/train/stages.rs",
             "src/train/step.rs",
             "src/train/schema.rs",
             "src/exec/artifacts.rs",
@@ -32,6 +35,7 @@ pub const KIND: Kind = Kind {
         params: crate::train::FitParams::PARAMS,
         check,
     },
+    #[cfg(feature = "compute")]
     runner: Runner {
         run,
         reads: None,
@@ -82,6 +86,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     })
 }
 
+#[cfg(feature = "compute")]
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let node = x.node(id);
     let data = x.data(x.input(id, "data")?)?;

@@ -5,6 +5,7 @@ use super::{Kind, NODE_SEED};
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::Result;
 use crate::estimate::{DataShape, Estimate, Sizes};
+#[cfg(feature = "compute")]
 use crate::exec::{params, Artifact, Executor, Runner};
 use crate::params::{Category, Default, ParamDef, ParamType};
 use serde_json::json;
@@ -37,6 +38,7 @@ pub const KIND: Kind = Kind {
         params: GaussianParams::PARAMS,
         check,
     },
+    #[cfg(feature = "compute")]
     runner: Runner {
         run,
         reads: None,
@@ -55,6 +57,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     Some(Value::Data { node, shape, classes })
 }
 
+#[cfg(feature = "compute")]
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let p: GaussianParams = params(&x.node(id).params)?;
     let shape = p.shape.unwrap_or_else(|| vec![1, 28, 28]);

@@ -5,6 +5,7 @@ use super::Kind;
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::{Error, Result};
 use crate::estimate::{Estimate, Sizes};
+#[cfg(feature = "compute")]
 use crate::exec::{Artifact, Executor, Runner};
 use crate::nn::NetSpec;
 use crate::params::{Category, ParamDef, ParamType};
@@ -30,6 +31,7 @@ pub const KIND: Kind = Kind {
         params: InputParams::PARAMS,
         check,
     },
+    #[cfg(feature = "compute")]
     runner: Runner {
         run,
         reads: None,
@@ -46,6 +48,7 @@ fn check(_: &mut Checker<'_>, bound: Bound, _: &At<'_>) -> Option<Value> {
     }))
 }
 
+#[cfg(feature = "compute")]
 fn run(_: &mut Executor<'_>, _: crate::check::ir::NodeId) -> Result<Artifact> {
     Err(Error::msg("`input` starts a net; it is never a node"))
 }

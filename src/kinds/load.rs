@@ -7,8 +7,10 @@ use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::diagnostics::{codes, Diagnostic};
 use crate::error::{Error, Result};
 use crate::estimate::{Estimate, Sizes, F32};
+#[cfg(feature = "compute")]
 use crate::exec::{params, Artifact, Executor, Runner};
 use crate::files::{self, FileKind};
+#[cfg(feature = "compute")]
 use crate::nn::Model;
 use crate::params::{Category, ParamDef, ParamType};
 use std::path::{Path, PathBuf};
@@ -37,6 +39,7 @@ pub const KIND: Kind = Kind {
         params: LoadParams::PARAMS,
         check,
     },
+    #[cfg(feature = "compute")]
     runner: Runner {
         run,
         reads: Some(reads),
@@ -60,6 +63,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     })
 }
 
+#[cfg(feature = "compute")]
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let LoadParams { path, net } = params(&x.node(id).params)?;
     let bytes = files::read(&path, FileKind::Checkpoint)?;
@@ -70,6 +74,7 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     })
 }
 
+#[cfg(feature = "compute")]
 fn reads(node: &crate::check::ir::Node, _: &Path) -> Result<Vec<PathBuf>> {
     Ok(vec![params::<LoadParams>(&node.params)?.path])
 }

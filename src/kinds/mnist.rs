@@ -8,6 +8,7 @@ use crate::data::{mnist, MnistParams};
 use crate::diagnostics::{codes, Diagnostic};
 use crate::error::Result;
 use crate::estimate::{DataShape, Estimate, Sizes};
+#[cfg(feature = "compute")]
 use crate::exec::{params, Artifact, Executor, Runner};
 use crate::params::Category;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub const KIND: Kind = Kind {
         params: MnistParams::PARAMS,
         check,
     },
+    #[cfg(feature = "compute")]
     runner: Runner {
         run,
         reads: Some(reads),
@@ -61,6 +63,7 @@ fn check(c: &mut Checker<'_>, bound: Bound, at: &At<'_>) -> Option<Value> {
     })
 }
 
+#[cfg(feature = "compute")]
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let params: MnistParams = params(&x.node(id).params)?;
     Ok(Artifact::Data(Arc::new(mnist::load(x.data_dir(), &params)?)))

@@ -25,6 +25,7 @@ pub mod weights;
 
 use crate::check::NodeKind;
 use crate::estimate::EstimateRule;
+#[cfg(feature = "compute")]
 use crate::exec::Runner;
 use crate::params::{Default, ParamDef, ParamType};
 use crate::versions::CodeUnit;
@@ -34,6 +35,7 @@ pub struct Kind {
     /// The checker's side: name, category, version, parameters, check rule.
     pub spec: NodeKind,
     /// The executor's side: how it runs and what files it reads.
+    #[cfg(feature = "compute")]
     pub runner: Runner,
     /// Its resource estimate (see `crate::estimate`).
     pub estimate: EstimateRule,
@@ -87,6 +89,7 @@ pub fn specs() -> Vec<&'static NodeKind> {
 }
 
 /// The executor's view of a kind (what `exec::RunOptions::runners` takes).
+#[cfg(feature = "compute")]
 pub fn runner(name: &str) -> Option<&'static Runner> {
     find(name).map(|k| &k.runner)
 }

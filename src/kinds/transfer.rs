@@ -5,6 +5,7 @@ use super::{Kind, EVAL_BATCH, NODE_SEED};
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::{Error, Result};
 use crate::estimate::scoring_rule;
+#[cfg(feature = "compute")]
 use crate::exec::{params, Artifact, Executor, Runner};
 use crate::params::{Category, ParamType};
 use crate::params::{Input, ParamDef};
@@ -40,6 +41,7 @@ pub const KIND: Kind = Kind {
         params: TransferParams::PARAMS,
         check,
     },
+    #[cfg(feature = "compute")]
     runner: Runner {
         run,
         reads: None,
@@ -65,6 +67,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     })
 }
 
+#[cfg(feature = "compute")]
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let mut all = Vec::new();
     for m in x.inputs_of(id, "models") {

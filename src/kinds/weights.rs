@@ -5,6 +5,7 @@ use super::Kind;
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::Result;
 use crate::estimate::scoring_rule;
+#[cfg(feature = "compute")]
 use crate::exec::{params, Artifact, Executor, Runner};
 use crate::params::{Category, Default, ParamType};
 use crate::params::{Input, ParamDef};
@@ -34,6 +35,7 @@ pub const KIND: Kind = Kind {
         params: WeightsParams::PARAMS,
         check,
     },
+    #[cfg(feature = "compute")]
     runner: Runner {
         run,
         reads: None,
@@ -67,6 +69,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     Some(Value::Figure)
 }
 
+#[cfg(feature = "compute")]
 fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let n = params::<WeightsParams>(&x.node(id).params)?.n;
     let mut panels = Vec::new();

@@ -5,7 +5,9 @@
 //! backward scatters gradients back), then a matmul applies the filters, or a `max` pools
 //! each window. No padding; any stride. Activations stay `(batch, c * h * w)`, channel-major.
 
+#[cfg(feature = "compute")]
 use super::model::{Dev, Matrix, Vector};
+#[cfg(feature = "compute")]
 use dfdx::prelude::*;
 
 /// The geometry of a sliding window over `[channels, height, width]` inputs.
@@ -63,6 +65,7 @@ impl Window {
 
     /// For convolution: per output position, the whole receptive field over all channels
     /// (channel, then row, then column), positions in row-major order.
+    #[cfg(feature = "compute")]
     fn conv_indices(&self) -> Vec<usize> {
         let (oh, ow) = self.output().expect("checked when the net was built");
         let mut idx = Vec::with_capacity(oh * ow * self.channels * self.size * self.size);
@@ -81,6 +84,7 @@ impl Window {
     }
 
     /// For pooling: per channel and output position, its window.
+    #[cfg(feature = "compute")]
     fn pool_indices(&self) -> Vec<usize> {
         let (oh, ow) = self.output().expect("checked when the net was built");
         let mut idx = Vec::with_capacity(self.channels * oh * ow * self.size * self.size);
@@ -100,6 +104,7 @@ impl Window {
 }
 
 /// Every row of `x` gathered at the same offsets.
+#[cfg(feature = "compute")]
 fn gather_rows<T: Tape<f32, Dev>>(x: Matrix<T>, offsets: &[usize]) -> Matrix<T> {
     let n = x.shape().0;
     let idx: Vec<usize> = (0..n).flat_map(|_| offsets.iter().copied()).collect();
@@ -109,6 +114,7 @@ fn gather_rows<T: Tape<f32, Dev>>(x: Matrix<T>, offsets: &[usize]) -> Matrix<T> 
 
 /// Convolution with `weight` `[c * size * size, filters]` (one column per filter) and
 /// `bias` `[filters]`; output `(batch, filters * oh * ow)`.
+#[cfg(feature = "compute")]
 pub fn conv2d<T: Tape<f32, Dev> + Merge<T>>(x: Matrix<T>, window: &Window, weight: &Matrix, bias: &Vector) -> Matrix<T> {
     let n = x.shape().0;
     let (oh, ow) = window.output().expect("checked when the net was built");
@@ -124,6 +130,7 @@ pub fn conv2d<T: Tape<f32, Dev> + Merge<T>>(x: Matrix<T>, window: &Window, weigh
 }
 
 /// Max-pooling each channel; output `(batch, c * oh * ow)`.
+#[cfg(feature = "compute")]
 pub fn max_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window) -> Matrix<T> {
     let n = x.shape().0;
     let (oh, ow) = window.output().expect("checked when the net was built");
@@ -133,7 +140,7 @@ pub fn max_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window) -> Matrix<T> {
         .max::<(usize, usize), Axis<2>>()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
 

@@ -5,15 +5,19 @@
 //! read, so this module owns the parameter tensors and composes dfdx's differentiable ops.
 //! A CUDA build changes the `Dev` alias in `model.rs` and nothing else.
 
+#[cfg(feature = "compute")]
 pub mod classifier;
 pub mod conv;
-#[cfg(not(feature = "cuda"))]
+#[cfg(all(feature = "compute", not(feature = "cuda")))]
 pub mod fused;
 pub mod layers;
+#[cfg(feature = "compute")]
 pub mod model;
 pub mod top;
 
+#[cfg(feature = "compute")]
 pub use classifier::Classifier;
 pub use layers::{LayerSpec, NetSpec};
+#[cfg(feature = "compute")]
 pub use model::{Dev, Model};
 pub use top::Top;

@@ -9,7 +9,9 @@
 //! log-probabilities of independent class memberships, `p_k = exp(o_k)`, trained with the
 //! same binary cross-entropy; far from every centre, every class is unlikely.
 
+#[cfg(feature = "compute")]
 use super::model::{Dev, Matrix};
+#[cfg(feature = "compute")]
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +31,7 @@ pub enum Top {
 const MIN_COMPLEMENT: f32 = 1e-7;
 
 impl Top {
+    #[cfg(feature = "compute")]
     fn one_hot(dev: &Dev, labels: &[usize], classes: usize) -> Matrix {
         let mut one_hot = vec![0.0f32; labels.len() * classes];
         for (row, &label) in labels.iter().enumerate() {
@@ -38,6 +41,7 @@ impl Top {
     }
 
     /// The batch's mean loss against integer labels, on the logits' tape.
+    #[cfg(feature = "compute")]
     pub fn loss<T: Tape<f32, Dev>>(self, dev: &Dev, logits: Matrix<T>, labels: &[usize]) -> Tensor<(), f32, Dev, T> {
         let classes = logits.shape().1;
         let target = Self::one_hot(dev, labels, classes);
@@ -99,7 +103,7 @@ fn softplus(z: f32) -> f32 {
     z.max(0.0) + (-z.abs()).exp().ln_1p()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
 

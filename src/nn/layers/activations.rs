@@ -2,8 +2,12 @@
 //! any input shape, no parameters. Each is a layer of its own (its own struct, version and
 //! registry line); they share this file because they differ only in the dfdx op they call.
 
-use super::{Layer, Pass};
+use super::Layer;
+#[cfg(feature = "compute")]
+use super::Pass;
+#[cfg(feature = "compute")]
 use crate::nn::model::{Dev, Matrix};
+#[cfg(feature = "compute")]
 use dfdx::prelude::{Merge, Tape};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +31,7 @@ macro_rules! activation {
                 Ok(input.to_vec())
             }
 
+            #[cfg(feature = "compute")]
             fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, _: &Pass<'_>) -> Matrix<T> {
                 h.$op()
             }
@@ -47,7 +52,7 @@ activation!(
     Tanh, "tanh", "hyperbolic tangent", version 1, tanh
 );
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
     use crate::nn::layers::{linear::Linear, testing::gradient_check};

@@ -5,10 +5,14 @@
 //! `weight` `[channels * kernel * kernel, filters]`, rows ordered by input channel, then
 //! kernel row, then kernel column.
 
-use super::{show_shape, Layer, Pass};
+#[cfg(feature = "compute")]
+use super::Pass;
+use super::{show_shape, Layer};
 use crate::nn::conv::Window;
+#[cfg(feature = "compute")]
 use crate::nn::model::{Dev, Matrix};
 use crate::params::{Default, ParamDef, ParamType};
+#[cfg(feature = "compute")]
 use dfdx::prelude::{Merge, Tape};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +51,7 @@ impl Layer for Conv2d {
         Ok(Some((rows, self.filters)))
     }
 
+    #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
         let window = Window::over(pass.input, self.kernel, self.stride, "conv2d").expect("shape-checked");
         let p = pass.affine();
@@ -54,7 +59,7 @@ impl Layer for Conv2d {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
     use crate::nn::layers::{activations::Tanh, flatten::Flatten, linear::Linear, max_pool::MaxPool, testing::gradient_check};

@@ -12,9 +12,13 @@
 //!              >> dropout(0.5) >> linear(10)
 //! ```
 
-use super::{Layer, Pass};
+use super::Layer;
+#[cfg(feature = "compute")]
+use super::Pass;
+#[cfg(feature = "compute")]
 use crate::nn::model::{Dev, Matrix, Mode};
 use crate::params::{ParamDef, ParamType};
+#[cfg(feature = "compute")]
 use dfdx::prelude::{Merge, Tape};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +45,7 @@ impl Layer for Dropout {
         Ok(input.to_vec())
     }
 
+    #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
         if pass.mode != Mode::Train || (self.p == 0.0 && self.scale.is_none()) {
             return h;
@@ -54,7 +59,7 @@ impl Layer for Dropout {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
     use crate::nn::layers::NetSpec;

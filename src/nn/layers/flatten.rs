@@ -1,8 +1,12 @@
 //! `flatten`: collapses `[c, h, w]` into one dimension. Activations are already
 //! `(batch, features)` matrices, channel-major, so it costs nothing at run time.
 
-use super::{show_shape, Layer, Pass};
+#[cfg(feature = "compute")]
+use super::Pass;
+use super::{show_shape, Layer};
+#[cfg(feature = "compute")]
 use crate::nn::model::{Dev, Matrix};
+#[cfg(feature = "compute")]
 use dfdx::prelude::{Merge, Tape};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +31,7 @@ impl Layer for Flatten {
             .ok_or_else(|| format!("flatten of {} overflows", show_shape(input)))
     }
 
+    #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, _: &Pass<'_>) -> Matrix<T> {
         h
     }

@@ -3,8 +3,12 @@
 //! On the CPU it runs the fused kernel (`nn::fused`), which differentiates only what the
 //! backward pass will read; on other devices dfdx's composed ops.
 
-use super::{dense_weights, flat_input, Layer, Pass, UNITS};
+#[cfg(feature = "compute")]
+use super::Pass;
+use super::{dense_weights, flat_input, Layer, UNITS};
+#[cfg(feature = "compute")]
 use crate::nn::model::{Affine, Dev, Matrix, Needs};
+#[cfg(feature = "compute")]
 use dfdx::prelude::{Merge, Tape};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +36,7 @@ impl Layer for Linear {
         dense_weights(input, Some(self.units), &format!("{self:?}"))
     }
 
+    #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
         dense(h, pass.affine(), pass.needs)
     }
@@ -39,6 +44,7 @@ impl Layer for Linear {
 
 /// `h W + b`: the fused CPU kernel, or dfdx's composed ops (which compute every gradient)
 /// on other devices.
+#[cfg(feature = "compute")]
 pub fn dense<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, p: &Affine, needs: Needs) -> Matrix<T> {
     #[cfg(not(feature = "cuda"))]
     return crate::nn::fused::affine(h, p, needs);
@@ -52,7 +58,7 @@ pub fn dense<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, p: &Affine, needs: Need
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
     use crate::nn::layers::testing::gradient_check;

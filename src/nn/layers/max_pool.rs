@@ -1,10 +1,14 @@
 //! `max_pool(size, stride)`: the max over square windows of each channel of a
 //! `[channels, height, width]` input; windows do not overlap unless `stride < size`.
 
-use super::{Layer, Pass};
+use super::Layer;
+#[cfg(feature = "compute")]
+use super::Pass;
 use crate::nn::conv::Window;
+#[cfg(feature = "compute")]
 use crate::nn::model::{Dev, Matrix};
 use crate::params::{Default, ParamDef, ParamType};
+#[cfg(feature = "compute")]
 use dfdx::prelude::{Merge, Tape};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +40,7 @@ impl Layer for MaxPool {
         self.window(input)?.output().map(|(h, w)| vec![input[0], h, w])
     }
 
+    #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
         crate::nn::conv::max_pool(h, &self.window(pass.input).expect("shape-checked"))
     }

@@ -4,9 +4,13 @@
 //! Its `units * pieces` weight columns are stored unit-major: column `u * pieces + p` is
 //! piece `p` of unit `u`. The gradient goes to the first largest piece.
 
-use super::{dense_weights, flat_input, linear::dense, Layer, Pass, UNITS};
+use super::{dense_weights, flat_input, Layer, UNITS};
+#[cfg(feature = "compute")]
+use super::{linear::dense, Pass};
+#[cfg(feature = "compute")]
 use crate::nn::model::{Dev, Matrix};
 use crate::params::{Default, ParamDef, ParamType};
+#[cfg(feature = "compute")]
 use dfdx::prelude::{Merge, Tape};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +44,7 @@ impl Layer for Maxout {
         self.pieces
     }
 
+    #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
         let pieces = dense(h, pass.affine(), pass.needs);
         #[cfg(not(feature = "cuda"))]
@@ -53,7 +58,7 @@ impl Layer for Maxout {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
     use crate::nn::layers::{linear::Linear, testing::gradient_check, NetSpec};

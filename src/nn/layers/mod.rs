@@ -18,11 +18,13 @@ pub mod max_pool;
 pub mod maxout;
 pub mod rbf;
 pub mod sigmoid_top;
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 pub(crate) mod testing;
 
+#[cfg(feature = "compute")]
 use super::model::{Affine, Dev, Matrix, Mode, Needs};
 use crate::params::{ParamDef, ParamSpec, ParamType};
+#[cfg(feature = "compute")]
 use dfdx::prelude::{Merge, NoneTape, OwnedTape, Tape};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -92,9 +94,11 @@ pub trait Layer: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send
 
     /// Its output for a batch `h`. Parameters join `h`'s tape, so with an `OwnedTape` the
     /// backward pass reaches both the input and the parameters.
+    #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T>;
 }
 
+#[cfg(feature = "compute")]
 /// What a layer's forward pass is given besides its input.
 pub struct Pass<'a> {
     /// Its parameters, for a layer whose [`Layer::weight_shape`] has any.
@@ -107,6 +111,7 @@ pub struct Pass<'a> {
     pub needs: Needs,
 }
 
+#[cfg(feature = "compute")]
 impl Pass<'_> {
     /// The parameters of a layer that has them.
     pub fn affine(&self) -> &Affine {
@@ -217,6 +222,7 @@ impl LayerSpec {
     pub fn max_norm_applies(&self) -> bool {
         self.0.max_norm_applies()
     }
+    #[cfg(feature = "compute")]
     /// See [`Layer::forward`].
     pub fn forward<T: LayerTape>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
         T::forward(self, h, pass)
@@ -264,6 +270,7 @@ impl<'de> Deserialize<'de> for LayerSpec {
     }
 }
 
+#[cfg(feature = "compute")]
 /// The tapes a forward pass runs on: none (inference) or dfdx's owned tape (gradients).
 /// Layers are stored behind `dyn`, which cannot take a generic method, so each tape picks
 /// its own entry point.
@@ -272,12 +279,14 @@ pub trait LayerTape: Tape<f32, Dev> + Merge<Self> + Sized {
     fn forward(layer: &LayerSpec, h: Matrix<Self>, pass: &Pass<'_>) -> Matrix<Self>;
 }
 
+#[cfg(feature = "compute")]
 impl LayerTape for NoneTape {
     fn forward(layer: &LayerSpec, h: Matrix<Self>, pass: &Pass<'_>) -> Matrix<Self> {
         layer.0.forward_untaped(h, pass)
     }
 }
 
+#[cfg(feature = "compute")]
 impl LayerTape for OwnedTape<f32, Dev> {
     fn forward(layer: &LayerSpec, h: Matrix<Self>, pass: &Pass<'_>) -> Matrix<Self> {
         layer.0.forward_taped(h, pass)
@@ -293,7 +302,9 @@ trait AnyLayer: Debug + Send + Sync {
     fn weight_shape(&self, input: &[usize]) -> Result<Option<(usize, usize)>, String>;
     fn columns_per_output(&self) -> usize;
     fn max_norm_applies(&self) -> bool;
+    #[cfg(feature = "compute")]
     fn forward_untaped(&self, h: Matrix<NoneTape>, pass: &Pass<'_>) -> Matrix<NoneTape>;
+    #[cfg(feature = "compute")]
     fn forward_taped(&self, h: Matrix<OwnedTape<f32, Dev>>, pass: &Pass<'_>) -> Matrix<OwnedTape<f32, Dev>>;
 }
 
@@ -331,9 +342,11 @@ impl<L: Layer> AnyLayer for L {
     fn max_norm_applies(&self) -> bool {
         Layer::max_norm_applies(self)
     }
+    #[cfg(feature = "compute")]
     fn forward_untaped(&self, h: Matrix<NoneTape>, pass: &Pass<'_>) -> Matrix<NoneTape> {
         Layer::forward(self, h, pass)
     }
+    #[cfg(feature = "compute")]
     fn forward_taped(&self, h: Matrix<OwnedTape<f32, Dev>>, pass: &Pass<'_>) -> Matrix<OwnedTape<f32, Dev>> {
         Layer::forward(self, h, pass)
     }

@@ -6,8 +6,12 @@
 //! look like training data. The centres are stored as `weight` (`[in, units]`, one column
 //! per centre) and the log-precisions as `bias`.
 
-use super::{dense_weights, flat_input, Layer, Pass, UNITS};
+#[cfg(feature = "compute")]
+use super::Pass;
+use super::{dense_weights, flat_input, Layer, UNITS};
+#[cfg(feature = "compute")]
 use crate::nn::model::{Dev, Matrix};
+#[cfg(feature = "compute")]
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +44,7 @@ impl Layer for Rbf {
     }
 
     /// Expanded as `||x||^2 - 2 x.c_k + ||c_k||^2` so that the cross term is one matmul.
+    #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
         let p = pass.affine();
         let (n, units) = (h.shape().0, p.weight.shape().1);
@@ -64,7 +69,7 @@ impl Layer for Rbf {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::Rbf;
     use crate::nn::layers::{activations::Tanh, linear::Linear, testing::gradient_check};

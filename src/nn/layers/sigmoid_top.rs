@@ -2,8 +2,12 @@
 //! trained with binary cross-entropy (see `nn::top`); the last layer only. It computes
 //! nothing itself: the top turns the logits into probabilities and losses.
 
-use super::{Layer, Pass};
+use super::Layer;
+#[cfg(feature = "compute")]
+use super::Pass;
+#[cfg(feature = "compute")]
 use crate::nn::model::{Dev, Matrix};
+#[cfg(feature = "compute")]
 use dfdx::prelude::{Merge, Tape};
 use serde::{Deserialize, Serialize};
 
@@ -24,12 +28,13 @@ impl Layer for SigmoidTop {
         Ok(input.to_vec())
     }
 
+    #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, _: &Pass<'_>) -> Matrix<T> {
         h
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
     use crate::nn::layers::{linear::Linear, testing::gradient_check};
