@@ -157,10 +157,18 @@ fn unescape(string: Pair<Rule>) -> String {
 fn lower_expr(pair: Pair<Rule>) -> Expr {
     let span: Span = pair.as_span().into();
     match pair.as_rule() {
-        Rule::expr => PRECEDENCE
-            .map_primary(lower_expr)
-            .map_infix(|lhs, op, rhs| join(op.as_rule(), lhs, rhs))
-            .parse(pair.into_inner()),
+        Rule::expr => {
+            let mut operands = pair.clone().into_inner();
+            let first = operands.next().expect("an expression has an operand");
+            if operands.next().is_none() {
+                // Most expressions are one operand: no precedence to apply.
+                return lower_expr(first);
+            }
+            PRECEDENCE
+                .map_primary(lower_expr)
+                .map_infix(|lhs, op, rhs| join(op.as_rule(), lhs, rhs))
+                .parse(pair.into_inner())
+        }
         Rule::postfix => {
             let mut inner = pair.into_inner();
             let mut expr = lower_expr(inner.next().expect("atom"));
