@@ -41,10 +41,25 @@ fn the_results_folder_has_every_part() {
     assert_eq!(samples.len(), 2, "one per seed: {mean_row}");
     assert!((mean_row["measured"].as_f64().unwrap() - (samples[0] + samples[1]) / 2.0).abs() < 1e-12);
     assert_eq!(mean_row["node"], "clean[1], clean[2]");
+    // Its spread over the seeds: their range holds both, and the mean.
+    assert_eq!(mean_row["spread"]["kind"], "seeds", "{mean_row}");
+    let (lo, hi) = (
+        mean_row["spread"]["min"].as_f64().unwrap(),
+        mean_row["spread"]["max"].as_f64().unwrap(),
+    );
+    assert_eq!((lo, hi), (samples[0].min(samples[1]), samples[0].max(samples[1])));
+    // One error rate: a 95% binomial interval over the examples scored, around the rate.
+    let single = &results["tables"][0]["rows"][1];
+    assert_eq!(single["spread"]["kind"], "binomial", "{single}");
+    let measured = single["measured"].as_f64().unwrap();
+    assert!(single["spread"]["low"].as_f64().unwrap() <= measured && measured <= single["spread"]["high"].as_f64().unwrap());
 
     let csv = std::fs::read_to_string(out.join("tables.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "table,row,node,metric,measured,paper,diff,tol,within");
+    assert_eq!(
+        lines[0],
+        "table,row,node,metric,measured,paper,diff,tol,within,spread,low,high,paper_inside"
+    );
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(
         lines[1].starts_with("Report test <tiny>,\"clean error, mean over seeds\",\"clean[1], clean[2]\",error,"),

@@ -69,6 +69,7 @@ pub struct Page<'a> {
 struct RowView {
     label: String,
     measured: String,
+    spread: String,
     paper: String,
     diff: String,
     verdict: String,
@@ -92,10 +93,11 @@ pub fn render(page: &Page, tables: &[TableResult]) -> Result<String> {
                 .rows
                 .iter()
                 .map(|r| {
-                    let [label, measured, paper, diff, verdict] = cells(r);
+                    let [label, measured, spread, paper, diff, verdict] = cells(r);
                     RowView {
                         label,
                         measured,
+                        spread,
                         paper,
                         diff,
                         verdict,

@@ -17,8 +17,10 @@ use std::path::{Path, PathBuf};
 pub mod folder;
 mod html;
 pub mod pictures;
+pub mod spread;
 
 pub use pictures::{examples_svg, plot_svg, weights_svg};
+pub use spread::Spread;
 
 /// One row with its measured value.
 #[derive(Clone, Debug, Serialize)]
@@ -38,6 +40,10 @@ pub struct RowResult {
     pub paper: Option<f64>,
     /// The tolerance the row allows around `paper`, if it gives one.
     pub tol: Option<f64>,
+    /// How far the measurement can be trusted: the seeds' spread for a `mean`, a 95%
+    /// binomial interval for one error rate (see [`spread`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
 }
 
 /// One table with its rows.
@@ -99,14 +105,23 @@ pub fn tables(program: &Program, outcome: &Outcome) -> Vec<TableResult> {
                 .map(|r| {
                     let values: Vec<f64> = r.sources.iter().map(|(node, field)| outcome.metrics[node][field]).collect();
                     let names: Vec<&str> = r.sources.iter().map(|(node, _)| program.nodes[*node].name.as_str()).collect();
+                    let measured = values.iter().sum::<f64>() / values.len() as f64;
+                    let spread = match r.sources.as_slice() {
+                        [(node, field)] if field == "error" => outcome.metrics[node]
+                            .get("examples")
+                            .and_then(|&n| Spread::binomial(measured, n as usize)),
+                        [_] => None,
+                        _ => Spread::of_seeds(&values),
+                    };
                     RowResult {
                         label: r.label.clone(),
                         node: names.join(", "),
                         metric: r.sources[0].1.clone(),
-                        measured: values.iter().sum::<f64>() / values.len() as f64,
+                        measured,
                         samples: if values.len() > 1 { values } else { vec![] },
                         paper: r.paper,
                         tol: r.tol,
+                        spread,
                     }
                 })
                 .collect(),
@@ -135,24 +150,55 @@ impl RowResult {
     pub fn within(&self) -> Option<bool> {
         Some((self.measured - self.paper?).abs() <= self.tol? + 1e-12)
     }
+
+    /// Whether the paper's value lies inside the row's spread (the seeds' range or the 95%
+    /// interval): `None` without a paper value or a spread.
+    pub fn paper_inside_spread(&self) -> Option<bool> {
+        Some(self.spread.as_ref()?.contains(self.paper?))
+    }
 }
 
-fn cells(row: &RowResult) -> [String; 5] {
+/// The spread as a cell: `sd 0.12 pp, 1.53-1.88%` over seeds, `95%: 1.47-1.98%` for a rate.
+fn spread_cell(row: &RowResult) -> String {
+    let range = |lo: f64, hi: f64| {
+        let (lo, hi) = (format_value(&row.metric, lo), format_value(&row.metric, hi));
+        format!("{}-{hi}", lo.trim_end_matches('%'))
+    };
+    match row.spread {
+        Some(Spread::Seeds { sd, min, max }) => format!("sd {:.2} pp, {}", sd * 100.0, range(min, max)),
+        Some(Spread::Binomial { low, high, .. }) => format!("95%: {}", range(low, high)),
+        None => "-".into(),
+    }
+}
+
+fn cells(row: &RowResult) -> [String; 6] {
     let paper = row.paper.map_or("-".into(), |p| format_value(&row.metric, p));
     let diff = match row.paper {
         Some(p) if !is_count(&row.metric) => format!("{:+.1} pp", (row.measured - p) * 100.0),
         Some(p) => format!("{:+.0}", row.measured - p),
         None => "-".into(),
     };
-    let verdict = match row.within() {
+    let mut verdict = match row.within() {
         Some(true) => format!("within {}", format_value(&row.metric, row.tol.unwrap_or_default())),
         Some(false) => format!("outside {}", format_value(&row.metric, row.tol.unwrap_or_default())),
         None => "-".into(),
     };
-    [row.label.clone(), format_value(&row.metric, row.measured), paper, diff, verdict]
+    if let (Some(inside), Some(spread)) = (row.paper_inside_spread(), &row.spread) {
+        let place = if inside { "in" } else { "outside" };
+        let said = format!("paper {place} {}", spread.name());
+        verdict = if verdict == "-" { said } else { format!("{verdict}; {said}") };
+    }
+    [
+        row.label.clone(),
+        format_value(&row.metric, row.measured),
+        spread_cell(row),
+        paper,
+        diff,
+        verdict,
+    ]
 }
 
-const HEADER: [&str; 5] = ["", "measured", "paper", "diff", "reproduced"];
+const HEADER: [&str; 6] = ["", "measured", "spread", "paper", "diff", "reproduced"];
 
 /// The tables for a terminal.
 pub fn terminal(tables: &[TableResult]) -> String {
@@ -172,7 +218,11 @@ pub fn terminal(tables: &[TableResult]) -> String {
 pub fn markdown(tables: &[TableResult]) -> String {
     let mut out = String::new();
     for t in tables {
-        out.push_str(&format!("## {}\n\n| {} |\n|---|---:|---:|---:|---|\n", t.title, HEADER.join(" | ")));
+        out.push_str(&format!(
+            "## {}\n\n| {} |\n|---|---:|---:|---:|---:|---|\n",
+            t.title,
+            HEADER.join(" | ")
+        ));
         for row in &t.rows {
             out.push_str(&format!("| {} |\n", cells(row).join(" | ")));
         }
@@ -340,8 +390,22 @@ fn cpu_model() -> String {
 pub fn csv(tables: &[TableResult]) -> Result<Vec<u8>> {
     let mut out = ::csv::Writer::from_writer(Vec::new());
     let fail = |e: ::csv::Error| Error::msg(format!("writing tables.csv: {e}"));
-    out.write_record(["table", "row", "node", "metric", "measured", "paper", "diff", "tol", "within"])
-        .map_err(fail)?;
+    out.write_record([
+        "table",
+        "row",
+        "node",
+        "metric",
+        "measured",
+        "paper",
+        "diff",
+        "tol",
+        "within",
+        "spread",
+        "low",
+        "high",
+        "paper_inside",
+    ])
+    .map_err(fail)?;
     let number = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
     for t in tables {
         for r in &t.rows {
@@ -355,6 +419,14 @@ pub fn csv(tables: &[TableResult]) -> Result<Vec<u8>> {
                 &number(r.paper.map(|p| r.measured - p)),
                 &number(r.tol),
                 r.within().map_or("", |w| if w { "yes" } else { "no" }),
+                match r.spread {
+                    Some(Spread::Seeds { .. }) => "seeds",
+                    Some(Spread::Binomial { .. }) => "binomial95",
+                    None => "",
+                },
+                &number(r.spread.as_ref().map(|s| s.bounds().0)),
+                &number(r.spread.as_ref().map(|s| s.bounds().1)),
+                r.paper_inside_spread().map_or("", |w| if w { "yes" } else { "no" }),
             ])
             .map_err(fail)?;
         }
@@ -402,9 +474,26 @@ mod tests {
             samples: vec![],
             paper: Some(0.999),
             tol: Some(0.05),
+            spread: None,
         };
-        assert_eq!(cells(&row)[3], "-4.9 pp");
-        assert_eq!(cells(&row)[4], "within 5.00%");
+        assert_eq!(cells(&row)[4], "-4.9 pp");
+        assert_eq!(cells(&row)[5], "within 5.00%");
+        let seeds = RowResult {
+            samples: vec![0.94, 0.96],
+            spread: Spread::of_seeds(&[0.94, 0.96]),
+            ..row.clone()
+        };
+        assert_eq!(cells(&seeds)[2], "sd 1.41 pp, 94.0-96.0%");
+        assert_eq!(cells(&seeds)[5], "within 5.00%; paper outside the seeds' range");
+        let rate = RowResult {
+            measured: 0.0094,
+            paper: Some(0.0094),
+            tol: None,
+            spread: Spread::binomial(0.0094, 10_000),
+            ..row.clone()
+        };
+        assert_eq!(cells(&rate)[2], "95%: 0.77-1.15%");
+        assert_eq!(cells(&rate)[5], "paper in the 95% interval");
         assert_eq!(
             RowResult {
                 tol: Some(0.01),
