@@ -26,6 +26,34 @@ fn shipped_pipelines_check() {
     assert!(checked >= 1);
 }
 
+/// `goodfellow2015-ablations.adv` promises to share its cached models and evaluations with
+/// `goodfellow2015.adv`: the declarations they have in common must have the same keys.
+#[test]
+fn the_ablations_share_their_keys_with_the_flagship() {
+    let keys = |name: &str| -> std::collections::BTreeMap<String, String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines").join(name);
+        let source = Source::new(name, std::fs::read_to_string(path).unwrap());
+        let program = advpipe::compile(&source).unwrap_or_else(|d| panic!("{}", render(&source, &d, false)));
+        let plan = advpipe::plan::plan(&program);
+        // Every data node reads the same (absent) files in both: one stand-in digest.
+        let keys = advpipe::plan::keys(&program, &plan, &mut |_| Ok(Some("mnist".into()))).unwrap();
+        program.nodes.iter().map(|n| n.name.clone()).zip(keys).collect()
+    };
+    let (main, ablations) = (keys("goodfellow2015.adv"), keys("goodfellow2015-ablations.adv"));
+    for (in_main, in_ablations) in [
+        ("mx", "mx"),
+        ("soft", "soft"),
+        ("mx_at", "at[train][true]"),
+        ("soft", "soft_e[10]"),
+        ("lr37_l1", "l1_fit[0.0025]"),
+        ("soft_fgsm", "clip_soft[0.25]"),
+        ("mx_fgsm", "clip_mx[0.25]"),
+        ("soft_rubbish", "soft_e_rubbish[10]"),
+    ] {
+        assert_eq!(main[in_main], ablations[in_ablations], "{in_main} / {in_ablations}");
+    }
+}
+
 #[test]
 fn run_fixtures_check() {
     for name in ["run/tiny.adv", "parse/quickstart_like.adv"] {
