@@ -6,6 +6,7 @@
 //! cache_dir = ".advpipe/cache"   # content-addressed artifacts
 //! results_dir = "results"        # one sub-folder per pipeline file
 //! max_memory = "16 GiB"          # refuse nodes estimated to need more (default: physical memory)
+//! checkpoint_seconds = 5         # a fit checkpoints at the end of an epoch this long after the last
 //! ```
 
 use crate::error::{Error, Result};
@@ -25,6 +26,8 @@ pub struct FileConfig {
     /// The most memory one node may be estimated to need: `"16 GiB"`, `"512 MiB"`, or bytes.
     #[serde(default, deserialize_with = "memory_size")]
     pub max_memory: Option<u64>,
+    /// The least time between two checkpoints of a fit, in seconds (default 5; 0: every epoch).
+    pub checkpoint_seconds: Option<f64>,
 }
 
 fn memory_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
@@ -75,7 +78,13 @@ pub struct Settings {
     pub results_dir: PathBuf,
     /// The most memory one node may be estimated to need, if set.
     pub max_memory: Option<u64>,
+    /// The least time between two checkpoints of a fit.
+    pub checkpoint_every: std::time::Duration,
 }
+
+/// A fit's checkpoints, unless `checkpoint_seconds` says otherwise: at the end of every epoch
+/// that ends at least this long after the last one.
+pub const DEFAULT_CHECKPOINT_SECONDS: f64 = 5.0;
 
 /// Reads `advpipe.toml` from `dir` if present.
 pub fn read_file_config(dir: &Path) -> Result<FileConfig> {
@@ -104,6 +113,12 @@ pub fn resolve(file: FileConfig, data_flag: Option<PathBuf>, cache_flag: Option<
             .unwrap_or_else(|| PathBuf::from(".advpipe/cache")),
         results_dir: results_flag.or(file.results_dir).unwrap_or_else(|| PathBuf::from("results")),
         max_memory: file.max_memory,
+        checkpoint_every: std::time::Duration::from_secs_f64(
+            file.checkpoint_seconds
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .unwrap_or(DEFAULT_CHECKPOINT_SECONDS)
+                .min(1e9),
+        ),
     }
 }
 

@@ -247,6 +247,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let settings_max_memory = settings.max_memory;
             let cache = Cache::open(&settings.cache_dir)?;
             let opts = exec::RunOptions {
+                checkpoint_every: settings.checkpoint_every,
                 data_dir: settings.data_dir,
                 cache: &cache,
                 progress: false,
@@ -295,6 +296,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let cache = Cache::open(&settings.cache_dir)?;
             let dag = plan::plan(&program);
             let opts = exec::RunOptions {
+                checkpoint_every: settings.checkpoint_every,
                 data_dir: settings.data_dir,
                 cache: &cache,
                 progress: false,
@@ -348,6 +350,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 settings.cache_dir.display()
             );
             let opts = exec::RunOptions {
+                checkpoint_every: settings.checkpoint_every,
                 data_dir: settings.data_dir,
                 cache: &cache,
                 progress: std::io::stderr().is_terminal(),

@@ -13,5 +13,6 @@ mod hostile;
 mod imports;
 mod parse;
 mod report;
+mod resume;
 mod robustness;
 mod run;

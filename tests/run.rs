@@ -352,6 +352,7 @@ fn a_checkpoint_loads_back_and_scores_the_same() {
     let plan = advpipe::plan::plan(&program);
     let cache = advpipe::cache::Cache::open(&cache).unwrap();
     let opts = advpipe::exec::RunOptions {
+        checkpoint_every: std::time::Duration::from_secs(5),
         data_dir: data.clone(),
         cache: &cache,
         progress: false,

@@ -43,6 +43,7 @@ pub fn run_text(text: &str, data: &Path, cache: &Path) -> (advpipe::check::ir::P
     let plan = advpipe::plan::plan(&program);
     let cache = Cache::open(cache).unwrap();
     let opts = RunOptions {
+        checkpoint_every: std::time::Duration::from_secs(5),
         data_dir: data.to_path_buf(),
         cache: &cache,
         progress: false,

@@ -62,6 +62,8 @@ pub struct RunOptions<'a> {
     pub progress: bool,
     /// How each node kind runs (`advpipe::kinds::runner`).
     pub runners: Runners,
+    /// The least time between two checkpoints of a fit (`checkpoint_seconds`).
+    pub checkpoint_every: std::time::Duration,
 }
 
 /// What happened to a node in this run.
@@ -350,6 +352,8 @@ impl<'a> Executor<'a> {
             recipe,
         };
         self.opts.cache.store(manifest, &artifact.encode(seconds)?)?;
+        // Stored: the node's unfinished work, if it kept any, is no longer needed.
+        self.opts.cache.clear_progress(&key);
         self.artifacts.insert(id, artifact);
         self.records[id].status = status;
         self.records[id].seconds = seconds;
@@ -433,6 +437,21 @@ impl<'a> Executor<'a> {
             .get("seed")
             .and_then(|s| s.as_u64())
             .unwrap_or(self.program.seed)
+    }
+
+    /// The cache, for kinds that keep unfinished work in it (see `Cache::progress`).
+    pub fn cache(&self) -> &'a Cache {
+        self.opts.cache
+    }
+
+    /// The cache key of node `id`.
+    pub fn key(&self, id: NodeId) -> &str {
+        &self.keys[id]
+    }
+
+    /// The least time between two checkpoints of a long computation.
+    pub fn checkpoint_every(&self) -> std::time::Duration {
+        self.opts.checkpoint_every
     }
 
     /// The device models compute on.

@@ -12,7 +12,7 @@ use crate::estimate::{attack_gradients, Estimate, Sizes, F32};
 use crate::exec::{params, Artifact, Executor, Runner};
 use crate::params::Category;
 #[cfg(feature = "compute")]
-use crate::train::FitEvent;
+use crate::train::{resume::Saved, Checkpoints, FitEvent};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -26,6 +26,7 @@ pub const KIND: Kind = Kind {
             "src/kinds/fit.rs",
             "src/train/mod.rs",
             "src/train/stages.rs",
+            "src/train/resume.rs",
             "src/train/step.rs",
             "src/train/schema.rs",
             "src/exec/artifacts.rs",
@@ -98,24 +99,74 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let fit_params: crate::train::FitParams = params(&node.params)?;
     let bar = x.bar(fit_params.epochs as u64, "epochs");
     let tty = x.progress();
-    let log = x.log();
-    let (model, summary) = crate::train::fit(&net, &data, valid.as_deref(), &fit_params, &mut |event| match event {
-        FitEvent::Step(epoch, step, steps, loss) => bar.set_message(format!("epoch {epoch} step {step}/{steps} loss {loss:.4}")),
-        FitEvent::Epoch(record) => {
-            let valid = match (record.valid_error, record.valid_objective) {
-                (Some(e), _) => format!(", validation error {:.2}%", e * 100.0),
-                (None, Some(o)) => format!(", validation objective {o:.4}"),
-                (None, None) => String::new(),
-            };
-            let line = format!("             {}: epoch {} loss {:.4}{valid}", node.name, record.epoch, record.loss);
-            bar.set_position(record.epoch as u64);
-            if tty {
-                bar.println(line);
-            } else {
-                let _ = writeln!(log, "{line}");
-            }
+    // A checkpoint of this very fit (same key) left by a run that did not finish.
+    let (cache, key, every) = (x.cache(), x.key(id).to_string(), x.checkpoint_every());
+    let mut notes = Vec::new();
+    let resume = match cache
+        .progress(&key)
+        .map_err(|e| e.to_string())
+        .and_then(|b| b.map(|b| Saved::decode(&b)).transpose())
+    {
+        Ok(saved) => saved,
+        Err(why) => {
+            cache.set_aside_progress(&key, &why);
+            notes.push(format!(
+                "             {}: its checkpoint was set aside ({why}); starting over",
+                node.name
+            ));
+            None
         }
-    })?;
+    };
+    if let Some(saved) = &resume {
+        let stage = format!("{:?}", saved.stage()).to_lowercase();
+        notes.push(format!(
+            "  resumed    fit       {} at epoch {} of its {stage} stage",
+            node.name,
+            saved.epoch()
+        ));
+    }
+    let log = x.log();
+    for note in notes.drain(..) {
+        let _ = writeln!(log, "{note}");
+    }
+    let mut save = |bytes: Vec<u8>| cache.save_progress(&key, &bytes);
+    let mut rejected = |why: String| {
+        cache.set_aside_progress(&key, &why);
+        notes.push(format!(
+            "             {}: its checkpoint was set aside ({why}); started over",
+            node.name
+        ));
+    };
+    let mut checkpoints = Checkpoints::new(resume, every, &mut save, &mut rejected);
+    let fitted = crate::train::fit_resumable(
+        &net,
+        &data,
+        valid.as_deref(),
+        &fit_params,
+        &mut |event| match event {
+            FitEvent::Step(epoch, step, steps, loss) => bar.set_message(format!("epoch {epoch} step {step}/{steps} loss {loss:.4}")),
+            FitEvent::Epoch(record) => {
+                let valid = match (record.valid_error, record.valid_objective) {
+                    (Some(e), _) => format!(", validation error {:.2}%", e * 100.0),
+                    (None, Some(o)) => format!(", validation objective {o:.4}"),
+                    (None, None) => String::new(),
+                };
+                let line = format!("             {}: epoch {} loss {:.4}{valid}", node.name, record.epoch, record.loss);
+                bar.set_position(record.epoch as u64);
+                if tty {
+                    bar.println(line);
+                } else {
+                    let _ = writeln!(log, "{line}");
+                }
+            }
+        },
+        &mut checkpoints,
+    );
+    drop(checkpoints);
+    for note in notes {
+        let _ = writeln!(log, "{note}");
+    }
+    let (model, summary) = fitted?;
     bar.finish_and_clear();
     Ok(Artifact::Model {
         model: Arc::new(model),

@@ -16,6 +16,8 @@
 //! Everything random (initial weights, the order of examples, dropout masks) comes from
 //! the node's seed, so a seed fixes the result bit for bit on one machine.
 
+#[cfg(feature = "compute")]
+pub mod resume;
 mod schema;
 #[cfg(feature = "compute")]
 mod stages;
@@ -26,6 +28,6 @@ mod tests;
 
 pub use schema::*;
 #[cfg(feature = "compute")]
-pub use stages::fit;
+pub use stages::{fit, fit_resumable, Checkpoints};
 #[cfg(feature = "compute")]
 pub use step::{clip_column_norms, Trainer};

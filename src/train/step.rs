@@ -10,7 +10,7 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 /// Per-layer optimizer state.
-enum State {
+pub(super) enum State {
     Sgd {
         vw: Matrix,
         vb: Vector,
@@ -27,7 +27,7 @@ enum State {
 pub struct Trainer {
     /// The model being trained.
     pub model: Model,
-    state: Vec<Option<State>>,
+    pub(super) state: Vec<Option<State>>,
     /// Current learning rate.
     pub lr: f64,
     /// Current momentum (SGD).
@@ -36,9 +36,9 @@ pub struct Trainer {
     lr_min: f64,
     max_norm: Option<f64>,
     l1: f64,
-    steps: i32,
+    pub(super) steps: i32,
     mixture: Vec<(f32, Option<Crafter>)>,
-    attack_rng: rand_chacha::ChaCha8Rng,
+    pub(super) attack_rng: rand_chacha::ChaCha8Rng,
 }
 
 impl Trainer {

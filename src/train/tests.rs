@@ -378,3 +378,186 @@ mod l1_tests {
         assert_eq!(plain[1..], decayed[1..], "only the first layer's weights decay");
     }
 }
+
+#[cfg(test)]
+mod resume_tests {
+    //! A fit resumed from any of its checkpoints ends exactly where the uninterrupted fit
+    //! ends: the same parameters, bit for bit, and the same record.
+    use super::*;
+    use crate::nn::layers::{dropout::Dropout, linear::Linear, maxout::Maxout};
+    use std::time::Duration;
+
+    fn blobs(n: usize, seed: u64) -> Dataset {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut images = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..n {
+            let c = i % 3;
+            for d in 0..4 {
+                let centre = if d % 3 == c { 0.7 } else { 0.3 };
+                images.push(centre + rand::Rng::gen_range(&mut rng, -0.3..0.3f32));
+            }
+            labels.push(c as u8);
+        }
+        Dataset {
+            images,
+            labels,
+            shape: vec![4],
+            classes: 3,
+        }
+    }
+
+    fn net() -> NetSpec {
+        NetSpec {
+            input: vec![4],
+            layers: vec![
+                Dropout { p: 0.2, scale: Some(1.0) }.into(),
+                Maxout { units: 6, pieces: 2 }.into(),
+                Dropout { p: 0.5, scale: None }.into(),
+                Linear { units: 3 }.into(),
+            ],
+        }
+    }
+
+    /// Every checkpoint the fit takes (one per epoch), and its result.
+    fn checkpoints(p: &FitParams, data: &Dataset, valid: &Dataset) -> (Vec<Vec<u8>>, Model, FitSummary) {
+        let mut saved = Vec::new();
+        let mut save = |bytes: Vec<u8>| {
+            saved.push(bytes);
+            Ok(())
+        };
+        let mut rejected = |why: String| panic!("rejected: {why}");
+        let mut ck = Checkpoints::new(None, Duration::ZERO, &mut save, &mut rejected);
+        let (model, summary) = fit_resumable(&net(), data, Some(valid), p, &mut |_| {}, &mut ck).unwrap();
+        (saved, model, summary)
+    }
+
+    fn resumed(bytes: &[u8], p: &FitParams, data: &Dataset, valid: &Dataset) -> (Model, FitSummary) {
+        let (mut save, mut rejected) = (|_: Vec<u8>| Ok(()), |why: String| panic!("rejected: {why}"));
+        let saved = resume::Saved::decode(bytes).unwrap();
+        let mut ck = Checkpoints::new(Some(saved), Duration::ZERO, &mut save, &mut rejected);
+        fit_resumable(&net(), data, Some(valid), p, &mut |_| {}, &mut ck).unwrap()
+    }
+
+    fn check_every_resume(p: FitParams, stages: &[resume::Stage]) {
+        check_every_resume_on(p, stages, blobs(60, 2))
+    }
+
+    fn check_every_resume_on(p: FitParams, stages: &[resume::Stage], valid: Dataset) {
+        let data = blobs(120, 1);
+        let (saved, model, summary) = checkpoints(&p, &data, &valid);
+        let seen: Vec<resume::Stage> = saved.iter().map(|b| resume::Saved::decode(b).unwrap().stage()).collect();
+        for stage in stages {
+            assert!(seen.contains(stage), "no checkpoint in the {stage:?} stage: {seen:?}");
+        }
+        for (i, bytes) in saved.iter().enumerate() {
+            let (again, again_summary) = resumed(bytes, &p, &data, &valid);
+            assert_eq!(
+                again.named_tensors(),
+                model.named_tensors(),
+                "resumed from checkpoint {i} ({:?})",
+                seen[i]
+            );
+            assert_eq!(again_summary, summary, "resumed from checkpoint {i}");
+        }
+    }
+
+    fn recipe() -> FitParams {
+        FitParams {
+            epochs: 12,
+            patience: Some(3),
+            lr: 0.5,
+            lr_decay: 1.001,
+            momentum_end: Some(0.8),
+            momentum_epochs: 5,
+            max_norm: Some(1.5),
+            init: 0.3,
+            batch: 16,
+            loss: vec![
+                LossTerm { weight: 0.5, attack: None },
+                LossTerm {
+                    weight: 0.3,
+                    attack: Some(serde_json::json!({"attack": "fgsm", "eps": 0.1, "mode": "train"})),
+                },
+                // Draws from the stream the training attacks are seeded from.
+                LossTerm {
+                    weight: 0.2,
+                    attack: Some(serde_json::json!({"attack": "random_sign", "eps": 0.1, "seed": 4})),
+                },
+            ],
+            ..FitParams::sgd(12, 16, 0.5, 0.5, 9)
+        }
+    }
+
+    #[test]
+    fn the_first_stage_and_a_refit_resume_bit_identically() {
+        check_every_resume(
+            FitParams {
+                after_stop: AfterStop::Refit,
+                ..recipe()
+            },
+            &[resume::Stage::First, resume::Stage::Refit],
+        );
+    }
+
+    #[test]
+    fn the_continue_stage_and_adam_resume_bit_identically() {
+        // Validation labels the nets cannot learn: the continue stage never reaches its
+        // target and runs its whole budget, taking a checkpoint every epoch.
+        let mut unlearnable = blobs(60, 2);
+        unlearnable.labels.iter_mut().for_each(|l| *l = (*l + 1) % 3);
+        check_every_resume_on(
+            FitParams {
+                after_stop: AfterStop::Continue,
+                ..recipe()
+            },
+            &[resume::Stage::First, resume::Stage::Continue],
+            unlearnable,
+        );
+        check_every_resume(
+            FitParams {
+                optimizer: Optimizer::Adam,
+                lr: 0.01,
+                ..recipe()
+            },
+            &[resume::Stage::First],
+        );
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_checkpoint_is_refused_with_a_reason() {
+        let (data, valid) = (blobs(120, 1), blobs(60, 2));
+        let p = recipe();
+        let (saved, model, _) = checkpoints(&p, &data, &valid);
+        let mut flipped = saved[1].clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(resume::Saved::decode(&flipped).unwrap_err().contains("digest"));
+        assert!(resume::Saved::decode(b"not a checkpoint").is_err());
+        // A checkpoint of another net is refused, and the fit starts over to the same end.
+        let other = NetSpec {
+            input: vec![4],
+            layers: vec![Linear { units: 3 }.into()],
+        };
+        let mut foreign = Vec::new();
+        let mut save = |b: Vec<u8>| {
+            foreign.push(b);
+            Ok(())
+        };
+        let mut ignore = |_: String| {};
+        let mut ck = Checkpoints::new(None, Duration::ZERO, &mut save, &mut ignore);
+        fit_resumable(&other, &data, Some(&valid), &p, &mut |_| {}, &mut ck).unwrap();
+        let mut reasons = Vec::new();
+        let (mut save, mut rejected) = (|_: Vec<u8>| Ok(()), |why: String| reasons.push(why));
+        let mut ck = Checkpoints::new(
+            Some(resume::Saved::decode(&foreign[0]).unwrap()),
+            Duration::ZERO,
+            &mut save,
+            &mut rejected,
+        );
+        let (again, _) = fit_resumable(&net(), &data, Some(&valid), &p, &mut |_| {}, &mut ck).unwrap();
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].contains("no tensor") || reasons[0].contains("values"), "{reasons:?}");
+        assert_eq!(again.named_tensors(), model.named_tensors());
+    }
+}

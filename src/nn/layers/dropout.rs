@@ -34,6 +34,19 @@ crate::declare_params! {
     }
 }
 
+#[cfg(feature = "compute")]
+thread_local! {
+    static DRAWS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many masks this thread has drawn. dfdx's dropout takes one `u64` from its device's
+/// random stream per call, so a fit that counts them can put a fresh device's stream back
+/// where an interrupted one was (see `train::resume`).
+#[cfg(feature = "compute")]
+pub fn draws() -> u64 {
+    DRAWS.with(|d| d.get())
+}
+
 impl Layer for Dropout {
     const NAME: &'static str = "dropout";
     const DOC: &'static str = "drop each value with probability p while training";
@@ -51,7 +64,12 @@ impl Layer for Dropout {
             return h;
         }
         // dfdx's dropout scales the kept values by 1 / (1 - p); another scale is a factor on that.
-        let kept = if self.p > 0.0 { h.dropout(self.p) } else { h };
+        let kept = if self.p > 0.0 {
+            DRAWS.with(|d| d.set(d.get() + 1));
+            h.dropout(self.p)
+        } else {
+            h
+        };
         match self.scale {
             Some(scale) if scale != 1.0 / (1.0 - self.p) => kept * ((scale * (1.0 - self.p)) as f32),
             _ => kept,

@@ -13,6 +13,8 @@
 //! lock (its run was killed), and then only the plain files the store wrote in it. Anything
 //! else in `tmp/` (or anywhere else) is left alone. A folder that holds files but is not an
 //! advpipe cache is refused, so `--cache-dir ~` cannot scatter entries through a home folder.
+//!
+//! Unfinished work (a fit's checkpoints) lives apart, under `progress/` (see [`progress`]).
 
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
@@ -21,6 +23,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+mod progress;
 
 /// Names of the folders a store writes in `tmp/`, and of their lock files.
 const STORE_PREFIX: &str = "advpipe-store-";
@@ -71,7 +75,7 @@ impl Cache {
     pub fn open(root: impl Into<PathBuf>) -> Result<Cache> {
         let root = root.into();
         refuse_foreign_folder(&root)?;
-        for sub in ["objects", "tmp", "corrupt"] {
+        for sub in ["objects", "tmp", "corrupt", progress::FOLDER] {
             let dir = root.join(sub);
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
@@ -81,6 +85,7 @@ impl Cache {
         }
         let cache = Cache { root };
         cache.sweep_abandoned_stores();
+        cache.sweep_abandoned_progress();
         Ok(cache)
     }
 
