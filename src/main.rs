@@ -199,10 +199,11 @@ fn settings(places: Places) -> Result<config::Settings, Failure> {
     ))
 }
 
-/// `plan`'s word for what a run would do.
-fn intent(status: &exec::Status) -> String {
+/// `plan`'s word for what a run would do to the node with `key`.
+fn intent(status: &exec::Status, cache: &Cache, key: &str) -> String {
     match status {
         exec::Status::Cached => "cached".into(),
+        exec::Status::Computed if cache.has_progress(key) => "will resume".into(),
         exec::Status::Computed => "will run".into(),
         exec::Status::Recomputed(why) => format!("will rerun (cache entry corrupt: {why})"),
         _ => "on demand".into(),
@@ -267,7 +268,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                     r.kind,
                     r.name,
                     &r.key[..12],
-                    intent(&r.status),
+                    intent(&r.status, &cache, &r.key),
                     estimate::show_bytes(e.memory),
                 );
             }
@@ -307,7 +308,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             println!("node     {} ({}, version {})", n.name, n.kind.name, n.kind.version);
             println!("key      {}", keys[id]);
             let status = if n.kind.cached {
-                intent(&exec::expected_status(opts.cache, &keys[id]))
+                intent(&exec::expected_status(opts.cache, &keys[id]), opts.cache, &keys[id])
             } else {
                 "not cached (made on demand)".into()
             };

@@ -71,6 +71,18 @@ fn a_fit_killed_mid_training_resumes_to_the_same_bytes() {
         let log = run(dir.path(), &broken, &dir.path().join("out-broken"), Some(kill_at));
         assert!(log.contains(&format!("m: epoch {kill_at} loss")), "{log}");
     }
+    let plan = advpipe()
+        .current_dir(dir.path())
+        .arg("plan")
+        .arg(fixture("run/resume.adv"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--cache-dir")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(plan.lines().any(|l| l.contains(" m ") && l.contains("will resume")), "{plan}");
     let log = run(dir.path(), &broken, &dir.path().join("out-broken"), None);
     assert!(log.contains("resumed    fit       m at epoch"), "{log}");
     // Resumed after the last checkpoint before the kill, not from the start.

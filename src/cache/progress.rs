@@ -29,6 +29,11 @@ impl Cache {
         }
     }
 
+    /// Whether a checkpoint is saved for `key` (unchecked: resuming checks it).
+    pub fn has_progress(&self, key: &str) -> bool {
+        self.progress_path(key).is_some_and(|p| p.is_file())
+    }
+
     /// Saves `bytes` as the checkpoint of `key`, replacing the previous one in one step.
     pub fn save_progress(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let path = self
