@@ -141,7 +141,7 @@ impl Phase<'_> {
         let mut best: Option<(f64, usize, Model)> = None;
         let (mut epoch, mut draws) = (0, 0);
         if let Some(saved) = resume {
-            let at = saved.restore(&dev, &mut trainer).map_err(Error::msg)?;
+            let at = saved.restore(&dev, &mut trainer, self.data.len()).map_err(Error::msg)?;
             (epoch, history, best, rng, order, draws) = (at.epoch, at.history, at.best, at.rng, at.order, at.dropout_draws);
         }
         // Masks drawn before this stage started (or resumed), and since.
@@ -218,7 +218,11 @@ pub fn fit_resumable(
 ) -> Result<(Model, FitSummary)> {
     let mut resume = ck.resume.take();
     if let Some(saved) = &resume {
-        if let Err(why) = usable(saved, net, p, valid.is_some()) {
+        let examples = match saved.stage() {
+            Stage::First => data.len(),
+            Stage::Refit | Stage::Continue => data.len() + valid.map_or(0, Dataset::len),
+        };
+        if let Err(why) = usable(saved, net, p, valid.is_some(), examples) {
             (ck.rejected)(why);
             resume = None;
         }
@@ -294,7 +298,7 @@ pub fn fit_resumable(
 
 /// Why `saved` cannot resume this fit, if it cannot: its stage must be one this fit runs,
 /// and its tensors must fit a trainer for this net and optimizer.
-fn usable(saved: &Saved, net: &NetSpec, p: &FitParams, has_valid: bool) -> std::result::Result<(), String> {
+fn usable(saved: &Saved, net: &NetSpec, p: &FitParams, has_valid: bool, examples: usize) -> std::result::Result<(), String> {
     let staged = has_valid && p.patience.is_some();
     match (saved.stage(), saved.first(), p.after_stop) {
         (Stage::First, _, _) => {}
@@ -311,7 +315,7 @@ fn usable(saved: &Saved, net: &NetSpec, p: &FitParams, has_valid: bool) -> std::
     let dev = Dev::default();
     let mut trainer =
         Trainer::new(&dev, Model::init(&dev, net, 0.0, &mut rand::rngs::mock::StepRng::new(0, 0)), p).map_err(|e| e.to_string())?;
-    saved.restore(&Dev::default(), &mut trainer).map(|_| ())
+    saved.restore(&Dev::default(), &mut trainer, examples).map(|_| ())
 }
 
 /// pylearn2's second stage (`mnist_pi_continued.yaml`): from the best model of the first
@@ -345,7 +349,7 @@ fn continue_stage(
     let mut history = Vec::new();
     let (mut epoch, mut draws) = (0, 0);
     if let Some(saved) = resume {
-        let at = saved.restore(&dev, &mut trainer).map_err(Error::msg)?;
+        let at = saved.restore(&dev, &mut trainer, all.len()).map_err(Error::msg)?;
         (epoch, history, rng, order, draws) = (at.epoch, at.history, at.rng, at.order, at.dropout_draws);
     }
     // Masks drawn before this stage started (or resumed), and since.

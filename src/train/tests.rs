@@ -559,5 +559,16 @@ mod resume_tests {
         assert_eq!(reasons.len(), 1, "{reasons:?}");
         assert!(reasons[0].contains("no tensor") || reasons[0].contains("values"), "{reasons:?}");
         assert_eq!(again.named_tensors(), model.named_tensors());
+        // A checkpoint of the same net on other data (another number of examples) is refused.
+        let mut reasons = Vec::new();
+        let (mut save, mut rejected) = (|_: Vec<u8>| Ok(()), |why: String| reasons.push(why));
+        let mut ck = Checkpoints::new(
+            Some(resume::Saved::decode(&saved[1]).unwrap()),
+            Duration::ZERO,
+            &mut save,
+            &mut rejected,
+        );
+        fit_resumable(&net(), &blobs(90, 1), Some(&valid), &p, &mut |_| {}, &mut ck).unwrap();
+        assert!(reasons.len() == 1 && reasons[0].contains("example order"), "{reasons:?}");
     }
 }
