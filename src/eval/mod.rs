@@ -38,6 +38,13 @@ pub struct Metrics {
     pub confidence_on_mistakes: f64,
     /// Mean top probability over all examples.
     pub mean_confidence: f64,
+    /// Under an attack: of the examples classified correctly before it, the fraction it
+    /// makes wrong (the error "over the correctly classified" some papers report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_on_correct: Option<f64>,
+    /// Under an attack: how many examples were classified correctly before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correct_before: Option<usize>,
 }
 
 impl Metrics {
@@ -49,6 +56,15 @@ impl Metrics {
         ("examples", "number of examples scored"),
     ];
 
+    /// The fields an evaluation under an attack adds.
+    pub const ATTACK_FIELDS: &'static [(&'static str, &'static str)] = &[
+        (
+            "error_on_correct",
+            "of the examples classified correctly before the attack, the fraction it makes wrong",
+        ),
+        ("correct_before", "number of examples classified correctly before the attack"),
+    ];
+
     /// A field by name.
     pub fn field(&self, name: &str) -> Option<f64> {
         match name {
@@ -56,15 +72,18 @@ impl Metrics {
             "confidence_on_mistakes" => Some(self.confidence_on_mistakes),
             "mean_confidence" => Some(self.mean_confidence),
             "examples" => Some(self.examples as f64),
+            "error_on_correct" => self.error_on_correct,
+            "correct_before" => self.correct_before.map(|n| n as f64),
             _ => None,
         }
     }
 
-    /// All fields by name.
+    /// All fields it has, by name.
     pub fn to_map(&self) -> MetricMap {
         Self::FIELDS
             .iter()
-            .map(|(f, _)| (f.to_string(), self.field(f).expect("listed field")))
+            .chain(Self::ATTACK_FIELDS)
+            .filter_map(|(f, _)| Some((f.to_string(), self.field(f)?)))
             .collect()
     }
 }
@@ -124,18 +143,33 @@ pub fn evaluate<'a>(
     let model: Classifier = model.into();
     let mut ctx = AttackContext::new(model, dev, seed);
     let (mut errors, mut conf_sum, mut conf_wrong) = (0usize, 0.0f64, 0.0f64);
+    // Under an attack: examples right before it, and of those, wrong after it.
+    let (mut correct_before, mut broken) = (0usize, 0usize);
     batches(data, batch, progress, |_, clean, labels| {
-        let x = match attack {
-            Some(a) => a.craft(&mut ctx, clean, labels),
-            None => clean.to_vec(),
+        let (x, right_before) = match attack {
+            Some(a) => {
+                let before: Vec<bool> = ctx
+                    .logits(clean)
+                    .chunks(data.classes)
+                    .zip(labels)
+                    .map(|(row, &label)| argmax(row) == label)
+                    .collect();
+                (a.craft(&mut ctx, clean, labels), before)
+            }
+            None => (clean.to_vec(), vec![]),
         };
         let logits = ctx.logits(&x);
-        for (row, &label) in logits.chunks(data.classes).zip(labels) {
+        for (i, (row, &label)) in logits.chunks(data.classes).zip(labels).enumerate() {
             let confidence = ctx.model.top().confidence(row) as f64;
             conf_sum += confidence;
-            if argmax(row) != label {
+            let wrong = argmax(row) != label;
+            if wrong {
                 errors += 1;
                 conf_wrong += confidence;
+            }
+            if right_before.get(i) == Some(&true) {
+                correct_before += 1;
+                broken += wrong as usize;
             }
         }
     });
@@ -146,12 +180,48 @@ pub fn evaluate<'a>(
         error: errors as f64 / n,
         confidence_on_mistakes: if errors > 0 { conf_wrong / errors as f64 } else { 0.0 },
         mean_confidence: conf_sum / n,
+        error_on_correct: attack.map(|_| {
+            if correct_before > 0 {
+                broken as f64 / correct_before as f64
+            } else {
+                0.0
+            }
+        }),
+        correct_before: attack.map(|_| correct_before),
     }
 }
 
 #[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn under_an_attack_the_error_over_the_correctly_classified_is_counted_too() {
+        let (dev, model, x, _) = crate::attacks::testing::model_and_batch();
+        let ctx = AttackContext::new(&model, &dev, 0);
+        let predicted = ctx.predict(&x);
+        let mut labels: Vec<u8> = predicted.iter().map(|&p| p as u8).collect();
+        labels[0] = ((predicted[0] + 1) % 3) as u8;
+        let data = Dataset {
+            images: x.clone(),
+            labels,
+            shape: vec![6],
+            classes: 3,
+        };
+        let clean = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
+        assert_eq!((clean.error_on_correct, clean.correct_before), (None, None));
+        assert!(!clean.to_map().contains_key("error_on_correct"));
+        // eps = 0 changes nothing: three right before, none broken.
+        let identity = Crafter::from_json(&serde_json::json!({"attack": "fgsm", "eps": 0.0})).unwrap();
+        let m = evaluate(&dev, &model, &data, Some(&identity), 0, 3, &mut |_, _| {});
+        assert_eq!((m.correct_before, m.error_on_correct, m.error), (Some(3), Some(0.0), 0.25));
+        // A strong attack: what it breaks among the three is part of all its errors.
+        let strong = Crafter::from_json(&serde_json::json!({"attack": "fgsm", "eps": 0.9, "clip": null})).unwrap();
+        let m = evaluate(&dev, &model, &data, Some(&strong), 0, 3, &mut |_, _| {});
+        let broken = m.error_on_correct.unwrap() * 3.0;
+        assert!((broken - broken.round()).abs() < 1e-9 && broken <= m.error * 4.0 + 1e-9, "{m:?}");
+        assert_eq!(m.to_map()["correct_before"], 3.0);
+    }
 
     #[test]
     fn counts_errors_and_confidences() {

@@ -36,7 +36,7 @@ pub const KIND: Kind = Kind {
     spec: NodeKind {
         name: "evaluate",
         category: Category::Eval,
-        version: 5,
+        version: 6,
         sources: &[
             "src/kinds/evaluate.rs",
             "src/eval/mod.rs",
@@ -60,7 +60,13 @@ pub const KIND: Kind = Kind {
 fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     let (model, data, _, _) = c.take_model_and_data(&mut bound)?;
     c.take_attack(&mut bound, "attack");
-    let fields = crate::eval::Metrics::FIELDS.iter().map(|(f, _)| f.to_string()).collect();
+    let attacked = bound.json.get("attack").is_some_and(|a| !a.is_null());
+    let extra = if attacked { crate::eval::Metrics::ATTACK_FIELDS } else { &[] };
+    let fields = crate::eval::Metrics::FIELDS
+        .iter()
+        .chain(extra)
+        .map(|(f, _)| f.to_string())
+        .collect();
     Some(Value::Metrics {
         node: c.push(at, bound.json, vec![("model", model), ("data", data)]),
         fields,

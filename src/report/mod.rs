@@ -110,6 +110,9 @@ pub fn tables(program: &Program, outcome: &Outcome) -> Vec<TableResult> {
                         [(node, field)] if field == "error" => outcome.metrics[node]
                             .get("examples")
                             .and_then(|&n| Spread::binomial(measured, n as usize)),
+                        [(node, field)] if field == "error_on_correct" => outcome.metrics[node]
+                            .get("correct_before")
+                            .and_then(|&n| Spread::binomial(measured, n as usize)),
                         [_] => None,
                         _ => Spread::of_seeds(&values),
                     };
@@ -130,7 +133,7 @@ pub fn tables(program: &Program, outcome: &Outcome) -> Vec<TableResult> {
 }
 
 fn is_count(metric: &str) -> bool {
-    metric == "examples"
+    metric == "examples" || metric == "correct_before"
 }
 
 /// `99.9%`, `0.94%`; counts as plain integers.
