@@ -195,11 +195,11 @@ pub fn evaluate<'a>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn under_an_attack_the_error_over_the_correctly_classified_is_counted_too() {
+    /// The test model, its batch of four, and that batch labelled as the model predicts
+    /// except the first row, labelled wrongly.
+    fn one_mistake() -> (Dev, crate::nn::Model, Vec<f32>, Dataset) {
         let (dev, model, x, _) = crate::attacks::testing::model_and_batch();
-        let ctx = AttackContext::new(&model, &dev, 0);
-        let predicted = ctx.predict(&x);
+        let predicted = AttackContext::new(&model, &dev, 0).predict(&x);
         let mut labels: Vec<u8> = predicted.iter().map(|&p| p as u8).collect();
         labels[0] = ((predicted[0] + 1) % 3) as u8;
         let data = Dataset {
@@ -208,6 +208,12 @@ mod tests {
             shape: vec![6],
             classes: 3,
         };
+        (dev, model, x, data)
+    }
+
+    #[test]
+    fn under_an_attack_the_error_over_the_correctly_classified_is_counted_too() {
+        let (dev, model, _, data) = one_mistake();
         let clean = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
         assert_eq!((clean.error_on_correct, clean.correct_before), (None, None));
         assert!(!clean.to_map().contains_key("error_on_correct"));
@@ -225,19 +231,8 @@ mod tests {
 
     #[test]
     fn counts_errors_and_confidences() {
-        let (dev, model, x, _) = crate::attacks::testing::model_and_batch();
+        let (dev, model, x, data) = one_mistake();
         let ctx = AttackContext::new(&model, &dev, 0);
-
-        let predicted = ctx.predict(&x);
-        // Label the first row wrongly, the rest as predicted.
-        let mut labels: Vec<u8> = predicted.iter().map(|&p| p as u8).collect();
-        labels[0] = ((predicted[0] + 1) % 3) as u8;
-        let data = Dataset {
-            images: x.clone(),
-            labels,
-            shape: vec![6],
-            classes: 3,
-        };
         let m = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
         assert_eq!(m.examples, 4);
         assert_eq!(m.error, 0.25);
