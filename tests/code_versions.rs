@@ -193,3 +193,45 @@ fn a_changed_file_without_a_bump_is_caught() {
     let found = problems(&recorded, &now, &units);
     assert!(found[0].contains("was bumped: record it"), "{found:?}");
 }
+
+/// The digests cover a file's text up to its first test module, so code after one would
+/// escape them: every top-level item after a test module must be another test module.
+#[test]
+fn no_code_hides_after_a_test_module() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), root, &mut files);
+    let item = [
+        "pub ",
+        "pub(crate) ",
+        "fn ",
+        "const ",
+        "static ",
+        "struct ",
+        "enum ",
+        "impl",
+        "trait ",
+        "type ",
+        "mod ",
+        "use ",
+    ];
+    let mut hidden = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut in_tests = false;
+        let mut gated = false;
+        for (n, line) in text.lines().enumerate() {
+            let test_gate = line.starts_with("#[cfg(test)]") || line.starts_with("#[cfg(all(test");
+            if in_tests && !gated && item.iter().any(|i| line.starts_with(i)) {
+                hidden.push(format!("{file}:{}: {line}", n + 1));
+            }
+            in_tests |= test_gate;
+            gated = test_gate || (gated && line.starts_with("#["));
+        }
+    }
+    assert!(
+        hidden.is_empty(),
+        "code after a test module escapes the version digests; move it above:\n{}",
+        hidden.join("\n")
+    );
+}

@@ -349,6 +349,17 @@ impl Crafter {
     }
 }
 
+/// The step size iterative attacks use when none is given: 2.5 * eps / steps (Madry et
+/// al. 2018), so the iterates can cross the whole ball.
+pub fn default_step_size(eps: f32, steps: usize) -> f32 {
+    2.5 * eps / steps.max(1) as f32
+}
+
+/// Definitions the attacks share (each field keeps its own doc line).
+pub(crate) const EPS: ParamDef = ParamDef::required(ParamType::Number).range(0.0, 1.0);
+pub(crate) const STEPS: ParamDef = ParamDef::or(ParamType::Int, Default::Int(10)).range(1.0, 10000.0);
+pub(crate) const STEP_SIZE: ParamDef = ParamDef::optional(ParamType::Number).range(0.0, 1.0);
+
 #[cfg(all(test, feature = "compute"))]
 pub(crate) mod testing {
     //! A small model and batch the attack tests share, and checks every attack must pass.
@@ -554,17 +565,6 @@ mod tests {
         assert!((ctx.loss(&x, &y) - tape_loss).abs() < 1e-5);
     }
 }
-
-/// The step size iterative attacks use when none is given: 2.5 * eps / steps (Madry et
-/// al. 2018), so the iterates can cross the whole ball.
-pub fn default_step_size(eps: f32, steps: usize) -> f32 {
-    2.5 * eps / steps.max(1) as f32
-}
-
-/// Definitions the attacks share (each field keeps its own doc line).
-pub(crate) const EPS: ParamDef = ParamDef::required(ParamType::Number).range(0.0, 1.0);
-pub(crate) const STEPS: ParamDef = ParamDef::or(ParamType::Int, Default::Int(10)).range(1.0, 10000.0);
-pub(crate) const STEP_SIZE: ParamDef = ParamDef::optional(ParamType::Number).range(0.0, 1.0);
 
 #[cfg(test)]
 mod default_tests {

@@ -191,56 +191,6 @@ pub fn evaluate<'a>(
     }
 }
 
-#[cfg(all(test, feature = "compute"))]
-mod tests {
-    use super::*;
-
-    /// The test model, its batch of four, and that batch labelled as the model predicts
-    /// except the first row, labelled wrongly.
-    fn one_mistake() -> (Dev, crate::nn::Model, Vec<f32>, Dataset) {
-        let (dev, model, x, _) = crate::attacks::testing::model_and_batch();
-        let predicted = AttackContext::new(&model, &dev, 0).predict(&x);
-        let mut labels: Vec<u8> = predicted.iter().map(|&p| p as u8).collect();
-        labels[0] = ((predicted[0] + 1) % 3) as u8;
-        let data = Dataset {
-            images: x.clone(),
-            labels,
-            shape: vec![6],
-            classes: 3,
-        };
-        (dev, model, x, data)
-    }
-
-    #[test]
-    fn under_an_attack_the_error_over_the_correctly_classified_is_counted_too() {
-        let (dev, model, _, data) = one_mistake();
-        let clean = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
-        assert_eq!((clean.error_on_correct, clean.correct_before), (None, None));
-        assert!(!clean.to_map().contains_key("error_on_correct"));
-        // eps = 0 changes nothing: three right before, none broken.
-        let identity = Crafter::from_json(&serde_json::json!({"attack": "fgsm", "eps": 0.0})).unwrap();
-        let m = evaluate(&dev, &model, &data, Some(&identity), 0, 3, &mut |_, _| {});
-        assert_eq!((m.correct_before, m.error_on_correct, m.error), (Some(3), Some(0.0), 0.25));
-        // A strong attack: what it breaks among the three is part of all its errors.
-        let strong = Crafter::from_json(&serde_json::json!({"attack": "fgsm", "eps": 0.9, "clip": null})).unwrap();
-        let m = evaluate(&dev, &model, &data, Some(&strong), 0, 3, &mut |_, _| {});
-        let broken = m.error_on_correct.unwrap() * 3.0;
-        assert!((broken - broken.round()).abs() < 1e-9 && broken <= m.error * 4.0 + 1e-9, "{m:?}");
-        assert_eq!(m.to_map()["correct_before"], 3.0);
-    }
-
-    #[test]
-    fn counts_errors_and_confidences() {
-        let (dev, model, x, data) = one_mistake();
-        let ctx = AttackContext::new(&model, &dev, 0);
-        let m = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
-        assert_eq!(m.examples, 4);
-        assert_eq!(m.error, 0.25);
-        let first = crate::nn::Top::Softmax.confidence(&ctx.logits(&x[..6])) as f64;
-        assert!((m.confidence_on_mistakes - first).abs() < 1e-6);
-    }
-}
-
 /// The report's picture of an attack: a few examples, clean and adversarial, with what the
 /// model made of each.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -295,5 +245,55 @@ pub fn example_set<'a>(dev: &Dev, model: impl Into<Classifier<'a>>, data: &Datas
     ExampleSet {
         shape: data.shape.clone(),
         rows,
+    }
+}
+
+#[cfg(all(test, feature = "compute"))]
+mod tests {
+    use super::*;
+
+    /// The test model, its batch of four, and that batch labelled as the model predicts
+    /// except the first row, labelled wrongly.
+    fn one_mistake() -> (Dev, crate::nn::Model, Vec<f32>, Dataset) {
+        let (dev, model, x, _) = crate::attacks::testing::model_and_batch();
+        let predicted = AttackContext::new(&model, &dev, 0).predict(&x);
+        let mut labels: Vec<u8> = predicted.iter().map(|&p| p as u8).collect();
+        labels[0] = ((predicted[0] + 1) % 3) as u8;
+        let data = Dataset {
+            images: x.clone(),
+            labels,
+            shape: vec![6],
+            classes: 3,
+        };
+        (dev, model, x, data)
+    }
+
+    #[test]
+    fn under_an_attack_the_error_over_the_correctly_classified_is_counted_too() {
+        let (dev, model, _, data) = one_mistake();
+        let clean = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
+        assert_eq!((clean.error_on_correct, clean.correct_before), (None, None));
+        assert!(!clean.to_map().contains_key("error_on_correct"));
+        // eps = 0 changes nothing: three right before, none broken.
+        let identity = Crafter::from_json(&serde_json::json!({"attack": "fgsm", "eps": 0.0})).unwrap();
+        let m = evaluate(&dev, &model, &data, Some(&identity), 0, 3, &mut |_, _| {});
+        assert_eq!((m.correct_before, m.error_on_correct, m.error), (Some(3), Some(0.0), 0.25));
+        // A strong attack: what it breaks among the three is part of all its errors.
+        let strong = Crafter::from_json(&serde_json::json!({"attack": "fgsm", "eps": 0.9, "clip": null})).unwrap();
+        let m = evaluate(&dev, &model, &data, Some(&strong), 0, 3, &mut |_, _| {});
+        let broken = m.error_on_correct.unwrap() * 3.0;
+        assert!((broken - broken.round()).abs() < 1e-9 && broken <= m.error * 4.0 + 1e-9, "{m:?}");
+        assert_eq!(m.to_map()["correct_before"], 3.0);
+    }
+
+    #[test]
+    fn counts_errors_and_confidences() {
+        let (dev, model, x, data) = one_mistake();
+        let ctx = AttackContext::new(&model, &dev, 0);
+        let m = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
+        assert_eq!(m.examples, 4);
+        assert_eq!(m.error, 0.25);
+        let first = crate::nn::Top::Softmax.confidence(&ctx.logits(&x[..6])) as f64;
+        assert!((m.confidence_on_mistakes - first).abs() < 1e-6);
     }
 }

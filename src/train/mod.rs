@@ -23,11 +23,12 @@ mod schema;
 mod stages;
 #[cfg(feature = "compute")]
 mod step;
-#[cfg(all(test, feature = "compute"))]
-mod tests;
 
 pub use schema::*;
 #[cfg(feature = "compute")]
 pub use stages::{fit, fit_resumable, Checkpoints};
 #[cfg(feature = "compute")]
 pub use step::{clip_column_norms, Trainer};
+
+#[cfg(all(test, feature = "compute"))]
+mod tests;

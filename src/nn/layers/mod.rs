@@ -18,8 +18,6 @@ pub mod max_pool;
 pub mod maxout;
 pub mod rbf;
 pub mod sigmoid_top;
-#[cfg(all(test, feature = "compute"))]
-pub(crate) mod testing;
 
 #[cfg(feature = "compute")]
 use super::model::{Affine, Dev, Matrix, Mode, Needs};
@@ -405,6 +403,9 @@ impl NetSpec {
 pub fn show_shape(shape: &[usize]) -> String {
     format!("[{}]", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
 }
+
+#[cfg(all(test, feature = "compute"))]
+pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests {
