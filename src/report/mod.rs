@@ -107,7 +107,9 @@ pub fn tables(program: &Program, outcome: &Outcome) -> Vec<TableResult> {
                     let names: Vec<&str> = r.sources.iter().map(|(node, _)| program.nodes[*node].name.as_str()).collect();
                     let measured = values.iter().sum::<f64>() / values.len() as f64;
                     let spread = match r.sources.as_slice() {
-                        [(node, field)] if field == "error" => outcome.metrics[node]
+                        // Error rates, and the agreement and rubbish rates, are proportions of
+                        // the node's `examples`.
+                        [(node, field)] if field == "error" || field == "rate" => outcome.metrics[node]
                             .get("examples")
                             .and_then(|&n| Spread::binomial(measured, n as usize)),
                         [(node, field)] if field == "error_on_correct" => outcome.metrics[node]

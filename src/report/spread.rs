@@ -1,5 +1,6 @@
 //! How far a row's measurement can be trusted: the spread over seeds of a `mean(...)` row,
-//! or a 95% binomial interval for one error rate measured on a test set.
+//! or a 95% binomial interval for one rate measured on a set of examples (an error rate, or
+//! an agreement or rubbish rate, over the node's `examples`).
 //!
 //! An error rate on `n` test examples is a binomial proportion: the Wilson score interval
 //! (Wilson 1927) keeps its coverage near 95% even at rates close to 0 or 1, where the normal
