@@ -250,10 +250,26 @@ impl Saved {
         self.header.first.as_ref()
     }
 
-    /// Puts `trainer` (built for the same net, optimizer and parameters) and `dev` (seeded
-    /// as the stage seeds it, on `examples` training examples) where the checkpoint was; fails, changing nothing the caller
-    /// keeps, if the checkpoint does not fit them.
+    /// Puts `trainer` (built for the same net, optimizer and parameters, on `examples`
+    /// training examples) and `dev` (seeded as the stage seeds it) where the checkpoint was;
+    /// fails if the checkpoint does not fit them (`trainer` may then be half-restored:
+    /// [`Saved::check`] first).
     pub fn restore(&self, dev: &Dev, trainer: &mut Trainer, examples: usize) -> Result<Restored, String> {
+        let restored = self.load_into(trainer, examples)?;
+        for _ in 0..restored.dropout_draws {
+            dev.random_u64();
+        }
+        Ok(restored)
+    }
+
+    /// Whether [`Saved::restore`] would succeed on `trainer`, which it uses up; the dropout
+    /// stream is not replayed.
+    pub fn check(&self, trainer: &mut Trainer, examples: usize) -> Result<(), String> {
+        self.load_into(trainer, examples).map(|_| ())
+    }
+
+    /// Everything [`Saved::restore`] does but advance the device.
+    fn load_into(&self, trainer: &mut Trainer, examples: usize) -> Result<Restored, String> {
         let h = &self.header;
         let mut seen = vec![false; examples];
         let permutation = h.order.len() == examples && h.order.iter().all(|&i| i < examples && !std::mem::replace(&mut seen[i], true));
@@ -291,9 +307,6 @@ impl Saved {
         trainer.momentum = h.momentum;
         trainer.steps = h.steps;
         trainer.attack_rng = h.attack_rng.rng();
-        for _ in 0..h.dropout_draws {
-            dev.random_u64();
-        }
         Ok(Restored {
             epoch: h.epoch,
             history: h.history.clone(),

@@ -315,7 +315,7 @@ fn usable(saved: &Saved, net: &NetSpec, p: &FitParams, has_valid: bool, examples
     let dev = Dev::default();
     let mut trainer =
         Trainer::new(&dev, Model::init(&dev, net, 0.0, &mut rand::rngs::mock::StepRng::new(0, 0)), p).map_err(|e| e.to_string())?;
-    saved.restore(&Dev::default(), &mut trainer, examples).map(|_| ())
+    saved.check(&mut trainer, examples)
 }
 
 /// pylearn2's second stage (`mnist_pi_continued.yaml`): from the best model of the first
