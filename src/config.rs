@@ -7,6 +7,19 @@
 //! results_dir = "results"        # one sub-folder per pipeline file
 //! max_memory = "16 GiB"          # refuse nodes estimated to need more (default: physical memory)
 //! checkpoint_seconds = 5         # a fit checkpoints at the end of an epoch this long after the last
+//! jobs = 2                       # nodes computed at once by `run` (default 1; `--jobs`)
+//! logs_dir = ".advpipe/logs"     # each job's log (parallel and Slurm runs)
+//!
+//! [slurm]                        # `run --executor slurm`: one Slurm job per node
+//! partition = "cpu"              # default: the cluster's default partition
+//! time = "12:00:00"              # sbatch --time
+//! cpus = 4                       # sbatch --cpus-per-task (the job's kernel threads)
+//! mem = "8G"                     # sbatch --mem
+//! extra = ["--qos=normal"]       # more sbatch arguments, as given
+//! max_resubmits = 3              # requeues of a job stopped by its time limit or preemption
+//! poll_seconds = 2               # how often the driver asks squeue
+//! [slurm.kinds.fit]              # per-kind overrides of partition, time, cpus, mem, extra
+//! time = "48:00:00"
 //! ```
 
 use crate::error::{Error, Result};
@@ -28,6 +41,77 @@ pub struct FileConfig {
     pub max_memory: Option<u64>,
     /// The least time between two checkpoints of a fit, in seconds (default 5; 0: every epoch).
     pub checkpoint_seconds: Option<f64>,
+    /// How many nodes `run` computes at once (default 1: in this process, one at a time).
+    pub jobs: Option<usize>,
+    /// Where the logs of jobs go (default `.advpipe/logs`).
+    pub logs_dir: Option<PathBuf>,
+    /// The Slurm executor's settings.
+    #[serde(default)]
+    pub slurm: SlurmConfig,
+}
+
+/// What each Slurm job asks for; `None` leaves it to the cluster's defaults.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmResources {
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--time`, in any form sbatch takes (`"90"`, `"4:00:00"`, `"2-00:00:00"`).
+    pub time: Option<String>,
+    /// `--cpus-per-task`: also the number of threads the job's kernels use.
+    pub cpus: Option<u32>,
+    /// `--mem` (`"8G"`).
+    pub mem: Option<String>,
+    /// More `sbatch` arguments, passed as given.
+    #[serde(default)]
+    pub extra: Vec<String>,
+}
+
+/// The `[slurm]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmConfig {
+    /// `--partition` of every job.
+    pub partition: Option<String>,
+    /// `--time` of every job.
+    pub time: Option<String>,
+    /// `--cpus-per-task` of every job.
+    pub cpus: Option<u32>,
+    /// `--mem` of every job.
+    pub mem: Option<String>,
+    /// More `sbatch` arguments for every job.
+    #[serde(default)]
+    pub extra: Vec<String>,
+    /// How many times a job stopped by its time limit or by preemption is requeued (default 3).
+    pub max_resubmits: Option<u32>,
+    /// Seconds between two looks at the queue (default 2).
+    pub poll_seconds: Option<f64>,
+    /// Per node kind (`fit`, `evaluate`, ...): settings that replace the defaults above.
+    #[serde(default)]
+    pub kinds: std::collections::BTreeMap<String, SlurmResources>,
+}
+
+impl SlurmConfig {
+    /// The resources a job of `kind` asks for: the kind's own settings over the defaults.
+    pub fn resources_for(&self, kind: &str) -> SlurmResources {
+        let base = SlurmResources {
+            partition: self.partition.clone(),
+            time: self.time.clone(),
+            cpus: self.cpus,
+            mem: self.mem.clone(),
+            extra: self.extra.clone(),
+        };
+        match self.kinds.get(kind) {
+            None => base,
+            Some(k) => SlurmResources {
+                partition: k.partition.clone().or_else(|| base.partition.clone()),
+                time: k.time.clone().or_else(|| base.time.clone()),
+                cpus: k.cpus.or(base.cpus),
+                mem: k.mem.clone().or_else(|| base.mem.clone()),
+                extra: if k.extra.is_empty() { base.extra.clone() } else { k.extra.clone() },
+            },
+        }
+    }
 }
 
 fn memory_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
@@ -80,6 +164,12 @@ pub struct Settings {
     pub max_memory: Option<u64>,
     /// The least time between two checkpoints of a fit.
     pub checkpoint_every: std::time::Duration,
+    /// How many nodes `run` computes at once.
+    pub jobs: usize,
+    /// Where the logs of jobs go.
+    pub logs_dir: PathBuf,
+    /// The Slurm executor's settings.
+    pub slurm: SlurmConfig,
 }
 
 /// A fit's checkpoints, unless `checkpoint_seconds` says otherwise: at the end of every epoch
@@ -119,6 +209,9 @@ pub fn resolve(file: FileConfig, data_flag: Option<PathBuf>, cache_flag: Option<
                 .unwrap_or(DEFAULT_CHECKPOINT_SECONDS)
                 .min(1e9),
         ),
+        jobs: file.jobs.unwrap_or(1).max(1),
+        logs_dir: file.logs_dir.unwrap_or_else(|| PathBuf::from(".advpipe/logs")),
+        slurm: file.slurm,
     }
 }
 
@@ -143,6 +236,18 @@ mod tests {
         let e = toml::from_str::<FileConfig>("max_memory = \"16 GB\"").unwrap_err().to_string();
         assert!(e.contains("unknown unit `GB`"), "{e}");
         assert!(parse_memory_size("lots").is_err());
+    }
+
+    #[test]
+    fn slurm_kinds_override_the_defaults() {
+        let file: FileConfig =
+            toml::from_str("jobs = 2\n[slurm]\ntime = \"1:00:00\"\ncpus = 2\nextra = [\"--qos=low\"]\n[slurm.kinds.fit]\ncpus = 8\n")
+                .unwrap();
+        assert_eq!(file.jobs, Some(2));
+        let fit = file.slurm.resources_for("fit");
+        assert_eq!((fit.cpus, fit.time.as_deref(), fit.extra.len()), (Some(8), Some("1:00:00"), 1));
+        assert_eq!(file.slurm.resources_for("evaluate").cpus, Some(2));
+        assert!(toml::from_str::<FileConfig>("[slurm]\ncpu = 2").is_err());
     }
 
     #[test]

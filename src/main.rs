@@ -54,6 +54,15 @@ struct Choose {
     set: Vec<String>,
 }
 
+/// Where `run` computes nodes.
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum Executor {
+    /// On this machine (`--jobs N` at once).
+    Local,
+    /// One Slurm job per node, through `sbatch` (settings: `[slurm]` in advpipe.toml).
+    Slurm,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum GraphFormat {
     Dot,
@@ -73,6 +82,27 @@ enum Command {
         /// Results folder for this pipeline [default: results/<file stem>]
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Nodes computed at once, each in its own worker process [default: `jobs` in advpipe.toml, else 1]
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+        /// Where nodes are computed
+        #[arg(long, value_enum, default_value = "local")]
+        executor: Executor,
+    },
+    /// Compute one node into the cache, its cached inputs read from the cache (what each job of
+    /// `run --jobs` or `run --executor slurm` runs)
+    Node {
+        /// The pipeline file (.adv)
+        file: PathBuf,
+        /// The node's name (a declaration, or kind@line:col for an inline call)
+        node: String,
+        /// Refuse to run unless the node's cache key is this one
+        #[arg(long)]
+        key: Option<String>,
+        #[command(flatten)]
+        choose: Choose,
+        #[command(flatten)]
+        places: Places,
     },
     /// Parse and check a pipeline without computing anything
     Check {
@@ -199,6 +229,17 @@ fn settings(places: Places) -> Result<config::Settings, Failure> {
     ))
 }
 
+/// How to run, from the settings.
+fn run_options<'a>(settings: &config::Settings, cache: &'a Cache, progress: bool) -> exec::RunOptions<'a> {
+    exec::RunOptions {
+        checkpoint_every: settings.checkpoint_every,
+        data_dir: settings.data_dir.clone(),
+        cache,
+        progress,
+        runners: kinds::runner,
+    }
+}
+
 /// `plan`'s word for what a run would do to the node with `key`.
 fn intent(status: &exec::Status, cache: &Cache, key: &str) -> String {
     match status {
@@ -210,12 +251,96 @@ fn intent(status: &exec::Status, cache: &Cache, key: &str) -> String {
     }
 }
 
+/// Computes the nodes that are not cached as jobs (worker processes or Slurm jobs), before the
+/// in-process run that then finds them all cached. Returns the nodes computed, with seconds.
+fn run_as_jobs(
+    program: &Program,
+    dag: &plan::Plan,
+    opts: &exec::RunOptions,
+    executor: Executor,
+    jobs: usize,
+    settings: &config::Settings,
+    worker: exec::jobs::WorkerCommand,
+) -> Result<Vec<exec::jobs::Computed>, Failure> {
+    exec::prepare(program, opts, &mut std::io::stderr())?;
+    let keys = exec::keys(program, dag, opts)?;
+    let todo = exec::jobs::jobs_to_run(program, dag, &keys, opts.cache);
+    if todo.is_empty() {
+        return Ok(Vec::new());
+    }
+    let poll = settings
+        .slurm
+        .poll_seconds
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(2.0)
+        .min(600.0);
+    let mut backend: Box<dyn exec::jobs::Backend> = match executor {
+        Executor::Local => {
+            eprintln!("  {} node(s) to compute, {jobs} at a time", todo.len());
+            Box::new(exec::jobs::local::Local::new(jobs, worker, settings.logs_dir.clone())?)
+        }
+        Executor::Slurm => {
+            eprintln!("  {} node(s) to compute as Slurm jobs", todo.len());
+            Box::new(exec::jobs::slurm::Slurm::new(
+                settings.slurm.clone(),
+                worker,
+                settings.logs_dir.clone(),
+            )?)
+        }
+    };
+    let driver = exec::jobs::DriverOptions {
+        poll: std::time::Duration::from_secs_f64(if executor == Executor::Local { 0.2 } else { poll }),
+        max_resubmits: settings.slurm.max_resubmits.unwrap_or(3),
+        progress: opts.progress,
+    };
+    Ok(exec::jobs::drive(
+        &todo,
+        backend.as_mut(),
+        opts.cache,
+        &driver,
+        &mut std::io::stderr(),
+    )?)
+}
+
 /// Refuses a program with a node estimated to need more memory than a run may use.
 fn check_memory(program: &Program, estimates: &[estimate::Estimate], max_memory: Option<u64>) -> Result<(), Failure> {
     match estimate::memory_limit(max_memory) {
         Some(limit) => estimate::check_fits(program, estimates, limit).map_err(|e| Failure::Runtime(Error::msg(e))),
         None => Ok(()),
     }
+}
+
+/// The id of the node named `name`, or an error listing the names there are.
+fn find_node(program: &Program, file: &Path, name: &str) -> Result<usize, Failure> {
+    program.nodes.iter().position(|n| n.name == name).ok_or_else(|| {
+        let names: Vec<&str> = program.nodes.iter().map(|n| n.name.as_str()).collect();
+        let hint =
+            advpipe::diagnostics::did_you_mean(name, names.iter().copied()).map_or(String::new(), |s| format!(" (did you mean `{s}`?)"));
+        Failure::Runtime(Error::msg(format!(
+            "no node `{name}` in {}{hint}; nodes: {}",
+            file.display(),
+            names.join(", ")
+        )))
+    })
+}
+
+/// The flags a job passes on so that it compiles the same program over the same places.
+fn worker_command(file: &Path, choose: &Choose, settings: &config::Settings) -> Result<exec::jobs::WorkerCommand, Failure> {
+    let absolute = |p: &Path| std::path::absolute(p).map_err(|e| Failure::Runtime(Error::io(p, e)));
+    let mut flags: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(p) = &choose.profile {
+        flags.extend(["--profile".into(), p.into()]);
+    }
+    for s in &choose.set {
+        flags.extend(["--set".into(), s.into()]);
+    }
+    flags.extend(["--data-dir".into(), absolute(&settings.data_dir)?.into()]);
+    flags.extend(["--cache-dir".into(), absolute(&settings.cache_dir)?.into()]);
+    Ok(exec::jobs::WorkerCommand {
+        program: std::env::current_exe().map_err(|e| Failure::Runtime(Error::msg(format!("where is advpipe itself? {e}"))))?,
+        file: absolute(file)?,
+        flags,
+    })
 }
 
 fn dispatch(command: Command) -> Result<(), Failure> {
@@ -247,13 +372,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let settings = settings(places)?;
             let settings_max_memory = settings.max_memory;
             let cache = Cache::open(&settings.cache_dir)?;
-            let opts = exec::RunOptions {
-                checkpoint_every: settings.checkpoint_every,
-                data_dir: settings.data_dir,
-                cache: &cache,
-                progress: false,
-                runners: kinds::runner,
-            };
+            let opts = run_options(&settings, &cache, false);
             let dag = plan::plan(&program);
             let records = exec::preview(&program, &dag, &opts)?;
             let estimates = estimate::estimate(&program, &kinds::estimate_rule);
@@ -287,22 +406,11 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             places,
         } => {
             let (_, program) = load(&file, &choose)?;
-            let Some(id) = program.nodes.iter().position(|n| n.name == node) else {
-                let names: Vec<&str> = program.nodes.iter().map(|n| n.name.as_str()).collect();
-                let hint = advpipe::diagnostics::did_you_mean(&node, names.iter().copied())
-                    .map_or(String::new(), |s| format!(" (did you mean `{s}`?)"));
-                return Err(Error::msg(format!("no node `{node}` in {}{hint}; nodes: {}", file.display(), names.join(", "))).into());
-            };
+            let id = find_node(&program, &file, &node)?;
             let settings = settings(places)?;
             let cache = Cache::open(&settings.cache_dir)?;
             let dag = plan::plan(&program);
-            let opts = exec::RunOptions {
-                checkpoint_every: settings.checkpoint_every,
-                data_dir: settings.data_dir,
-                cache: &cache,
-                progress: false,
-                runners: kinds::runner,
-            };
+            let opts = run_options(&settings, &cache, false);
             let keys = exec::keys(&program, &dag, &opts)?;
             let n = &program.nodes[id];
             println!("node     {} ({}, version {})", n.name, n.kind.name, n.kind.version);
@@ -333,7 +441,31 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             println!("{}", serde_json::to_string_pretty(&recipe).expect("JSON values print"));
             Ok(())
         }
-        Command::Run { file, choose, places, out } => {
+        Command::Node {
+            file,
+            node,
+            key,
+            choose,
+            places,
+        } => {
+            let (_, program) = load(&file, &choose)?;
+            let id = find_node(&program, &file, &node)?;
+            let settings = settings(places)?;
+            check_memory(&program, &estimate::estimate(&program, &kinds::estimate_rule), settings.max_memory)?;
+            let cache = Cache::open(&settings.cache_dir)?;
+            let opts = run_options(&settings, &cache, false);
+            let record = exec::run_node(&program, &plan::plan(&program), &opts, id, key.as_deref(), &mut std::io::stderr())?;
+            eprintln!("advpipe node: `{}` {} ({:.1} s)", record.name, record.status.word(), record.seconds);
+            Ok(())
+        }
+        Command::Run {
+            file,
+            choose,
+            places,
+            out,
+            jobs,
+            executor,
+        } => {
             let started = Instant::now();
             let (_, program) = load(&file, &choose)?;
             let settings = settings(places)?;
@@ -350,14 +482,27 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 program.nodes.len(),
                 settings.cache_dir.display()
             );
-            let opts = exec::RunOptions {
-                checkpoint_every: settings.checkpoint_every,
-                data_dir: settings.data_dir,
-                cache: &cache,
-                progress: std::io::stderr().is_terminal(),
-                runners: kinds::runner,
+            let opts = run_options(&settings, &cache, std::io::stderr().is_terminal());
+            let jobs = jobs.map_or(settings.jobs, usize::from);
+            let by_jobs = if executor == Executor::Slurm || jobs > 1 {
+                run_as_jobs(
+                    &program,
+                    &dag,
+                    &opts,
+                    executor,
+                    jobs,
+                    &settings,
+                    worker_command(&file, &choose, &settings)?,
+                )?
+            } else {
+                Vec::new()
             };
-            let outcome = exec::run(&program, &dag, &opts, &mut std::io::stderr())?;
+            let mut outcome = exec::run(&program, &dag, &opts, &mut std::io::stderr())?;
+            // Nodes the jobs computed were loaded from the cache just now; the record says who made them.
+            for (id, seconds) in by_jobs {
+                outcome.records[id].status = exec::Status::Computed;
+                outcome.records[id].seconds = seconds;
+            }
             let tables = report::tables(&program, &outcome);
             let seconds = started.elapsed().as_secs_f64();
             print!("{}", report::terminal(&tables));

@@ -11,6 +11,7 @@ mod extension;
 mod fuzz_seeds;
 mod hostile;
 mod imports;
+mod jobs;
 mod parse;
 mod report;
 mod resume;

@@ -1,25 +1,10 @@
 //! Fits that resume mid-training: a run killed with SIGKILL at several points of a fit, then
 //! run again, ends with the same model bytes and the same tables as a run never interrupted.
 
-use crate::support::{advpipe, fixture, write_tiny_mnist};
+use crate::support::{advpipe, fixture, models, write_tiny_mnist};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-
-/// Every `model.safetensors` in a cache, by entry.
-fn models(cache: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut found = Vec::new();
-    for prefix in std::fs::read_dir(cache.join("objects")).unwrap().flatten() {
-        for entry in std::fs::read_dir(prefix.path()).unwrap().flatten() {
-            let file = entry.path().join("model.safetensors");
-            if file.exists() {
-                found.push((entry.file_name().to_string_lossy().into_owned(), std::fs::read(file).unwrap()));
-            }
-        }
-    }
-    found.sort();
-    found
-}
 
 /// Runs the fixture in `dir` (whose `advpipe.toml` asks for a checkpoint every epoch) with
 /// `cache`; with `kill_at`, kills the run with SIGKILL once it has logged that epoch of the

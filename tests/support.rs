@@ -106,3 +106,18 @@ pub fn run_cli(args: &[&std::ffi::OsStr], env_path: Option<&str>) -> (i32, Strin
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Every `model.safetensors` in a cache, by entry.
+pub fn models(cache: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    for prefix in std::fs::read_dir(cache.join("objects")).unwrap().flatten() {
+        for entry in std::fs::read_dir(prefix.path()).unwrap().flatten() {
+            let file = entry.path().join("model.safetensors");
+            if file.exists() {
+                found.push((entry.file_name().to_string_lossy().into_owned(), std::fs::read(file).unwrap()));
+            }
+        }
+    }
+    found.sort();
+    found
+}

@@ -12,6 +12,8 @@
 //! kind's `run` uses to reach its inputs.
 
 pub mod artifacts;
+pub mod jobs;
+mod one;
 
 use crate::cache::{Cache, Lookup, Manifest};
 use crate::check::ir::{Node, NodeId, Program};
@@ -23,6 +25,7 @@ use crate::nn::{Classifier, Model};
 use crate::plan::{self, Plan};
 pub use artifacts::Artifact;
 use indicatif::{ProgressBar, ProgressStyle};
+pub use one::run_node;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -134,37 +137,7 @@ pub struct Executor<'a> {
 
 /// Runs a planned program. Status lines go to `log`.
 pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Write) -> Result<Outcome> {
-    let mut prepared: Vec<&str> = Vec::new();
-    for node in &program.nodes {
-        if let (Some(prepare), false) = (runner_of(opts.runners, node)?.prepare, prepared.contains(&node.kind.name)) {
-            prepared.push(node.kind.name);
-            prepare(&opts.data_dir, &mut |m| {
-                let _ = writeln!(log, "{m}");
-            })?;
-        }
-    }
-    let keys = keys(program, plan, opts)?;
-    let records = program
-        .nodes
-        .iter()
-        .zip(&keys)
-        .map(|(n, k)| NodeRecord {
-            name: n.name.clone(),
-            kind: n.kind.name,
-            key: k.clone(),
-            status: Status::NotNeeded,
-            seconds: 0.0,
-        })
-        .collect();
-    let mut exec = Executor {
-        program,
-        opts,
-        dev: crate::nn::Dev::default(),
-        keys,
-        artifacts: HashMap::new(),
-        records,
-        log,
-    };
+    let mut exec = Executor::start(program, plan, opts, log)?;
     for &id in &plan.order {
         if program.nodes[id].kind.cached {
             exec.cached_node(id)?;
@@ -192,6 +165,20 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
         examples,
         figures,
     })
+}
+
+/// Runs what the program's kinds need once before keys are computed (MNIST's fetch).
+pub fn prepare(program: &Program, opts: &RunOptions, log: &mut dyn Write) -> Result<()> {
+    let mut prepared: Vec<&str> = Vec::new();
+    for node in &program.nodes {
+        if let (Some(prepare), false) = (runner_of(opts.runners, node)?.prepare, prepared.contains(&node.kind.name)) {
+            prepared.push(node.kind.name);
+            prepare(&opts.data_dir, &mut |m| {
+                let _ = writeln!(log, "{m}");
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// What a run would do, node by node in execution order, without computing anything.
@@ -285,6 +272,33 @@ pub fn params<T: serde::de::DeserializeOwned>(json: &serde_json::Value) -> Resul
 }
 
 impl<'a> Executor<'a> {
+    /// Prepares what the program's kinds need (MNIST's fetch) and computes every key.
+    fn start(program: &'a Program, plan: &Plan, opts: &'a RunOptions<'a>, log: &'a mut dyn Write) -> Result<Executor<'a>> {
+        prepare(program, opts, log)?;
+        let keys = keys(program, plan, opts)?;
+        let records = program
+            .nodes
+            .iter()
+            .zip(&keys)
+            .map(|(n, k)| NodeRecord {
+                name: n.name.clone(),
+                kind: n.kind.name,
+                key: k.clone(),
+                status: Status::NotNeeded,
+                seconds: 0.0,
+            })
+            .collect();
+        Ok(Executor {
+            program,
+            opts,
+            dev: crate::nn::Dev::default(),
+            keys,
+            artifacts: HashMap::new(),
+            records,
+            log,
+        })
+    }
+
     fn say(&mut self, id: NodeId) {
         let r = &self.records[id];
         let time = if r.seconds >= 0.05 {

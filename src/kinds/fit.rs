@@ -138,6 +138,7 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
         ));
     };
     let mut checkpoints = Checkpoints::new(resume, every, &mut save, &mut rejected);
+    let mut last_epoch = std::time::Instant::now();
     let fitted = crate::train::fit_resumable(
         &net,
         &data,
@@ -151,7 +152,18 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
                     (None, Some(o)) => format!(", validation objective {o:.4}"),
                     (None, None) => String::new(),
                 };
-                let line = format!("             {}: epoch {} loss {:.4}{valid}", node.name, record.epoch, record.loss);
+                // Early stopping may end the fit sooner: the time left is an upper bound.
+                let per_epoch = last_epoch.elapsed().as_secs_f64();
+                last_epoch = std::time::Instant::now();
+                let left = fit_params.epochs.saturating_sub(record.epoch) as f64 * per_epoch;
+                let line = format!(
+                    "             {}: epoch {} loss {:.4}{valid} ({per_epoch:.1} s/epoch, at most {} left of {} epochs)",
+                    node.name,
+                    record.epoch,
+                    record.loss,
+                    humantime::format_duration(std::time::Duration::from_secs(left.round() as u64)),
+                    fit_params.epochs
+                );
                 bar.set_position(record.epoch as u64);
                 if tty {
                     bar.println(line);

@@ -1,0 +1,119 @@
+//! Local parallel execution (`run --jobs N`): the same bytes as one node at a time, and a
+//! failing node stops the run without losing what finished.
+
+use crate::support::{advpipe, fixture, models, write_tiny_mnist};
+use std::path::Path;
+
+/// `advpipe run FIXTURE` in `dir` with `extra` flags; returns (exit code, stderr).
+pub fn run_in(dir: &Path, fixture_name: &str, cache: &str, out: &str, extra: &[&str]) -> (i32, String) {
+    let output = advpipe()
+        .current_dir(dir)
+        .arg("run")
+        .arg(fixture(fixture_name))
+        .args(["--data-dir", "data", "--cache-dir", cache, "--out", out])
+        .args(extra)
+        .env_remove("ADVPIPE_DATA")
+        .env_remove("ADVPIPE_CACHE")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn two_jobs_at_once_give_the_bytes_of_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_mnist(&dir.path().join("data"), 500, 200);
+    let (code, one) = run_in(dir.path(), "run/jobs.adv", "c1", "r1", &[]);
+    assert_eq!(code, 0, "{one}");
+    let (code, two) = run_in(dir.path(), "run/jobs.adv", "c2", "r2", &["--jobs", "2"]);
+    assert_eq!(code, 0, "{two}");
+    // Every computed node ran in a worker of its own, and said so.
+    for node in ["a", "b", "c", "a_clean", "a_fgsm", "b_fgsm", "ens"] {
+        assert!(
+            two.lines()
+                .any(|l| l.contains(" running ") && l.contains(&format!(" {node} ")) && l.contains("(pid ")),
+            "{node}: {two}"
+        );
+    }
+    assert!(two.contains("7 node(s) computed"), "{two}");
+    let read = |p: &str| std::fs::read(dir.path().join(p)).unwrap();
+    assert_eq!(read("r1/results.json"), read("r2/results.json"));
+    let (m1, m2) = (models(&dir.path().join("c1")), models(&dir.path().join("c2")));
+    assert_eq!(m1.len(), 3);
+    assert!(m1 == m2, "the models differ between --jobs 1 and --jobs 2");
+    // Each worker's output is in its own log, the fit's epochs included.
+    let logs: Vec<String> = std::fs::read_dir(dir.path().join(".advpipe/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let a_log = logs.iter().find(|n| n.starts_with("a-")).expect("a's log");
+    let text = std::fs::read_to_string(dir.path().join(".advpipe/logs").join(a_log)).unwrap();
+    assert!(text.contains("a: epoch 1 loss") && text.contains("s/epoch"), "{text}");
+    // Run again: nothing to compute, nothing submitted.
+    let (code, again) = run_in(dir.path(), "run/jobs.adv", "c2", "r3", &["--jobs", "2"]);
+    assert_eq!(code, 0, "{again}");
+    assert!(again.contains("0 node(s) computed") && !again.contains("(pid "), "{again}");
+}
+
+#[test]
+fn a_failing_job_stops_the_run_names_the_node_and_keeps_what_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_mnist(&dir.path().join("data"), 300, 100);
+    std::fs::write(dir.path().join("not-a-checkpoint.safetensors"), b"these are not tensors").unwrap();
+    let (code, log) = run_in(dir.path(), "run/jobs_fail.adv", "c", "r", &["--jobs", "2"]);
+    assert_eq!(code, 3, "{log}");
+    let error = log.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        error.contains("node `bad_test` (evaluate) failed") && error.contains("its log:"),
+        "{error}"
+    );
+    assert!(
+        error.contains("not-a-checkpoint.safetensors"),
+        "the error says what was wrong: {error}"
+    );
+    assert!(!dir.path().join("r").exists(), "a failed run writes no results");
+    // The fit that ran beside it finished and is cached.
+    let plan = advpipe()
+        .current_dir(dir.path())
+        .args(["plan"])
+        .arg(fixture("run/jobs_fail.adv"))
+        .args(["--data-dir", "data", "--cache-dir", "c"])
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(plan.lines().any(|l| l.contains(" good ") && l.contains("cached")), "{plan}");
+}
+
+#[test]
+fn a_node_job_refuses_a_stale_key_and_an_uncomputed_input() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_mnist(&dir.path().join("data"), 300, 100);
+    let node = |name: &str, key: Option<&str>| {
+        let mut cmd = advpipe();
+        cmd.current_dir(dir.path()).arg("node").arg(fixture("run/jobs.adv")).arg(name);
+        cmd.args(["--data-dir", "data", "--cache-dir", "c"]);
+        if let Some(k) = key {
+            cmd.args(["--key", k]);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = node("b_fgsm", None);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("input `b` (fit") && err.contains("not in the cache"), "{err}");
+    let (code, err) = node("b", Some(&"0".repeat(64)));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("not the 000000000000 it was submitted with"), "{err}");
+    let (code, err) = node("b", None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("`b` computed"), "{err}");
+    let (code, err) = node("b", None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("`b` cached"), "a second job for a stored node does nothing: {err}");
+    let (code, err) = node("train", None);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("is not cached"), "{err}");
+}
