@@ -6,7 +6,13 @@ use std::path::Path;
 
 /// `advpipe run FIXTURE` in `dir` with `extra` flags; returns (exit code, stderr).
 pub fn run_in(dir: &Path, fixture_name: &str, cache: &str, out: &str, extra: &[&str]) -> (i32, String) {
+    run_with_env(dir, fixture_name, cache, out, extra, &[])
+}
+
+/// [`run_in`] with more environment variables.
+pub fn run_with_env(dir: &Path, fixture_name: &str, cache: &str, out: &str, extra: &[&str], env: &[(&str, &Path)]) -> (i32, String) {
     let output = advpipe()
+        .envs(env.iter().copied())
         .current_dir(dir)
         .arg("run")
         .arg(fixture(fixture_name))
@@ -116,4 +122,35 @@ fn a_node_job_refuses_a_stale_key_and_an_uncomputed_input() {
     let (code, err) = node("train", None);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("is not cached"), "{err}");
+}
+
+#[test]
+fn two_workers_storing_one_key_at_once_leave_one_whole_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_mnist(&dir.path().join("data"), 300, 100);
+    let start = || {
+        advpipe()
+            .current_dir(dir.path())
+            .arg("node")
+            .arg(fixture("run/jobs.adv"))
+            .arg("b")
+            .args(["--data-dir", "data", "--cache-dir", "c"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (start(), start());
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let cache = advpipe::cache::Cache::open(dir.path().join("c")).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(dir.path().join("c/objects")).unwrap().flatten().flat_map(|p| std::fs::read_dir(p.path()).unwrap().flatten()).collect();
+    assert_eq!(entries.len(), 1, "one entry for the one key");
+    let key = entries[0].file_name().to_string_lossy().into_owned();
+    assert!(matches!(cache.lookup(&key), advpipe::cache::Lookup::Hit(..)), "the entry is whole and verifies");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("c/tmp")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(leftovers.is_empty(), "nothing left in tmp/: {leftovers:?}");
+    let progress: Vec<_> = std::fs::read_dir(dir.path().join("c/progress")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(progress.is_empty(), "no checkpoint left: {progress:?}");
 }

@@ -17,3 +17,4 @@ mod report;
 mod resume;
 mod robustness;
 mod run;
+mod slurm;

@@ -1,10 +1,10 @@
 //! Unfinished work: the checkpoint of a fit still running, or of one whose run was killed,
 //! as `progress/<key>.fit`, one file per node key. It is written to
-//! `progress/<key>.fit.tmp-<pid>-<nanos>` and renamed over the previous one, so the file is
-//! always a whole checkpoint; the fit checks its digest before trusting it (see
-//! `train::resume`). Finished entries delete their checkpoint. Opening a cache removes a
-//! temporary file only when it has exactly that name and its process is gone; a checkpoint
-//! that does not check out is moved to `corrupt/` with a `REASON.txt`, never deleted.
+//! `progress/<key>.fit.tmp-<pid>-<nanos>` (locked while written) and renamed over the
+//! previous one, so the file is always a whole checkpoint; the fit checks its digest before
+//! trusting it (see `train::resume`). Finished entries delete their checkpoint. Opening a
+//! cache removes a temporary file only when it has exactly that name, nobody holds its lock
+//! and it is over a minute old; a checkpoint that does not check out is moved to `corrupt/` with a `REASON.txt`, never deleted.
 
 use super::{is_plain_file_name, unique_suffix, Cache};
 use crate::error::{Error, Result};
@@ -34,15 +34,20 @@ impl Cache {
         self.progress_path(key).is_some_and(|p| p.is_file())
     }
 
-    /// Saves `bytes` as the checkpoint of `key`, replacing the previous one in one step.
+    /// Saves `bytes` as the checkpoint of `key`, replacing the previous one in one step. The
+    /// temporary file is locked while it is written, which tells a sweep on any machine
+    /// sharing the cache that its writer is alive.
     pub fn save_progress(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let path = self
             .progress_path(key)
             .ok_or_else(|| Error::msg(format!("`{key}` is not a cache key")))?;
         let tmp = self.root.join(FOLDER).join(format!("{key}{TMP}{}", unique_suffix()));
-        let written = std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, &path));
+        let written = std::fs::File::options().write(true).create_new(true).open(&tmp).and_then(|mut file| {
+            file.lock()?;
+            std::io::Write::write_all(&mut file, bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        });
         written.map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             Error::io(&path, e)
@@ -66,25 +71,37 @@ impl Cache {
     }
 
     /// Removes the temporary checkpoints of runs that died mid-write: files named
-    /// `<key>.fit.tmp-<pid>-<nanos>` whose process no longer exists.
+    /// `<key>.fit.tmp-<pid>-<nanos>` that nobody holds locked and that were last written
+    /// more than a minute ago. The lock, not the pid, decides: on a cache shared by several
+    /// machines a pid says nothing about another machine's processes. The age closes the
+    /// moment between a writer creating its file and locking it.
     pub(super) fn sweep_abandoned_progress(&self) {
         let Ok(entries) = std::fs::read_dir(self.root.join(FOLDER)) else {
             return;
         };
         for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(pid) = name.to_str().and_then(abandoned_pid) else {
+            if entry.file_name().to_str().and_then(abandoned_pid).is_none() || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > ABANDONED_AFTER));
+            let Ok(file) = std::fs::File::options().read(true).write(true).open(entry.path()) else {
                 continue;
             };
-            let gone = cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{pid}")).exists();
-            if gone && entry.file_type().is_ok_and(|t| t.is_file()) {
+            if old && file.try_lock().is_ok() {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
     }
 }
 
-/// The pid in a temporary checkpoint's name `<64 hex>.fit.tmp-<pid>-<nanos>`, if it is one.
+/// How old an unlocked temporary checkpoint must be before a sweep removes it.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The pid in a temporary checkpoint's name `<64 hex>.fit.tmp-<pid>-<nanos>`, if it is one
+/// (only the shape of the name counts: see `sweep_abandoned_progress`).
 fn abandoned_pid(name: &str) -> Option<u32> {
     let (key, rest) = name.split_once(TMP)?;
     let (pid, nanos) = rest.split_once('-')?;
@@ -127,23 +144,24 @@ mod tests {
     }
 
     #[test]
-    fn only_a_dead_runs_temporary_checkpoints_are_removed() {
+    fn only_an_unlocked_old_temporary_checkpoint_is_removed() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("c");
         Cache::open(&root).unwrap();
         let progress = root.join(FOLDER);
-        // A pid that cannot be running (above Linux's pid_max), our own (alive), and look-alikes.
         let dead = format!("{KEY}{TMP}4294967295-12");
-        let alive = format!("{KEY}{TMP}{}-12", std::process::id());
-        for name in [
-            &dead,
-            &alive,
-            &format!("{KEY}{TMP}x-12"),
-            &"thesis.fit.tmp-1-2".to_string(),
-            &format!("{KEY}{SUFFIX}"),
-        ] {
+        let writing = format!("{KEY}{TMP}77-13");
+        let young = format!("{KEY}{TMP}78-14");
+        let two_minutes_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        for name in [&dead, &writing, &young, &format!("{KEY}{TMP}x-12"), &"thesis.fit.tmp-1-2".to_string(), &format!("{KEY}{SUFFIX}")] {
             std::fs::write(progress.join(name), b"x").unwrap();
+            if *name != young {
+                std::fs::File::options().write(true).open(progress.join(name)).unwrap().set_modified(two_minutes_ago).unwrap();
+            }
         }
+        // A writer on another machine holds its lock, whatever its pid means here.
+        let held = std::fs::File::options().write(true).open(progress.join(&writing)).unwrap();
+        held.lock().unwrap();
         Cache::open(&root).unwrap();
         let mut left: Vec<String> = std::fs::read_dir(&progress)
             .unwrap()
@@ -152,6 +170,7 @@ mod tests {
             .collect();
         left.sort();
         assert!(!left.contains(&dead), "{left:?}");
-        assert_eq!(left.len(), 4, "everything else stays: {left:?}");
+        assert_eq!(left.len(), 5, "the locked one, the young one and the look-alikes stay: {left:?}");
+        drop(held);
     }
 }

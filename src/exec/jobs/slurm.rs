@@ -121,8 +121,10 @@ impl Backend for Slurm {
             format!("--job-name=advpipe:{}", file_safe(&job.name)),
             format!("--output={}", self.logs.join(format!("{}-%j.out", self.stem(job))).display()),
             format!("--chdir={}", self.workdir.display()),
-            // A job stopped by its time limit may be requeued by the driver.
+            // A job stopped by its time limit may be requeued by the driver; its log keeps
+            // every attempt.
             "--requeue".to_string(),
+            "--open-mode=append".to_string(),
         ];
         args.extend(r.partition.map(|p| format!("--partition={p}")));
         args.extend(r.time.map(|t| format!("--time={t}")));
