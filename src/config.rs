@@ -16,7 +16,7 @@
 //! cpus = 4                       # sbatch --cpus-per-task (the job's kernel threads)
 //! mem = "8G"                     # sbatch --mem
 //! extra = ["--qos=normal"]       # more sbatch arguments, as given
-//! max_resubmits = 3              # requeues of a job stopped by its time limit or preemption
+//! max_resubmits = 3              # new attempts at a job stopped by its time limit or preemption
 //! poll_seconds = 2               # how often the driver asks squeue
 //! [slurm.kinds.fit]              # per-kind overrides of partition, time, cpus, mem, extra
 //! time = "48:00:00"
@@ -82,7 +82,7 @@ pub struct SlurmConfig {
     /// More `sbatch` arguments for every job.
     #[serde(default)]
     pub extra: Vec<String>,
-    /// How many times a job stopped by its time limit or by preemption is requeued (default 3).
+    /// How many times a job stopped by its time limit or by preemption is submitted again (default 3).
     pub max_resubmits: Option<u32>,
     /// Seconds between two looks at the queue (default 2).
     pub poll_seconds: Option<f64>,

@@ -145,12 +145,66 @@ fn two_workers_storing_one_key_at_once_leave_one_whole_entry() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let cache = advpipe::cache::Cache::open(dir.path().join("c")).unwrap();
-    let entries: Vec<_> = std::fs::read_dir(dir.path().join("c/objects")).unwrap().flatten().flat_map(|p| std::fs::read_dir(p.path()).unwrap().flatten()).collect();
+    let entries: Vec<_> = std::fs::read_dir(dir.path().join("c/objects"))
+        .unwrap()
+        .flatten()
+        .flat_map(|p| std::fs::read_dir(p.path()).unwrap().flatten())
+        .collect();
     assert_eq!(entries.len(), 1, "one entry for the one key");
     let key = entries[0].file_name().to_string_lossy().into_owned();
-    assert!(matches!(cache.lookup(&key), advpipe::cache::Lookup::Hit(..)), "the entry is whole and verifies");
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("c/tmp")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(
+        matches!(cache.lookup(&key), advpipe::cache::Lookup::Hit(..)),
+        "the entry is whole and verifies"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("c/tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert!(leftovers.is_empty(), "nothing left in tmp/: {leftovers:?}");
-    let progress: Vec<_> = std::fs::read_dir(dir.path().join("c/progress")).unwrap().flatten().map(|e| e.file_name()).collect();
+    let progress: Vec<_> = std::fs::read_dir(dir.path().join("c/progress"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert!(progress.is_empty(), "no checkpoint left: {progress:?}");
+}
+
+#[test]
+fn ctrl_c_twice_stops_the_workers_and_keeps_what_finished() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_mnist(&dir.path().join("data"), 2000, 100);
+    let mut driver = advpipe()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(fixture("run/slurm_long.adv"))
+        .args(["--data-dir", "data", "--cache-dir", "c", "--out", "r", "--jobs", "2", "--set", "epochs=400"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let interrupt = |pid: u32| assert!(std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap().success());
+    let mut log = String::new();
+    let mut worker = None;
+    let mut lines = BufReader::new(driver.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains(" running ") && line.contains(" m ") {
+            worker = line.rsplit("(pid ").next().and_then(|p| p.trim_end_matches(')').parse::<u32>().ok());
+            // The first press stops new work and lets the fit go on; the second stops it.
+            interrupt(driver.id());
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            interrupt(driver.id());
+            break;
+        }
+    }
+    log.extend(lines.map(|l| l.unwrap() + "\n"));
+    let status = driver.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{log}");
+    assert!(log.contains("finish (Ctrl-C again stops them)") && log.contains("error: interrupted"), "{log}");
+    let worker = worker.unwrap_or_else(|| panic!("no worker pid in: {log}"));
+    assert!(!Path::new(&format!("/proc/{worker}")).exists(), "the worker {worker} was stopped and reaped");
+    assert!(!dir.path().join("r").exists(), "an interrupted run writes no results");
 }

@@ -17,7 +17,11 @@ struct Cluster {
 }
 
 fn found(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn sh(script: &str) -> (bool, String) {
@@ -33,9 +37,15 @@ fn free_port() -> u16 {
 impl Cluster {
     /// Starts a cluster, or returns why it cannot here.
     fn start() -> Result<Cluster, String> {
-        let missing: Vec<&str> = ["slurmctld", "slurmd", "sbatch", "munged", "munge", "unmunge"].into_iter().filter(|t| !found(t)).collect();
+        let missing: Vec<&str> = ["slurmctld", "slurmd", "sbatch", "munged", "munge", "unmunge"]
+            .into_iter()
+            .filter(|t| !found(t))
+            .collect();
         if !missing.is_empty() {
-            return Err(format!("Slurm is not installed here (no {}; Debian: apt-get install slurm-wlm munge)", missing.join(", ")));
+            return Err(format!(
+                "Slurm is not installed here (no {}; Debian: apt-get install slurm-wlm munge)",
+                missing.join(", ")
+            ));
         }
         if !sh("[ \"$(id -u)\" = 0 ]").0 {
             return Err("slurmd needs root".into());
@@ -78,7 +88,10 @@ impl Cluster {
         let until = Instant::now() + Duration::from_secs(60);
         while !cluster.sh("sinfo -h -o %T").1.contains("idle") {
             if Instant::now() > until {
-                return Err(format!("the Slurm node did not come up: {}", cluster.sh("sinfo; tail -5 $D/d.log $D/ctld.log").1));
+                return Err(format!(
+                    "the Slurm node did not come up: {}",
+                    cluster.sh("sinfo; tail -5 $D/d.log $D/ctld.log").1
+                ));
             }
             std::thread::sleep(Duration::from_millis(300));
         }
@@ -87,7 +100,11 @@ impl Cluster {
 
     /// A shell command with this cluster's config.
     fn sh(&self, script: &str) -> (bool, String) {
-        sh(&format!("export SLURM_CONF='{}' D='{}'; {script}", self.conf.display(), self.dir.path().display()))
+        sh(&format!(
+            "export SLURM_CONF='{}' D='{}'; {script}",
+            self.conf.display(),
+            self.dir.path().display()
+        ))
     }
 }
 
@@ -126,13 +143,21 @@ fn slurm_runs_a_pipeline_as_jobs_with_the_bytes_of_a_local_run() {
     let (code, slurm) = run_on(&cluster, dir.path(), "run/jobs.adv", "shared", "r_slurm", &[]);
     assert_eq!(code, 0, "{slurm}");
     for node in ["a", "b", "c", "a_clean", "a_fgsm", "b_fgsm", "ens"] {
-        assert!(slurm.lines().any(|l| l.contains("submitted") && l.contains(&format!(" {node} ")) && l.contains("(job ")), "{node}: {slurm}");
+        assert!(
+            slurm
+                .lines()
+                .any(|l| l.contains("submitted") && l.contains(&format!(" {node} ")) && l.contains("(job ")),
+            "{node}: {slurm}"
+        );
     }
     // Jobs that read another job's node waited for it (afterok), and it all adds up.
     assert!(slurm.contains("7 node(s) computed"), "{slurm}");
     let read = |p: &str| std::fs::read(dir.path().join(p)).unwrap();
     assert_eq!(read("r_local/results.json"), read("r_slurm/results.json"));
-    assert!(models(&dir.path().join("local")) == models(&dir.path().join("shared")), "models differ between Slurm and local");
+    assert!(
+        models(&dir.path().join("local")) == models(&dir.path().join("shared")),
+        "models differ between Slurm and local"
+    );
     let logs = std::fs::read_dir(dir.path().join(".advpipe/logs")).unwrap().count();
     assert!(logs >= 14, "a script and a log per job: {logs} files");
 
@@ -148,10 +173,16 @@ fn slurm_runs_a_pipeline_as_jobs_with_the_bytes_of_a_local_run() {
     std::os::unix::fs::symlink(dir.path().join("data"), bad.join("data")).unwrap();
     let (code, refused) = run_on(&cluster, &bad, "run/jobs.adv", "c", "r", &[]);
     assert_eq!(code, 3, "{refused}");
-    let error = refused.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{refused}"));
-    assert!(error.contains("Slurm rejected the job") && error.contains("invalid partition"), "{error}");
+    let error = refused
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("{refused}"));
+    assert!(
+        error.contains("Slurm rejected the job") && error.contains("invalid partition"),
+        "{error}"
+    );
 
-    // A fit stopped by its one-minute time limit is requeued, resumes from its checkpoint and
+    // A fit stopped by its one-minute time limit is submitted again, resumes from its checkpoint and
     // ends with the model of an uninterrupted local run (computed meanwhile, beside it).
     let long = dir.path().join("long");
     std::fs::create_dir_all(&long).unwrap();
@@ -169,14 +200,29 @@ fn slurm_runs_a_pipeline_as_jobs_with_the_bytes_of_a_local_run() {
     let (ref_code, ref_log) = reference.join().unwrap();
     assert_eq!(ref_code, 0, "{ref_log}");
     assert_eq!(code, 0, "{timed}");
-    assert!(timed.lines().any(|l| l.contains("requeued") && l.contains(" m ") && l.contains("TIMEOUT")), "{timed}");
-    let fit_log = std::fs::read_dir(long.join(".advpipe/logs"))
+    assert!(
+        timed
+            .lines()
+            .any(|l| l.contains("resubmitted") && l.contains(" m ") && l.contains("TIMEOUT")),
+        "{timed}"
+    );
+    // One Slurm log per attempt: the first stopped by the limit, the second resumed.
+    let fit_log: String = std::fs::read_dir(long.join(".advpipe/logs"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("m-") && p.extension().is_some_and(|e| e == "out"))
-        .expect("the fit's Slurm log");
-    let fit_log = std::fs::read_to_string(fit_log).unwrap();
-    assert!(fit_log.contains("DUE TO TIME LIMIT") && fit_log.contains("resumed    fit       m at epoch"), "{fit_log}");
-    assert_eq!(std::fs::read(long.join("r_local/results.json")).unwrap(), std::fs::read(long.join("r_slurm/results.json")).unwrap());
-    assert!(models(&long.join("local")) == models(&long.join("shared")), "the requeued fit's model differs from an uninterrupted one");
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("m-") && p.extension().is_some_and(|e| e == "out"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        fit_log.contains("DUE TO TIME LIMIT") && fit_log.contains("resumed    fit       m at epoch"),
+        "{fit_log}"
+    );
+    assert_eq!(
+        std::fs::read(long.join("r_local/results.json")).unwrap(),
+        std::fs::read(long.join("r_slurm/results.json")).unwrap()
+    );
+    assert!(
+        models(&long.join("local")) == models(&long.join("shared")),
+        "the resubmitted fit's model differs from an uninterrupted one"
+    );
 }

@@ -1,6 +1,6 @@
 //! One node through the cache: what a job does (`advpipe node`, run by a local `--jobs`
 //! worker or by a Slurm job). Its cached inputs must already be in the cache; the node is
-//! loaded if it is there too (a re-run or a requeued job does no work twice), else computed
+//! loaded if it is there too (a re-run or a resubmitted job does no work twice), else computed
 //! and stored exactly as a whole-program run would, so where a node ran never changes what
 //! it produced.
 

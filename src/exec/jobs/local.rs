@@ -85,7 +85,7 @@ impl Backend for Local {
             .collect())
     }
 
-    fn requeue(&mut self, handle: &str, job: &Job) -> Result<String> {
+    fn resubmit(&mut self, handle: &str, job: &Job) -> Result<String> {
         self.children.remove(handle);
         self.submit(job, &[])
     }

@@ -11,7 +11,7 @@
 //!
 //! Failure policy, for every backend: a failed job stops new submissions and cancels what has
 //! not started; running jobs finish and their nodes stay cached. A job stopped by a time
-//! limit or preemption is requeued (`max_resubmits`) and its fit resumes from its checkpoint.
+//! limit or preemption is submitted again (`max_resubmits`) and its fit resumes from its checkpoint.
 //! The first Ctrl-C cancels what has not started (and, on Slurm, what runs); the second
 //! stops the local workers too.
 
@@ -119,7 +119,7 @@ pub enum Seen {
     Done,
     /// Ended otherwise (why).
     Failed(String),
-    /// Stopped from outside before it could finish (time limit, preemption): requeue it.
+    /// Stopped from outside before it could finish (time limit, preemption): run it again.
     Stopped(String),
     /// The backend no longer knows the job; the cache says whether it finished.
     Gone,
@@ -136,9 +136,9 @@ pub trait Backend {
     fn submit(&mut self, job: &Job, after: &[String]) -> Result<String>;
     /// What each of these jobs is doing now.
     fn observe(&mut self, handles: &[String]) -> Result<Vec<Seen>>;
-    /// Queues a stopped job again; returns its (possibly new) handle.
-    fn requeue(&mut self, handle: &str, job: &Job) -> Result<String>;
-    /// Makes a queued job wait for these jobs again (after one of them was requeued: Slurm
+    /// Runs a stopped job again (its inputs are done); returns its (possibly new) handle.
+    fn resubmit(&mut self, handle: &str, job: &Job) -> Result<String>;
+    /// Makes a queued job wait for these jobs again (after one of them was resubmitted: Slurm
     /// marks a dependency on a stopped job as never satisfied).
     fn redepend(&mut self, handle: &str, after: &[String]) -> Result<()>;
     /// Cancels jobs (best effort).
@@ -162,7 +162,7 @@ pub struct DriverOptions {
 #[derive(Clone, Debug, PartialEq)]
 enum State {
     Waiting,
-    Submitted { handle: String, seen: Seen, requeues: u32 },
+    Submitted { handle: String, seen: Seen, resubmits: u32 },
     Done { seconds: f64 },
     Failed(String),
     NotRun,
@@ -291,7 +291,7 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                     states[i] = State::Submitted {
                         handle,
                         seen: Seen::Pending(String::new()),
-                        requeues: 0,
+                        resubmits: 0,
                     };
                 }
                 Err(e) => {
@@ -314,7 +314,7 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
             let State::Submitted {
                 handle,
                 seen: before,
-                requeues,
+                resubmits,
             } = states[i].clone()
             else {
                 unreachable!("watched jobs are submitted")
@@ -362,20 +362,20 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                         }
                     }
                 }
-                Seen::Stopped(why) if requeues < opts.max_resubmits && interrupted == 0 && failure.is_none() => {
-                    let handle = backend.requeue(&handle, job)?;
+                Seen::Stopped(why) if resubmits < opts.max_resubmits && interrupted == 0 && failure.is_none() => {
+                    let handle = backend.resubmit(&handle, job)?;
                     say(
                         &live,
                         line(
-                            "requeued",
+                            "resubmitted",
                             job,
-                            &format!("({why}; {} {handle}; its fit resumes from its checkpoint)", backend.handle_word()),
+                            &format!("({why}; now {} {handle}; a fit resumes from its checkpoint)", backend.handle_word()),
                         ),
                     );
                     states[i] = State::Submitted {
                         handle,
                         seen: Seen::Pending(String::new()),
-                        requeues: requeues + 1,
+                        resubmits: resubmits + 1,
                     };
                     for k in (0..jobs.len()).filter(|&k| jobs[k].after.contains(&i)) {
                         if let State::Submitted { handle: waiting, .. } = &states[k] {

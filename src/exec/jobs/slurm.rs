@@ -3,11 +3,11 @@
 //! scheduler runs them as the cluster allows. A thin layer over `sbatch`, `squeue`,
 //! `scontrol` and `scancel` and their machine-readable output: nothing here schedules.
 //!
-//! A job stopped by its time limit or by preemption is requeued in place (`scontrol
-//! requeue`, same job id, eligible at once) and its fit resumes from the checkpoint it left
-//! in the shared cache; the jobs waiting on it are told to wait again, since Slurm marks a
-//! dependency on a stopped job as never satisfied. Each job's script and log
-//! (`<node>-<key>-<jobid>.out`) are in the logs folder.
+//! A job stopped by its time limit or by preemption is submitted again (a new job id) and
+//! its fit resumes from the checkpoint it left in the shared cache; the jobs waiting on it
+//! are told to wait for the new one (`scontrol update Dependency=`), since Slurm marks a
+//! dependency on a stopped job as never satisfied. Each job's script and logs
+//! (`<node>-<key>-<jobid>.out`, one per attempt) are in the logs folder.
 
 use super::{file_safe, Backend, Job, Seen, WorkerCommand};
 use crate::config::SlurmConfig;
@@ -121,10 +121,6 @@ impl Backend for Slurm {
             format!("--job-name=advpipe:{}", file_safe(&job.name)),
             format!("--output={}", self.logs.join(format!("{}-%j.out", self.stem(job))).display()),
             format!("--chdir={}", self.workdir.display()),
-            // A job stopped by its time limit may be requeued by the driver; its log keeps
-            // every attempt.
-            "--requeue".to_string(),
-            "--open-mode=append".to_string(),
         ];
         args.extend(r.partition.map(|p| format!("--partition={p}")));
         args.extend(r.time.map(|t| format!("--time={t}")));
@@ -169,11 +165,11 @@ impl Backend for Slurm {
             .collect())
     }
 
-    fn requeue(&mut self, handle: &str, _job: &Job) -> Result<String> {
-        slurm("scontrol", &["requeue".into(), handle.to_string()])?;
-        // Requeued jobs are held back two minutes by default; this one may start at once.
-        slurm("scontrol", &["update".into(), format!("JobId={handle}"), "StartTime=now".into()])?;
-        Ok(handle.to_string())
+    fn resubmit(&mut self, _stopped: &str, job: &Job) -> Result<String> {
+        // A new job rather than `scontrol requeue`: requeued in place, a job stopped by its
+        // time limit was seen to end FAILED when the old attempt's exit status arrived late.
+        // Its inputs are done, so it needs no dependency.
+        self.submit(job, &[])
     }
 
     fn redepend(&mut self, handle: &str, after: &[String]) -> Result<()> {
