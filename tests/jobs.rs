@@ -179,11 +179,28 @@ fn ctrl_c_twice_stops_the_workers_and_keeps_what_finished() {
         .current_dir(dir.path())
         .arg("run")
         .arg(fixture("run/slurm_long.adv"))
-        .args(["--data-dir", "data", "--cache-dir", "c", "--out", "r", "--jobs", "2", "--set", "epochs=400"])
+        .args([
+            "--data-dir",
+            "data",
+            "--cache-dir",
+            "c",
+            "--out",
+            "r",
+            "--jobs",
+            "2",
+            "--set",
+            "epochs=400",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let interrupt = |pid: u32| assert!(std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap().success());
+    let interrupt = |pid: u32| {
+        assert!(std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success())
+    };
     let mut log = String::new();
     let mut worker = None;
     let mut lines = BufReader::new(driver.stderr.take().unwrap()).lines();
@@ -192,7 +209,10 @@ fn ctrl_c_twice_stops_the_workers_and_keeps_what_finished() {
         log.push_str(&line);
         log.push('\n');
         if line.contains(" running ") && line.contains(" m ") {
-            worker = line.rsplit("(pid ").next().and_then(|p| p.trim_end_matches(')').parse::<u32>().ok());
+            worker = line
+                .rsplit("(pid ")
+                .next()
+                .and_then(|p| p.trim_end_matches(')').parse::<u32>().ok());
             // The first press stops new work and lets the fit go on; the second stops it.
             interrupt(driver.id());
             std::thread::sleep(std::time::Duration::from_millis(500));
@@ -203,8 +223,30 @@ fn ctrl_c_twice_stops_the_workers_and_keeps_what_finished() {
     log.extend(lines.map(|l| l.unwrap() + "\n"));
     let status = driver.wait().unwrap();
     assert_eq!(status.code(), Some(3), "{log}");
-    assert!(log.contains("finish (Ctrl-C again stops them)") && log.contains("error: interrupted"), "{log}");
+    assert!(
+        log.contains("finish (Ctrl-C again stops them)") && log.contains("error: interrupted"),
+        "{log}"
+    );
     let worker = worker.unwrap_or_else(|| panic!("no worker pid in: {log}"));
-    assert!(!Path::new(&format!("/proc/{worker}")).exists(), "the worker {worker} was stopped and reaped");
+    assert!(
+        !Path::new(&format!("/proc/{worker}")).exists(),
+        "the worker {worker} was stopped and reaped"
+    );
     assert!(!dir.path().join("r").exists(), "an interrupted run writes no results");
+}
+
+#[test]
+fn slurm_without_sbatch_on_path_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_mnist(&dir.path().join("data"), 100, 50);
+    let (code, log) = run_with_env(
+        dir.path(),
+        "run/jobs.adv",
+        "c",
+        "r",
+        &["--executor", "slurm"],
+        &[("PATH", Path::new("/nonexistent"))],
+    );
+    assert_eq!(code, 3, "{log}");
+    assert!(log.contains("--executor slurm needs Slurm's `sbatch` on PATH"), "{log}");
 }

@@ -218,6 +218,8 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
     let mut started = vec![None::<Instant>; jobs.len()];
     let mut failure: Option<String> = None;
     let mut interrupted = 0;
+    // Jobs this driver cancelled: their end is not a failure of their own.
+    let mut cancelled: std::collections::HashSet<String> = std::collections::HashSet::new();
     let live = opts.progress.then(indicatif::MultiProgress::new);
     let mut bars: Vec<Option<indicatif::ProgressBar>> = vec![None; jobs.len()];
     let mut say = |live: &Option<indicatif::MultiProgress>, line: String| match live {
@@ -236,8 +238,10 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
             let queued: Vec<String> = submitted(&states, |s| *s != Seen::Running);
             let cancel_running = interrupted >= 2 || backend.interrupt_cancels_running();
             backend.cancel(&queued);
+            cancelled.extend(queued);
             if cancel_running {
                 backend.cancel(&running);
+                cancelled.extend(running.iter().cloned());
             }
             say(
                 &live,
@@ -299,6 +303,7 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                     states[i] = State::Failed(e.to_string());
                     let queued = submitted(&states, |s| *s != Seen::Running);
                     backend.cancel(&queued);
+                    cancelled.extend(queued);
                 }
             }
         }
@@ -390,6 +395,10 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                     }
                     continue;
                 }
+                Seen::Failed(_) | Seen::Stopped(_) if cancelled.contains(&handle) => {
+                    say(&live, line("cancelled", job, ""));
+                    states[i] = State::NotRun;
+                }
                 Seen::Failed(why) | Seen::Stopped(why) => {
                     let log_path = backend.log_path(job, &handle);
                     let tail = last_line(&log_path).map_or(String::new(), |l| format!("; it last said: {l}"));
@@ -399,6 +408,7 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                         failure.get_or_insert_with(|| format!("node `{}` ({}) failed: {why}", job.name, job.kind));
                         let queued = submitted(&states, |s| *s != Seen::Running);
                         backend.cancel(&queued);
+                        cancelled.extend(queued);
                     }
                     states[i] = State::Failed(why);
                 }

@@ -141,8 +141,20 @@ impl Backend for Slurm {
     }
 
     fn observe(&mut self, handles: &[String]) -> Result<Vec<Seen>> {
-        // Every job the controller still holds, finished ones included; ours are picked out.
-        let listing = slurm("squeue", &["--noheader".into(), "--states=all".into(), "--format=%i|%T|%r".into()])?;
+        // Our jobs the controller still holds, finished ones included. Asked for one job it
+        // no longer holds, squeue fails ("Invalid job id specified"): then `scontrol` below
+        // and the cache decide.
+        let args = [
+            "--noheader".into(),
+            "--states=all".into(),
+            "--format=%i|%T|%r".into(),
+            format!("--jobs={}", handles.join(",")),
+        ];
+        let listing = match slurm("squeue", &args) {
+            Ok(listing) => listing,
+            Err(e) if e.to_string().contains("Invalid job id") => String::new(),
+            Err(e) => return Err(e),
+        };
         let mut states: HashMap<&str, (&str, &str)> = HashMap::new();
         for row in listing.lines() {
             let mut cells = row.trim().splitn(3, '|');
