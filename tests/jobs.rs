@@ -250,3 +250,24 @@ fn slurm_without_sbatch_on_path_is_a_clear_error() {
     assert_eq!(code, 3, "{log}");
     assert!(log.contains("--executor slurm needs Slurm's `sbatch` on PATH"), "{log}");
 }
+
+#[test]
+fn two_nodes_with_one_key_are_one_job() {
+    use advpipe::cache::Cache;
+    let text = "seed 1\ndata train = mnist(split: \"train\")\nnet n = input([1, 28, 28]) >> flatten >> linear(10)\n\
+                model a = fit(n, train, epochs: 1)\nmodel b = fit(n, train, epochs: 1)\n\
+                eval ea = evaluate(a, train)\neval eb = evaluate(b, train, batch: 50)\n";
+    let source = advpipe::diagnostics::Source::new("same.adv", text);
+    let program = advpipe::compile(&source).unwrap();
+    let plan = advpipe::plan::plan(&program);
+    let keys = advpipe::plan::keys(&program, &plan, &mut |_| Ok(None)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = advpipe::exec::jobs::jobs_to_run(&program, &plan, &keys, &Cache::open(dir.path()).unwrap());
+    let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let fit = names.iter().position(|n| *n == "a" || *n == "b").unwrap();
+    for eval in ["ea", "eb"] {
+        let job = jobs.iter().find(|j| j.name == eval).unwrap();
+        assert_eq!(job.after, vec![fit], "{eval} waits for the one fit");
+    }
+}

@@ -44,15 +44,23 @@ pub struct Job {
 }
 
 /// The nodes a run has to compute, in execution order, each after the jobs it reads from:
-/// every cached kind of node that is not in the cache (or whose entry is corrupt).
+/// every cached kind of node that is not in the cache (or whose entry is corrupt), one job
+/// per key (two declarations with one recipe, such as the quick profile's `big` and `mx`,
+/// are one computation; the second waits for it like any reader).
 pub fn jobs_to_run(program: &Program, plan: &Plan, keys: &[String], cache: &Cache) -> Vec<Job> {
     let mut index_of = std::collections::HashMap::new();
+    let mut job_of_key: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut jobs: Vec<Job> = Vec::new();
     for &id in &plan.order {
         let node = &program.nodes[id];
         if !node.kind.cached || matches!(cache.peek(&keys[id]), Lookup::Hit(..)) {
             continue;
         }
+        if let Some(&same) = job_of_key.get(keys[id].as_str()) {
+            index_of.insert(id, same);
+            continue;
+        }
+        job_of_key.insert(&keys[id], jobs.len());
         let mut after: Vec<usize> = upstream_cached(program, id)
             .into_iter()
             .filter_map(|n| index_of.get(&n).copied())
