@@ -182,6 +182,43 @@ fn slurm_runs_a_pipeline_as_jobs_with_the_bytes_of_a_local_run() {
         "{error}"
     );
 
+    // Ctrl-C cancels every submitted job (scancel) and exits 3; nothing of ours stays queued.
+    let stop = dir.path().join("stop");
+    std::fs::create_dir_all(&stop).unwrap();
+    write_tiny_mnist(&stop.join("data"), 2000, 100);
+    let mut driver = crate::support::advpipe()
+        .current_dir(&stop)
+        .env("SLURM_CONF", &cluster.conf)
+        .arg("run")
+        .arg(crate::support::fixture("run/slurm_long.adv"))
+        .args(["--data-dir", "data", "--cache-dir", "c", "--out", "r", "--executor", "slurm"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(driver.stderr.take().unwrap()));
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains(" running ") && line.contains(" m ") {
+            assert!(Command::new("kill")
+                .args(["-INT", &driver.id().to_string()])
+                .status()
+                .unwrap()
+                .success());
+            break;
+        }
+    }
+    log.extend(lines.map(|l| l.unwrap() + "\n"));
+    assert_eq!(driver.wait().unwrap().code(), Some(3), "{log}");
+    assert!(
+        log.contains("interrupted: cancelled every submitted job") && log.contains("error: interrupted"),
+        "{log}"
+    );
+    let (_, queue) = cluster.sh("squeue -h -t PENDING,RUNNING,COMPLETING -o %i");
+    assert!(queue.trim().is_empty(), "jobs left in the queue: {queue}");
+
     // A fit stopped by its one-minute time limit is submitted again, resumes from its checkpoint and
     // ends with the model of an uninterrupted local run (computed meanwhile, beside it).
     let long = dir.path().join("long");
