@@ -25,6 +25,7 @@ use crate::nn::{Classifier, Model};
 use crate::plan::{self, Plan};
 pub use artifacts::Artifact;
 use indicatif::{ProgressBar, ProgressStyle};
+use one::cached_inputs;
 pub use one::run_node;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;

@@ -47,8 +47,9 @@ pub fn run_node(
     Ok(exec.records[id].clone())
 }
 
-/// The cached nodes node `id` reads, directly or through uncached ones (data, ensembles).
-fn cached_inputs(program: &Program, id: NodeId) -> Vec<NodeId> {
+/// The cached nodes node `id` reads, directly or through uncached ones (data, ensembles):
+/// what a job for `id` needs in the cache, and so the jobs it must wait for.
+pub(super) fn cached_inputs(program: &Program, id: NodeId) -> Vec<NodeId> {
     let mut found = Vec::new();
     let mut stack: Vec<NodeId> = program.nodes[id].inputs.iter().map(|(_, i)| *i).collect();
     let mut seen = std::collections::HashSet::new();

@@ -61,11 +61,13 @@ pub fn jobs_to_run(program: &Program, plan: &Plan, keys: &[String], cache: &Cach
             continue;
         }
         job_of_key.insert(&keys[id], jobs.len());
-        let mut after: Vec<usize> = upstream_cached(program, id)
+        let mut after: Vec<usize> = super::cached_inputs(program, id)
             .into_iter()
             .filter_map(|n| index_of.get(&n).copied())
             .collect();
         after.sort_unstable();
+        // Two inputs may be one job (one key).
+        after.dedup();
         index_of.insert(id, jobs.len());
         jobs.push(Job {
             node: id,
@@ -76,23 +78,6 @@ pub fn jobs_to_run(program: &Program, plan: &Plan, keys: &[String], cache: &Cach
         });
     }
     jobs
-}
-
-/// The cached nodes `id` reads, directly or through uncached ones.
-fn upstream_cached(program: &Program, id: NodeId) -> Vec<NodeId> {
-    let mut found = Vec::new();
-    let mut stack: Vec<NodeId> = program.nodes[id].inputs.iter().map(|(_, i)| *i).collect();
-    let mut seen = std::collections::HashSet::new();
-    while let Some(n) = stack.pop() {
-        if seen.insert(n) {
-            if program.nodes[n].kind.cached {
-                found.push(n);
-            } else {
-                stack.extend(program.nodes[n].inputs.iter().map(|(_, i)| *i));
-            }
-        }
-    }
-    found
 }
 
 /// How a job is started: this program with `node FILE NODE --key KEY` and the run's flags.
