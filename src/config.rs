@@ -16,7 +16,8 @@
 //! cpus = 4                       # sbatch --cpus-per-task (the job's kernel threads)
 //! mem = "8G"                     # sbatch --mem
 //! extra = ["--qos=normal"]       # more sbatch arguments, as given
-//! max_resubmits = 3              # new attempts at a job stopped by its time limit or preemption
+//! max_resubmits = 3              # new attempts in a row at a job stopped (time limit, preemption)
+//!                                 # before it saved a checkpoint; one that saved one goes on
 //! poll_seconds = 2               # how often the driver asks squeue
 //! [slurm.kinds.fit]              # per-kind overrides of partition, time, cpus, mem, extra
 //! time = "48:00:00"

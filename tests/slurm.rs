@@ -219,8 +219,9 @@ fn slurm_runs_a_pipeline_as_jobs_with_the_bytes_of_a_local_run() {
     let (_, queue) = cluster.sh("squeue -h -t PENDING,RUNNING,COMPLETING -o %i");
     assert!(queue.trim().is_empty(), "jobs left in the queue: {queue}");
 
-    // A fit stopped by its one-minute time limit is submitted again, resumes from its checkpoint and
-    // ends with the model of an uninterrupted local run (computed meanwhile, beside it).
+    // A fit stopped by its one-minute time limit is submitted again (as often as each attempt
+    // saves a checkpoint), resumes from its checkpoint and ends with the model of an
+    // uninterrupted local run (computed meanwhile, beside it).
     let long = dir.path().join("long");
     std::fs::create_dir_all(&long).unwrap();
     write_tiny_mnist(&long.join("data"), 2000, 200);
@@ -233,9 +234,32 @@ fn slurm_runs_a_pipeline_as_jobs_with_the_bytes_of_a_local_run() {
         let long = long.clone();
         std::thread::spawn(move || run_in(&long, "run/slurm_long.adv", "local", "r_local", &[]))
     };
+    // Meanwhile, beside it: a fit that saves no checkpoint before its limit is not resubmitted
+    // past `max_resubmits` (0 here); the error says why.
+    let stall = dir.path().join("stall");
+    std::fs::create_dir_all(&stall).unwrap();
+    write_tiny_mnist(&stall.join("data"), 2000, 100);
+    std::fs::write(
+        stall.join("advpipe.toml"),
+        "checkpoint_seconds = 100000\n[slurm]\npoll_seconds = 1\nmax_resubmits = 0\n[slurm.kinds.fit]\ntime = \"1\"\n",
+    )
+    .unwrap();
+    let stalled = {
+        let conf = cluster.conf.clone();
+        std::thread::spawn(move || {
+            run_with_env(&stall, "run/slurm_long.adv", "c", "r", &["--executor", "slurm"], &[("SLURM_CONF", &conf)])
+        })
+    };
     let (code, timed) = run_on(&cluster, &long, "run/slurm_long.adv", "shared", "r_slurm", &[]);
     let (ref_code, ref_log) = reference.join().unwrap();
     assert_eq!(ref_code, 0, "{ref_log}");
+    let (stall_code, stall_log) = stalled.join().unwrap();
+    assert_eq!(stall_code, 3, "{stall_log}");
+    assert!(
+        stall_log.contains("TIMEOUT (1 attempt(s) in a row stopped before saving a checkpoint")
+            && !stall_log.contains("resubmitted"),
+        "{stall_log}"
+    );
     assert_eq!(code, 0, "{timed}");
     assert!(
         timed

@@ -36,6 +36,12 @@ impl Cache {
         self.progress_path(key).is_some_and(|p| p.is_file())
     }
 
+    /// When the checkpoint of `key` was last saved, if there is one: a job stopped by a time
+    /// limit whose stamp moved saved progress, and its next attempt starts from there.
+    pub fn progress_saved_at(&self, key: &str) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.progress_path(key)?).ok()?.modified().ok()
+    }
+
     /// Saves `bytes` as the checkpoint of `key`, replacing the previous one in one step. The
     /// temporary file is locked while it is written, which tells a sweep on any machine
     /// sharing the cache that its writer is alive.

@@ -11,7 +11,9 @@
 //!
 //! Failure policy, for every backend: a failed job stops new submissions and cancels what has
 //! not started; running jobs finish and their nodes stay cached. A job stopped by a time
-//! limit or preemption is submitted again (`max_resubmits`) and its fit resumes from its checkpoint.
+//! limit or preemption is submitted again and its fit resumes from its checkpoint; only
+//! attempts that saved no checkpoint count against `max_resubmits` (a fit that outlives
+//! several limits goes on as long as each attempt moves it forward).
 //! The first Ctrl-C cancels what has not started (and, on Slurm, what runs); the second
 //! stops the local workers too.
 
@@ -26,7 +28,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// One node to compute as a job.
 #[derive(Clone, Debug)]
@@ -146,7 +148,8 @@ pub trait Backend {
 pub struct DriverOptions {
     /// Time between two looks.
     pub poll: Duration,
-    /// Requeues allowed per job after a time limit or preemption.
+    /// New attempts allowed, in a row, at a job stopped by a time limit or preemption before
+    /// it saved a checkpoint (an attempt that saved one resets the count).
     pub max_resubmits: u32,
     /// Live lines on a terminal.
     pub progress: bool,
@@ -155,7 +158,14 @@ pub struct DriverOptions {
 #[derive(Clone, Debug, PartialEq)]
 enum State {
     Waiting,
-    Submitted { handle: String, seen: Seen, resubmits: u32 },
+    Submitted {
+        handle: String,
+        seen: Seen,
+        /// Attempts in a row stopped without saving a checkpoint.
+        stalls: u32,
+        /// When the node's checkpoint was saved as this attempt was submitted.
+        saved_at: Option<SystemTime>,
+    },
     Done { seconds: f64 },
     Failed(String),
     NotRun,
@@ -288,7 +298,8 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                     states[i] = State::Submitted {
                         handle,
                         seen: Seen::Pending(String::new()),
-                        resubmits: 0,
+                        stalls: 0,
+                        saved_at: cache.progress_saved_at(&jobs[i].key),
                     };
                 }
                 Err(e) => {
@@ -312,7 +323,8 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
             let State::Submitted {
                 handle,
                 seen: before,
-                resubmits,
+                stalls,
+                saved_at,
             } = states[i].clone()
             else {
                 unreachable!("watched jobs are submitted")
@@ -323,6 +335,8 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                 Seen::Gone => Seen::Failed("the scheduler no longer knows the job and its node is not in the cache".into()),
                 other => other,
             };
+            let saved_now = cache.progress_saved_at(&job.key);
+            let stalls = if saved_now.is_some() && saved_now != saved_at { 0 } else { stalls + 1 };
             match &now {
                 Seen::Running if before != Seen::Running => {
                     started[i] = Some(Instant::now());
@@ -360,7 +374,7 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                         }
                     }
                 }
-                Seen::Stopped(why) if resubmits < opts.max_resubmits && interrupted == 0 && failure.is_none() => {
+                Seen::Stopped(why) if stalls <= opts.max_resubmits && interrupted == 0 && failure.is_none() => {
                     let handle = backend.resubmit(&handle, job)?;
                     say(
                         &live,
@@ -373,7 +387,8 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                     states[i] = State::Submitted {
                         handle,
                         seen: Seen::Pending(String::new()),
-                        resubmits: resubmits + 1,
+                        stalls,
+                        saved_at: saved_now,
                     };
                     for k in (0..jobs.len()).filter(|&k| jobs[k].after.contains(&i)) {
                         if let State::Submitted { handle: waiting, .. } = &states[k] {
@@ -395,7 +410,14 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                 Seen::Failed(why) | Seen::Stopped(why) => {
                     let log_path = backend.log_path(job, &handle);
                     let tail = last_line(&log_path).map_or(String::new(), |l| format!("; it last said: {l}"));
-                    let why = format!("{why}; its log: {}{tail}", log_path.display());
+                    let stalled = match &now {
+                        Seen::Stopped(_) if interrupted == 0 && failure.is_none() => format!(
+                            " ({stalls} attempt(s) in a row stopped before saving a checkpoint: is the time limit \
+                             shorter than an epoch plus `checkpoint_seconds`?)"
+                        ),
+                        _ => String::new(),
+                    };
+                    let why = format!("{why}{stalled}; its log: {}{tail}", log_path.display());
                     say(&live, line("failed", job, &why));
                     if interrupted == 0 {
                         failure.get_or_insert_with(|| format!("node `{}` ({}) failed: {why}", job.name, job.kind));
