@@ -511,9 +511,35 @@ fn substitute(e: &Expr, scope: &Scope, diags: &mut Vec<Diagnostic>) -> Expr {
         ExprKind::Stack(parts) => ExprKind::Stack(parts.iter().map(|p| substitute(p, scope, diags)).collect()),
         ExprKind::Sum(parts) => ExprKind::Sum(parts.iter().map(|p| substitute(p, scope, diags)).collect()),
         ExprKind::Product(parts) => ExprKind::Product(parts.iter().map(|p| substitute(p, scope, diags)).collect()),
+        ExprKind::Negate(e) => ExprKind::Negate(Box::new(substitute(e, scope, diags))),
+        ExprKind::Reciprocal(e) => ExprKind::Reciprocal(Box::new(substitute(e, scope, diags))),
         other => other.clone(),
     };
-    Expr { kind, span }
+    fold(Expr { kind, span })
+}
+
+/// Arithmetic on numbers done here, so that `8 / 255` is a number wherever a number goes
+/// (an index, a param shown in the report); what is left (a loss mixture, a division by
+/// zero) is the checker's.
+fn fold(e: Expr) -> Expr {
+    let number = |e: &Expr| match e.kind {
+        ExprKind::Number { value, .. } => Some(value),
+        _ => None,
+    };
+    let value = match &e.kind {
+        ExprKind::Sum(terms) => terms.iter().map(number).sum::<Option<f64>>(),
+        ExprKind::Product(factors) => factors.iter().map(number).product::<Option<f64>>(),
+        ExprKind::Negate(x) => number(x).map(|v| -v),
+        ExprKind::Reciprocal(x) => number(x).filter(|&v| v != 0.0).map(|v| 1.0 / v),
+        _ => None,
+    };
+    match value {
+        Some(value) if value.is_finite() => Expr {
+            kind: ExprKind::Number { value, percent: false },
+            span: e.span,
+        },
+        _ => e,
+    }
 }
 
 #[cfg(test)]
@@ -525,6 +551,17 @@ mod tests {
             .unwrap()
             .file
             .to_string()
+    }
+
+    #[test]
+    fn arithmetic_on_numbers_is_done_before_checking() {
+        let src = "param base = 8 / 255\nfor k in [1, 2] { attack a[k] = fgsm(eps: k * base - 1 / 255) }\neval e[2 * 2] = evaluate(m, t)\nattack z = fgsm(eps: 1 / 0)";
+        let text = show(src);
+        assert!(text.contains(&format!("eps: {}", 8.0 / 255.0 - 1.0 / 255.0)), "{text}");
+        assert!(text.contains(&format!("eps: {}", 2.0 * (8.0 / 255.0) - 1.0 / 255.0)), "{text}");
+        assert!(text.contains("e[4]"), "{text}");
+        // A division by zero is left for the checker to locate and explain.
+        assert!(text.contains("(* 1 (/ 0))"), "{text}");
     }
 
     #[test]

@@ -95,6 +95,14 @@ impl Value {
         }
     }
 
+    /// The value of a number.
+    pub(super) fn as_number(&self) -> Option<f64> {
+        match self {
+            Value::Number { value, .. } => Some(*value),
+            _ => None,
+        }
+    }
+
     pub(super) fn describe(&self) -> String {
         match self {
             Value::Number { percent: true, .. } => "a percentage".into(),

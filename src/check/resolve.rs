@@ -124,13 +124,54 @@ impl<'a> Checker<'a> {
             ExprKind::Stack(parts) => self.stack(parts),
             ExprKind::Index { .. } => unreachable!("indices are resolved before checking"),
             ExprKind::Sum(terms) => {
+                let values = terms.iter().map(|t| self.expr(t, None)).collect::<Option<Vec<Value>>>()?;
+                if let Some(total) = values.iter().map(Value::as_number).sum::<Option<f64>>() {
+                    return Some(Value::Number {
+                        value: total,
+                        percent: false,
+                    });
+                }
                 let mut mixture = Vec::new();
-                for term in terms {
-                    let value = self.expr(term, None)?;
+                for (value, term) in values.into_iter().zip(terms) {
                     mixture.extend(self.loss_terms(value, term.span)?);
                 }
                 Some(Value::Loss(mixture))
             }
+            ExprKind::Negate(term) => match self.expr(term, None)? {
+                Value::Number { value, .. } => Some(Value::Number {
+                    value: -value,
+                    percent: false,
+                }),
+                other => self.error(
+                    Diagnostic::new(
+                        codes::WRONG_TYPE,
+                        term.span,
+                        format!("only numbers can be subtracted, found {}", other.describe()),
+                    )
+                    .label("subtracted")
+                    .help("a loss mixture adds weighted terms: `0.5 * clean + 0.5 * fgsm25`"),
+                ),
+            },
+            ExprKind::Reciprocal(divisor) => match self.expr(divisor, None)? {
+                Value::Number { value, .. } if value != 0.0 => Some(Value::Number {
+                    value: 1.0 / value,
+                    percent: false,
+                }),
+                Value::Number { .. } => self.error(
+                    Diagnostic::new(codes::OUT_OF_RANGE, divisor.span, "division by zero")
+                        .label("is zero")
+                        .help("divide by a number other than 0"),
+                ),
+                other => self.error(
+                    Diagnostic::new(
+                        codes::WRONG_TYPE,
+                        divisor.span,
+                        format!("only numbers can divide, found {}", other.describe()),
+                    )
+                    .label("divisor")
+                    .help("e.g. `eps: 8 / 255`, or `fgsm25 / 2` for half a loss"),
+                ),
+            },
             ExprKind::Product(factors) => {
                 let mut weight = 1.0;
                 let mut loss: Option<Vec<(f64, Option<Json>)>> = None;

@@ -163,6 +163,10 @@ pub enum ExprKind {
     Sum(Vec<Expr>),
     /// `a * b`, two or more factors.
     Product(Vec<Expr>),
+    /// `- b` in a sum: `a - b` is `Sum([a, Negate(b)])`.
+    Negate(Box<Expr>),
+    /// `/ b` in a product: `a / b` is `Product([a, Reciprocal(b)])`.
+    Reciprocal(Box<Expr>),
 }
 
 /// One argument of a call: positional when `name` is `None`.
@@ -231,6 +235,8 @@ impl fmt::Display for Expr {
             ExprKind::Stack(parts) => write_list(f, ">>", parts),
             ExprKind::Sum(parts) => write_list(f, "+", parts),
             ExprKind::Product(parts) => write_list(f, "*", parts),
+            ExprKind::Negate(e) => write!(f, "(- {e})"),
+            ExprKind::Reciprocal(e) => write!(f, "(/ {e})"),
         }
     }
 }

@@ -15,8 +15,8 @@ use pest::Parser;
 static PRECEDENCE: std::sync::LazyLock<PrattParser<Rule>> = std::sync::LazyLock::new(|| {
     PrattParser::new()
         .op(Op::infix(Rule::stack, Assoc::Left))
-        .op(Op::infix(Rule::add, Assoc::Left))
-        .op(Op::infix(Rule::mul, Assoc::Left))
+        .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
+        .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left))
 });
 
 /// The parser pest generates from the grammar (its `Rule` enum names the grammar's rules).
@@ -252,18 +252,31 @@ fn lower_expr(pair: Pair<Rule>) -> Expr {
 }
 
 /// `lhs op rhs` as one flat list per operator: `a + b + c` is one sum of three terms,
-/// however it was grouped.
+/// however it was grouped; `a - b` is the sum of `a` and `-b`, `a / b` the product of `a`
+/// and `1 / b`.
 fn join(op: Rule, lhs: Expr, rhs: Expr) -> Expr {
     let span = lhs.span.to(rhs.span);
     let operands = |e: Expr| match (op, e.kind) {
-        (Rule::stack, ExprKind::Stack(parts)) | (Rule::add, ExprKind::Sum(parts)) | (Rule::mul, ExprKind::Product(parts)) => parts,
+        (Rule::stack, ExprKind::Stack(parts))
+        | (Rule::add | Rule::sub, ExprKind::Sum(parts))
+        | (Rule::mul | Rule::div, ExprKind::Product(parts)) => parts,
         (_, kind) => vec![Expr { kind, span: e.span }],
     };
     let mut parts = operands(lhs);
-    parts.extend(operands(rhs));
+    match op {
+        Rule::sub => parts.push(Expr {
+            span: rhs.span,
+            kind: ExprKind::Negate(Box::new(rhs)),
+        }),
+        Rule::div => parts.push(Expr {
+            span: rhs.span,
+            kind: ExprKind::Reciprocal(Box::new(rhs)),
+        }),
+        _ => parts.extend(operands(rhs)),
+    }
     let kind = match op {
         Rule::stack => ExprKind::Stack(parts),
-        Rule::add => ExprKind::Sum(parts),
+        Rule::add | Rule::sub => ExprKind::Sum(parts),
         _ => ExprKind::Product(parts),
     };
     Expr { kind, span }
@@ -285,7 +298,7 @@ fn rule_phrase(rule: &Rule) -> &'static str {
         Rule::plot => "`plot`",
         Rule::target => "a name",
         Rule::index => "an index",
-        Rule::stack | Rule::add | Rule::mul => "an operator",
+        Rule::stack | Rule::add | Rule::sub | Rule::mul | Rule::div => "an operator",
 
         Rule::call => "a call",
         Rule::arg => "an argument",
