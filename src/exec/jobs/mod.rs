@@ -19,6 +19,8 @@
 
 pub mod local;
 pub mod slurm;
+#[cfg(test)]
+mod tests;
 
 use crate::cache::{Cache, Lookup};
 use crate::check::ir::{NodeId, Program};
@@ -237,8 +239,8 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
         let presses = INTERRUPTS.load(Ordering::SeqCst) - interrupts_before;
         if presses > interrupted {
             interrupted = presses;
-            let running: Vec<String> = submitted(&states, |s| *s == Seen::Running);
-            let queued: Vec<String> = submitted(&states, |s| *s != Seen::Running);
+            let running: Vec<String> = submitted(&states, |_, s| *s == Seen::Running);
+            let queued: Vec<String> = submitted(&states, |_, s| *s != Seen::Running);
             let cancel_running = interrupted >= 2 || backend.interrupt_cancels_running();
             backend.cancel(&queued);
             cancelled.extend(queued);
@@ -305,7 +307,7 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                 Err(e) => {
                     failure.get_or_insert_with(|| e.to_string());
                     states[i] = State::Failed(e.to_string());
-                    let queued = submitted(&states, |s| *s != Seen::Running);
+                    let queued = submitted(&states, |_, s| *s != Seen::Running);
                     backend.cancel(&queued);
                     cancelled.extend(queued);
                 }
@@ -318,6 +320,12 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
         }
         let handles: Vec<String> = watched.iter().map(|&i| handle_of(&states[i])).collect();
         let seen = backend.observe(&handles)?;
+        // What this look saw running counts as started even before the loop below reaches
+        // it: a failure earlier in the loop must not cancel a job that is already running.
+        let mut running_now = vec![false; jobs.len()];
+        for (&i, now) in watched.iter().zip(&seen) {
+            running_now[i] = *now == Seen::Running;
+        }
         for (&i, now) in watched.iter().zip(seen) {
             let job = &jobs[i];
             let State::Submitted {
@@ -421,7 +429,7 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                     say(&live, line("failed", job, &why));
                     if interrupted == 0 {
                         failure.get_or_insert_with(|| format!("node `{}` ({}) failed: {why}", job.name, job.kind));
-                        let queued = submitted(&states, |s| *s != Seen::Running);
+                        let queued = submitted(&states, |k, s| *s != Seen::Running && !running_now[k]);
                         backend.cancel(&queued);
                         cancelled.extend(queued);
                     }
@@ -475,11 +483,12 @@ fn handle_of(state: &State) -> String {
 }
 
 /// The handles of submitted jobs whose last sighting passes `filter`.
-fn submitted(states: &[State], filter: impl Fn(&Seen) -> bool) -> Vec<String> {
+fn submitted(states: &[State], filter: impl Fn(usize, &Seen) -> bool) -> Vec<String> {
     states
         .iter()
-        .filter_map(|s| match s {
-            State::Submitted { handle, seen, .. } if filter(seen) => Some(handle.clone()),
+        .enumerate()
+        .filter_map(|(k, s)| match s {
+            State::Submitted { handle, seen, .. } if filter(k, seen) => Some(handle.clone()),
             _ => None,
         })
         .collect()
