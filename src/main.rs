@@ -312,15 +312,11 @@ fn check_memory(program: &Program, estimates: &[estimate::Estimate], max_memory:
 
 /// The id of the node named `name`, or an error listing the names there are.
 fn find_node(program: &Program, file: &Path, name: &str) -> Result<usize, Failure> {
-    program.nodes.iter().position(|n| n.name == name).ok_or_else(|| {
+    program.node_named(name).ok_or_else(|| {
         let names: Vec<&str> = program.nodes.iter().map(|n| n.name.as_str()).collect();
         let hint =
             advpipe::diagnostics::did_you_mean(name, names.iter().copied()).map_or(String::new(), |s| format!(" (did you mean `{s}`?)"));
-        Failure::Runtime(Error::msg(format!(
-            "no node `{name}` in {}{hint}; nodes: {}",
-            file.display(),
-            names.join(", ")
-        )))
+        Failure::Usage(format!("no node `{name}` in {}{hint}; nodes: {}", file.display(), names.join(", ")))
     })
 }
 
@@ -411,9 +407,21 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let cache = Cache::open(&settings.cache_dir)?;
             let dag = plan::plan(&program);
             let opts = run_options(&settings, &cache, false);
-            let keys = exec::keys(&program, &dag, &opts)?;
             let n = &program.nodes[id];
             println!("node     {} ({}, version {})", n.name, n.kind.name, n.kind.version);
+            // A key hashes the data files; without them (no data folder yet) the rest of
+            // the explanation still holds.
+            let keys = match exec::keys(&program, &dag, &opts) {
+                Ok(keys) => keys,
+                Err(e) => {
+                    println!("key      unknown until the files it depends on can be read: {e}");
+                    println!("params   {}", n.params);
+                    for (role, input) in &n.inputs {
+                        println!("input    {role} = {} ({})", program.nodes[*input].name, program.nodes[*input].kind.name);
+                    }
+                    return Ok(());
+                }
+            };
             println!("key      {}", keys[id]);
             let status = if n.kind.cached {
                 intent(&exec::expected_status(opts.cache, &keys[id]), opts.cache, &keys[id])

@@ -419,8 +419,22 @@ fn cli_plan_explain_and_json_graph() {
         "{stdout}"
     );
     let (code, _, stderr) = cli(&["explain", &file, "fgsm_tset"]);
-    assert_eq!(code, 3);
+    assert_eq!(code, 2, "a node name that is not in the file is a usage error");
     assert!(stderr.contains("did you mean `fgsm_test`"), "{stderr}");
+    // Without the data files, explain still says what the node is, and why it has no key.
+    let empty = dir.path().join("no-data");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, stdout, stderr) = run_cli(
+        &["explain".as_ref(), file.as_ref(), "fgsm_test".as_ref(), "--data-dir".as_ref(), empty.as_os_str()],
+        None,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("key      unknown until the files it depends on can be read")
+            && stdout.contains("\"eps\":0.25")
+            && stdout.contains("input    model = soft (fit)"),
+        "{stdout}"
+    );
 
     let (code, stdout, _) = run_cli(&["graph".as_ref(), file.as_ref(), "--format".as_ref(), "json".as_ref()], None);
     assert_eq!(code, 0);

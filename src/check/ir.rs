@@ -29,6 +29,29 @@ pub struct Program {
     pub profile: Option<String>,
 }
 
+impl Program {
+    /// The node a user names (on the command line), numeric indices in any spelling:
+    /// `e[.1]`, `e[0.10]` and `e[1.0]` name `e[0.1]`, `e[0.1]` and `e[1]`.
+    pub fn node_named(&self, name: &str) -> Option<NodeId> {
+        let wanted = canonical_node_name(name);
+        self.nodes.iter().position(|n| n.name == wanted)
+    }
+}
+
+/// A node name as the checker writes it: numeric indices in their shortest form.
+fn canonical_node_name(name: &str) -> String {
+    let Some(open) = name.find('[') else { return name.to_string() };
+    let mut out = name[..open].to_string();
+    for index in name[open..].split_inclusive(']') {
+        let inner = index.strip_prefix('[').and_then(|i| i.strip_suffix(']'));
+        match inner.map(|i| i.trim().parse::<f64>()) {
+            Some(Ok(value)) if value.is_finite() => out.push_str(&format!("[{value}]")),
+            _ => out.push_str(index),
+        }
+    }
+    out
+}
+
 /// One computation.
 #[derive(Debug)]
 pub struct Node {
@@ -86,4 +109,22 @@ pub struct Point {
     pub node: NodeId,
     /// Which of its metrics.
     pub field: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn node_names_on_the_command_line_take_any_spelling_of_a_number() {
+        for (typed, meant) in [
+            ("e[.1]", "e[0.1]"),
+            ("e[0.10]", "e[0.1]"),
+            ("e[1.0]", "e[1]"),
+            ("at[train][true]", "at[train][true]"),
+            ("s[1e-1][2]", "s[0.1][2]"),
+            ("plain", "plain"),
+            ("e[", "e["),
+        ] {
+            assert_eq!(super::canonical_node_name(typed), meant, "{typed}");
+        }
+    }
 }

@@ -28,12 +28,13 @@ mod generated {
 }
 use generated::{PipelineParser, Rule};
 
-/// Parses a pipeline file. A syntax error is returned as one diagnostic at the place
-/// where parsing stopped.
+/// Parses a pipeline file. Syntax errors are returned as diagnostics at the places where
+/// parsing stopped: after one, parsing resumes at the next line that starts an item at
+/// column 0, so one run reports the file's syntax errors (up to [`MAX_SYNTAX_ERRORS`]).
 pub fn parse(text: &str) -> Result<File, Vec<Diagnostic>> {
     check_nesting(text)?;
     let program = PipelineParser::parse(Rule::program, text)
-        .map_err(|e| vec![syntax_error(e, text)])?
+        .map_err(|e| syntax_errors(e, text))?
         .next()
         .expect("the program rule always yields one pair");
     check_chain_lengths(&program)?;
@@ -313,12 +314,71 @@ fn rule_phrase(rule: &Rule) -> &'static str {
     }
 }
 
-fn syntax_error(err: pest::error::Error<Rule>, text: &str) -> Diagnostic {
+/// How many syntax errors one run reports.
+pub const MAX_SYNTAX_ERRORS: usize = 20;
+
+/// The first syntax error and those found by resuming after each.
+fn syntax_errors(first: pest::error::Error<Rule>, text: &str) -> Vec<Diagnostic> {
+    let mut diags = vec![syntax_error(first, text, 0)];
+    let mut resumed_at = 0;
+    while diags.len() < MAX_SYNTAX_ERRORS {
+        let after = diags.last().expect("one error at least").span.start;
+        let Some(resume) = next_item_start(text, after.max(resumed_at + 1)) else { break };
+        resumed_at = resume;
+        match PipelineParser::parse(Rule::program, &text[resume..]) {
+            Ok(_) => break,
+            Err(e) => diags.push(syntax_error(e, text, resume)),
+        }
+    }
+    diags
+}
+
+/// The first line start at or after `from` whose line begins with a letter at column 0:
+/// where a declaration, `table`, `plot`, `for`, `seed` or `import` begins in a file laid out
+/// as the README's are.
+fn next_item_start(text: &str, from: usize) -> Option<usize> {
+    let mut at = from;
+    while at < text.len() {
+        let line_start = at == 0 || text.as_bytes()[at - 1] == b'\n';
+        if line_start && text.as_bytes()[at].is_ascii_alphabetic() {
+            return Some(at);
+        }
+        at += text[at..].find('\n')? + 1;
+    }
+    None
+}
+
+/// The innermost bracket still open at `at`, counting from `from` (strings and comments
+/// skipped): where a forgotten `)` began.
+fn open_bracket(text: &str, from: usize, at: usize) -> Option<(usize, char)> {
+    let mut open = Vec::new();
+    let (mut in_string, mut in_comment, mut escaped) = (false, false, false);
+    for (i, c) in text[from..at].char_indices() {
+        match c {
+            _ if in_comment => in_comment = c != '\n',
+            _ if in_string => {
+                in_string = escaped || c != '"';
+                escaped = c == '\\' && !escaped;
+            }
+            '#' => in_comment = true,
+            '"' => in_string = true,
+            '(' | '[' | '{' => open.push((from + i, c)),
+            ')' | ']' | '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.pop()
+}
+
+fn syntax_error(err: pest::error::Error<Rule>, text: &str, offset: usize) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
-    let at = match err.location {
-        InputLocation::Pos(p) => p,
-        InputLocation::Span((s, _)) => s,
-    };
+    let at = offset
+        + match err.location {
+            InputLocation::Pos(p) => p,
+            InputLocation::Span((s, _)) => s,
+        };
     // What stands where parsing stopped: a word, or else one character.
     let rest = &text[at.min(text.len())..];
     let word_len = rest
@@ -353,9 +413,33 @@ fn syntax_error(err: pest::error::Error<Rule>, text: &str) -> Diagnostic {
         }
         ErrorVariant::CustomError { message } => (format!("syntax error: {message}"), message.clone()),
     };
-    Diagnostic::new(codes::SYNTAX, Span::new(at, at + token_len.max(1)), message)
-        .label(label)
-        .help("see the language reference in the README")
+    let span = Span::new(at, at + token_len.max(1));
+    // Stopped on a later line than a bracket still open, and not at its closing bracket:
+    // most likely that bracket was never closed, and the place to fix is where it opened.
+    match open_bracket(text, offset, at) {
+        Some((open, bracket)) if text[open..at].contains('\n') && !rest.starts_with(closing(bracket)) => {
+            let (line, _) = crate::diagnostics::line_col(text, open);
+            Diagnostic::new(
+                codes::SYNTAX,
+                span,
+                format!("syntax error: the `{bracket}` opened on line {line} is not closed ({})", message.trim_start_matches("syntax error: ")),
+            )
+            .label(label)
+            .note(Span::new(open, open + 1), format!("this `{bracket}` is not closed"))
+            .help(format!("close it with `{}`", closing(bracket)))
+        }
+        _ => Diagnostic::new(codes::SYNTAX, span, message)
+            .label(label)
+            .help("see the language reference in the README"),
+    }
+}
+
+fn closing(bracket: char) -> char {
+    match bracket {
+        '(' => ')',
+        '[' => ']',
+        _ => '}',
+    }
 }
 
 /// How deep brackets may nest. The parser recurses once per level; this keeps any input,
