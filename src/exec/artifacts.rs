@@ -33,13 +33,13 @@ pub enum Artifact {
         /// The training curve and where it stopped.
         summary: FitSummary,
     },
-    /// Models not trained here: a loaded checkpoint (one member, `ensemble: false`) or an
+    /// Models not trained here: a loaded checkpoint (one member, `ensemble: None`) or an
     /// ensemble's members.
     Models {
         /// The models.
         members: Vec<Arc<Model>>,
-        /// Whether they vote as an ensemble.
-        ensemble: bool,
+        /// How they are combined, for an ensemble.
+        ensemble: Option<crate::nn::Combine>,
     },
     /// An evaluation's metrics.
     Metrics(MetricMap),

@@ -252,17 +252,16 @@ fn node_digest(node: &Node, opts: &RunOptions, digests: &mut HashMap<PathBuf, bl
 pub struct Models {
     /// The model, or the ensemble's members.
     pub members: Vec<Arc<Model>>,
-    /// Whether the members vote as an ensemble (averaged probabilities).
-    pub ensemble: bool,
+    /// How the members are combined, for an ensemble.
+    pub ensemble: Option<crate::nn::Combine>,
 }
 
 impl Models {
     /// The classifier the models form.
     pub fn classifier(&self) -> Classifier<'_> {
-        if self.ensemble {
-            Classifier::Ensemble(&self.members)
-        } else {
-            Classifier::Single(&self.members[0])
+        match self.ensemble {
+            Some(combine) => Classifier::Ensemble(&self.members, combine),
+            None => Classifier::Single(&self.members[0]),
         }
     }
 }
@@ -409,7 +408,7 @@ impl<'a> Executor<'a> {
         match &self.artifacts[&id] {
             Artifact::Model { model, .. } => Ok(Models {
                 members: vec![model.clone()],
-                ensemble: false,
+                ensemble: None,
             }),
             Artifact::Models { members, ensemble } => Ok(Models {
                 members: members.clone(),

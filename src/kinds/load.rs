@@ -70,7 +70,7 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let model = Model::from_safetensors_for(x.dev(), &bytes, &net).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
     Ok(Artifact::Models {
         members: vec![Arc::new(model)],
-        ensemble: false,
+        ensemble: None,
     })
 }
 

@@ -1,10 +1,10 @@
 //! What attacks and evaluations query: one model, or an ensemble of models.
 //!
-//! An ensemble predicts the mean of its members' softmax probabilities. Its "logits" are
-//! the log of that mean (computed as a log-sum-exp of the members' log-softmaxes, minus
-//! log k), so softmax, cross-entropy and input gradients treat it like any model, and an
-//! attack on the ensemble attacks the mean probability.
+//! An ensemble combines its members' logits into logits of its own by its rule (see
+//! [`super::combine`]; by default the log of the mean softmax probability), so softmax,
+//! cross-entropy and input gradients treat it like any model.
 
+use super::combine::Combine;
 use super::layers::LayerTape;
 use super::model::{Matrix, Mode, Model, Needs};
 use dfdx::prelude::*;
@@ -15,8 +15,8 @@ use std::sync::Arc;
 pub enum Classifier<'a> {
     /// One model.
     Single(&'a Model),
-    /// Members whose probabilities are averaged.
-    Ensemble(&'a [Arc<Model>]),
+    /// Members and how they are combined.
+    Ensemble(&'a [Arc<Model>], Combine),
 }
 
 impl<'a> From<&'a Model> for Classifier<'a> {
@@ -30,7 +30,7 @@ impl Classifier<'_> {
     pub fn top(&self) -> super::Top {
         match self {
             Classifier::Single(m) => m.net.top(),
-            Classifier::Ensemble(_) => super::Top::Softmax,
+            Classifier::Ensemble(..) => super::Top::Softmax,
         }
     }
 
@@ -38,16 +38,16 @@ impl Classifier<'_> {
     pub fn input_width(&self) -> usize {
         match self {
             Classifier::Single(m) => m.input_width(),
-            Classifier::Ensemble(ms) => ms[0].input_width(),
+            Classifier::Ensemble(ms, _) => ms[0].input_width(),
         }
     }
 
-    /// Logits (an ensemble's are log mean probabilities), recording on `x`'s tape for the
+    /// Logits (an ensemble's by its combination rule), recording on `x`'s tape for the
     /// input's gradient only (a classifier is attacked, not trained).
     pub fn forward_mode<T: LayerTape>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
         match self {
             Classifier::Single(m) => m.forward_with(x, mode, Needs::INPUT),
-            Classifier::Ensemble(members) => {
+            Classifier::Ensemble(members, combine) => {
                 let (x, tape) = x.split_tape();
                 let mut tape = Some(tape);
                 let outputs: Vec<Matrix<T>> = members
@@ -59,11 +59,10 @@ impl Classifier<'_> {
                             Some(t) => x.clone().put_tape(t),
                             None => x.clone().retaped::<T>(),
                         };
-                        m.forward_with(xi, mode, Needs::INPUT).log_softmax::<Axis<1>>()
+                        m.forward_with(xi, mode, Needs::INPUT)
                     })
                     .collect();
-                let k = outputs.len() as f32;
-                outputs.stack().logsumexp::<(usize, usize), Axis<0>>() - k.ln()
+                combine.combine(outputs)
             }
         }
     }
@@ -93,7 +92,7 @@ mod tests {
         let members: Vec<Arc<Model>> = (0..3).map(|_| Arc::new(Model::init(&dev, &net, 1.0, &mut rng))).collect();
         let x = vec![0.1, 0.5, 0.9, 0.3, 0.2, 0.4, 0.6, 0.8];
         let batch = || -> Matrix { dev.tensor_from_vec(x.clone(), (2, 4)) };
-        let ens = Classifier::Ensemble(&members).forward(batch()).as_vec();
+        let ens = Classifier::Ensemble(&members, Combine::MeanProbabilities).forward(batch()).as_vec();
         let mut mean = vec![0.0f32; 6];
         for m in &members {
             let p = m.forward(batch()).softmax::<Axis<1>>().as_vec();
@@ -104,7 +103,7 @@ mod tests {
         }
         // The input gradient reaches through every member.
         let xt = batch();
-        let out = Classifier::Ensemble(&members).forward(xt.leaky_trace());
+        let out = Classifier::Ensemble(&members, Combine::MeanProbabilities).forward(xt.leaky_trace());
         let first_class: Matrix = dev.tensor_from_vec(vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0], (2, 3));
         let g = (out * first_class).sum::<(), Axes2<0, 1>>().backward().get(&xt).as_vec();
 
@@ -114,7 +113,7 @@ mod tests {
             up[i] += h;
             down[i] -= h;
             let f = |v: Vec<f32>| {
-                let o = Classifier::Ensemble(&members).forward(dev.tensor_from_vec(v, (2, 4))).as_vec();
+                let o = Classifier::Ensemble(&members, Combine::MeanProbabilities).forward(dev.tensor_from_vec(v, (2, 4))).as_vec();
                 o[0] + o[3]
             };
             let numeric = (f(up) - f(down)) / (2.0 * h);

@@ -7,6 +7,7 @@
 
 #[cfg(feature = "compute")]
 pub mod classifier;
+pub mod combine;
 pub mod conv;
 #[cfg(all(feature = "compute", not(feature = "cuda")))]
 pub mod fused;
@@ -17,6 +18,7 @@ pub mod top;
 
 #[cfg(feature = "compute")]
 pub use classifier::Classifier;
+pub use combine::Combine;
 pub use layers::{LayerSpec, NetSpec};
 #[cfg(feature = "compute")]
 pub use model::{Dev, Model};

@@ -381,11 +381,12 @@ pub struct NetSpec {
 
 impl NetSpec {
     /// How the outputs become probabilities: a net ending in `sigmoid_top` has independent
-    /// sigmoid outputs, one ending in `rbf` RBF outputs, any other a softmax.
+    /// sigmoid outputs, one ending in `rbf` RBF memberships (unless its `output` is
+    /// "softmax"), any other a softmax.
     pub fn top(&self) -> super::Top {
         match self.layers.last() {
             Some(l) if l.is::<sigmoid_top::SigmoidTop>() => super::Top::Sigmoid,
-            Some(l) if l.is::<rbf::Rbf>() => super::Top::Rbf,
+            Some(l) if l.get::<rbf::Rbf>().is_some_and(|r| r.output == rbf::Output::Membership) => super::Top::Rbf,
             _ => super::Top::Softmax,
         }
     }
