@@ -19,8 +19,6 @@
 
 pub mod local;
 pub mod slurm;
-#[cfg(test)]
-mod tests;
 
 use crate::cache::{Cache, Lookup};
 use crate::check::ir::{NodeId, Program};
@@ -497,3 +495,6 @@ fn submitted(states: &[State], filter: impl Fn(usize, &Seen) -> bool) -> Vec<Str
 fn line(word: &str, job: &Job, rest: &str) -> String {
     format!("  {word:<10} {:<9} {:<20} {} {rest}", job.kind, job.name, &job.key[..12])
 }
+
+#[cfg(test)]
+mod tests;
