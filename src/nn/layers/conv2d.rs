@@ -1,5 +1,7 @@
-//! `conv2d(filters, kernel, stride)`: 2-D convolution over `[channels, height, width]`
-//! inputs, no padding: `[c, h, w] -> [filters, (h - kernel) / stride + 1, ...]`.
+//! `conv2d(filters, kernel, stride, padding)`: 2-D convolution over `[channels, height,
+//! width]` inputs, zero-padded by `padding` on every side (0 by default):
+//! `[c, h, w] -> [filters, (h + 2 padding - kernel) / stride + 1, ...]`; `padding: 1` with a
+//! 3x3 kernel keeps the size, as PyTorch's `Conv2d(..., padding=1)` does.
 //!
 //! The kernel is `nn::conv` (gather + matmul, on stable Rust). One filter per weight column,
 //! `weight` `[channels * kernel * kernel, filters]`, rows ordered by input channel, then
@@ -26,18 +28,26 @@ crate::declare_params! {
         kernel: usize = ParamDef::or(ParamType::Int, Default::Int(3)).range(1.0, 64.0),
         /// step between positions
         stride: usize = ParamDef::or(ParamType::Int, Default::Int(1)).range(1.0, 64.0),
+        /// zeros added on every side of each channel
+        #[serde(default, skip_serializing_if = "is_zero")]
+        padding: usize = ParamDef::or(ParamType::Int, Default::Int(0)).range(0.0, 64.0),
     }
+}
+
+/// Nets written before `padding` existed hash and store as they did.
+fn is_zero(padding: &usize) -> bool {
+    *padding == 0
 }
 
 impl Layer for Conv2d {
     const NAME: &'static str = "conv2d";
-    const DOC: &'static str = "2-D convolution, no padding: [c, h, w] -> [filters, (h - kernel) / stride + 1, ...]";
+    const DOC: &'static str = "2-D convolution: [c, h, w] -> [filters, (h + 2 padding - kernel) / stride + 1, ...]";
     const VERSION: u32 = 1;
     const SOURCES: &'static [&'static str] = &[file!(), "src/nn/conv.rs"];
     const PARAMS: &'static [crate::params::ParamSpec] = Conv2d::PARAMS;
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        let window = Window::over(input, self.kernel, self.stride, "conv2d")?;
+        let window = Window::over(input, self.kernel, self.stride, self.padding, "conv2d")?;
         window.output().map(|(h, w)| vec![self.filters, h, w])
     }
 
@@ -53,7 +63,7 @@ impl Layer for Conv2d {
 
     #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
-        let window = Window::over(pass.input, self.kernel, self.stride, "conv2d").expect("shape-checked");
+        let window = Window::over(pass.input, self.kernel, self.stride, self.padding, "conv2d").expect("shape-checked");
         let p = pass.affine();
         crate::nn::conv::conv2d(h, &window, &p.weight, &p.bias)
     }
@@ -73,6 +83,7 @@ mod tests {
                     filters: 3,
                     kernel: 3,
                     stride: 1,
+                    padding: 0,
                 }
                 .into(),
                 Tanh {}.into(),
@@ -88,8 +99,25 @@ mod tests {
                     filters: 2,
                     kernel: 3,
                     stride: 2,
+                    padding: 0,
                 }
                 .into(),
+                Flatten {}.into(),
+                Linear { units: 3 }.into(),
+            ],
+        );
+        // Padded: the zero border's column gets a gradient that is dropped, the input's are right.
+        gradient_check(
+            vec![2, 5, 5],
+            vec![
+                Conv2d {
+                    filters: 2,
+                    kernel: 3,
+                    stride: 2,
+                    padding: 1,
+                }
+                .into(),
+                Tanh {}.into(),
                 Flatten {}.into(),
                 Linear { units: 3 }.into(),
             ],
@@ -102,16 +130,33 @@ mod tests {
             Conv2d {
                 filters: 4,
                 kernel: 3,
-                stride: 2
+                stride: 2,
+                padding: 0,
             }
             .output_shape(&[1, 7, 7])
             .unwrap(),
             vec![4, 3, 3]
         );
+        let same = Conv2d {
+            filters: 4,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        };
+        assert_eq!(same.output_shape(&[1, 28, 28]).unwrap(), vec![4, 28, 28]);
+        assert_eq!(serde_json::to_string(&crate::nn::layers::LayerSpec::from(same)).unwrap(), r#"{"layer":"conv2d","filters":4,"kernel":3,"stride":1,"padding":1}"#);
+        let unpadded = Conv2d {
+            filters: 4,
+            kernel: 3,
+            stride: 1,
+            padding: 0,
+        };
+        assert_eq!(serde_json::to_string(&crate::nn::layers::LayerSpec::from(unpadded)).unwrap(), r#"{"layer":"conv2d","filters":4,"kernel":3,"stride":1}"#);
         assert!(Conv2d {
             filters: 4,
             kernel: 3,
-            stride: 1
+            stride: 1,
+            padding: 0,
         }
         .output_shape(&[49])
         .is_err());

@@ -25,7 +25,7 @@ crate::declare_params! {
 
 impl MaxPool {
     fn window(&self, input: &[usize]) -> Result<Window, String> {
-        Window::over(input, self.size, self.stride.unwrap_or(self.size), "max_pool")
+        Window::over(input, self.size, self.stride.unwrap_or(self.size), 0, "max_pool")
     }
 }
 
