@@ -28,6 +28,26 @@ fn tiny_pipeline_learns_and_fgsm_hurts() {
 }
 
 #[test]
+fn deepfool_fools_what_it_can_and_reports_how_far_it_went() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_mnist(&dir.path().join("data"), 500, 200);
+    let text = format!(
+        "{}\neval df = evaluate(soft, test, attack: deepfool(norm: \"l2\", clip: \"none\"))\n\
+         eval fgsm_norms = evaluate(soft, test, attack: fgsm(eps: 8 / 255, clip: \"none\"))\n\
+         table \"deepfool\" {{\n  row \"error\" value: df.error\n  row \"median L2 fooled\" value: df.l2_median_fooled\n  \
+         row \"fooled share of the right\" value: df.error_on_correct\n  row \"fgsm linf\" value: fgsm_norms.linf_median\n}}\n",
+        tiny()
+    );
+    let (program, outcome, _) = run_text(&text, &dir.path().join("data"), &dir.path().join("cache"));
+    let tables = advpipe::report::tables(&program, &outcome);
+    let rows = &tables.iter().find(|t| t.title == "deepfool").unwrap().rows;
+    assert_eq!(rows[2].measured, 1.0, "DeepFool without a clip fools every example a linear model gets right");
+    assert!(rows[1].measured > 0.0 && rows[1].measured < 28.0, "median L2 {}", rows[1].measured);
+    assert!((rows[3].measured - 8.0 / 255.0).abs() < 1e-6, "FGSM moves every pixel by eps: {}", rows[3].measured);
+    assert_eq!(advpipe::report::format_value("l2_median_fooled", rows[1].measured).matches('%').count(), 0);
+}
+
+#[test]
 fn rerun_computes_nothing_and_changing_eps_recomputes_only_downstream() {
     let dir = tempfile::tempdir().unwrap();
     let (data, cache) = (dir.path().join("data"), dir.path().join("cache"));

@@ -10,6 +10,7 @@
 //! Adding one: see "Adding an attack" in the README.
 
 pub mod bim;
+pub mod deepfool;
 pub mod fgm;
 pub mod fgsm;
 pub mod gaussian_noise;
@@ -39,6 +40,7 @@ pub const ATTACKS: &[AttackKind] = &[
     bim::KIND,
     pgd::KIND,
     mi_fgsm::KIND,
+    deepfool::KIND,
 ];
 
 /// The version of what every attack shares (this file: the crafting loop, clip, labels,
@@ -116,6 +118,25 @@ impl<'a> AttackContext<'a> {
         let logits = self.model.forward_mode(x.leaky_trace(), self.mode);
         let grads = self.model.top().loss(self.dev, logits, labels).backward();
         grads.get(&x).as_vec()
+    }
+
+    /// The gradient with respect to the input of `sum over rows and classes k of
+    /// weights[row * classes + k] * logit_k(row)`, in the crafting mode: per example, the
+    /// slope of one output or of a difference of outputs (DeepFool's `f_k - f_y`, a margin
+    /// loss). `weights` has one row of `classes` values per example.
+    pub fn output_gradient(&self, x: &[f32], weights: &[f32]) -> Vec<f32> {
+        let x = self.batch(x);
+        let logits = self.model.forward_mode(x.leaky_trace(), self.mode);
+        let shape = *logits.shape();
+        let weights: Matrix = self.dev.tensor_from_vec(weights.to_vec(), shape);
+        let grads = (logits * weights).sum::<(), Axes2<0, 1>>().backward();
+        grads.get(&x).as_vec()
+    }
+
+    /// Whether the labels an attack is given are targets (to move towards) rather than the
+    /// labels to move away from.
+    pub fn is_targeted(&self) -> bool {
+        self.targeted
     }
 
     /// The direction that helps the attacker: the loss gradient for an untargeted attack,
@@ -455,9 +476,12 @@ mod tests {
             .map(|(j, _)| j["attack"].as_str().unwrap().to_string())
             .collect();
         for kind in ATTACKS {
+            // Minimal-perturbation attacks have no budget to hold: they are in
+            // `minimal_attacks()` below.
+            let minimal = minimal_attacks().iter().any(|j| j["attack"] == kind.name);
             assert!(
-                tested.contains(kind.name) || kind.name == "gaussian_noise",
-                "{} is not in every_attack()",
+                tested.contains(kind.name) || kind.name == "gaussian_noise" || minimal,
+                "{} is not in every_attack() or minimal_attacks()",
                 kind.name
             );
         }
@@ -482,6 +506,25 @@ mod tests {
             let used = if norm == "linf" { linf } else { l2 };
             assert!(used <= eps * (1.0 + 1e-5), "{params}: {norm} = {used}");
             assert!(used >= eps * 0.5, "{params} barely moved: {used}");
+        }
+    }
+
+    /// Attacks without a budget, which move each example as far as it takes.
+    fn minimal_attacks() -> Vec<serde_json::Value> {
+        vec![
+            json!({"attack": "deepfool", "norm": "l2", "steps": 50, "overshoot": 0.02}),
+            json!({"attack": "deepfool", "norm": "linf", "steps": 50, "overshoot": 0.02}),
+        ]
+    }
+
+    #[test]
+    fn minimal_attacks_clip_and_raise_the_loss() {
+        let (dev, model, x, y) = model_and_batch();
+        let ctx = AttackContext::new(&model, &dev, 0);
+        for params in minimal_attacks() {
+            let adv = craft(params.clone(), &model, &dev, &x, &y);
+            assert!(adv.iter().all(|v| (0.0..=1.0).contains(v)), "{params}");
+            assert!(ctx.loss(&adv, &y) > ctx.loss(&x, &y), "{params}");
         }
     }
 

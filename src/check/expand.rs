@@ -55,7 +55,7 @@ pub fn expand(file: &File, choices: &Choices) -> Result<Expanded, Vec<Diagnostic
     for item in &file.items {
         match item {
             Item::Decl(d) if d.category.name == "param" => {}
-            _ => expand_item(item, &scope, &mut items, &mut diags, &mut budget),
+            _ => expand_item(item, &scope, false, &mut items, &mut diags, &mut budget),
         }
     }
     // A mistake inside a sweep's body is made once per element; say it once.
@@ -233,9 +233,11 @@ impl Budget {
     }
 }
 
-fn expand_item(item: &Item, scope: &Scope, out: &mut Vec<Item>, diags: &mut Vec<Diagnostic>, budget: &mut Budget) {
+/// One item with `scope`'s names replaced; `in_sweep` for the body of a `for` (the scope
+/// also holds the file's params, so it is not empty at the top level).
+fn expand_item(item: &Item, scope: &Scope, in_sweep: bool, out: &mut Vec<Item>, diags: &mut Vec<Diagnostic>, budget: &mut Budget) {
     match item {
-        Item::Import { span, .. } if !scope.is_empty() => diags.push(
+        Item::Import { span, .. } if in_sweep => diags.push(
             Diagnostic::new(
                 codes::BAD_IMPORT,
                 *span,
@@ -290,7 +292,7 @@ fn expand_item(item: &Item, scope: &Scope, out: &mut Vec<Item>, diags: &mut Vec<
                 }
                 let inner = with(scope, &sweep.var.name, element);
                 for item in &sweep.body {
-                    expand_item(item, &inner, out, diags, budget);
+                    expand_item(item, &inner, true, out, diags, budget);
                 }
             }
         }
@@ -551,6 +553,18 @@ mod tests {
             .unwrap()
             .file
             .to_string()
+    }
+
+    #[test]
+    fn an_import_beside_params_is_at_the_top_level() {
+        // A file with a `param` that imports another was refused as "inside a sweep" (the
+        // params are in the scope at the top level too).
+        let src = "param n = 3\nimport \"common.adv\"\nfor k in [1] { import \"other.adv\" }";
+        let Err(diags) = expand(&crate::syntax::parse(src).unwrap(), &Choices::default()) else {
+            panic!("the import inside the sweep was accepted")
+        };
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(&src[diags[0].span.start..diags[0].span.end], "import \"other.adv\"");
     }
 
     #[test]

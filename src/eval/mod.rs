@@ -45,6 +45,91 @@ pub struct Metrics {
     /// Under an attack: how many examples were classified correctly before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correct_before: Option<usize>,
+    /// Under an attack: the size of its perturbations, `adversarial - clean` per example.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perturbation: Option<Perturbation>,
+}
+
+/// Per-example perturbation norms, over every example and over the fooled ones (classified
+/// correctly before the attack and wrongly after it): what a minimal-perturbation attack
+/// such as DeepFool reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Perturbation {
+    /// Mean L2 norm.
+    pub l2_mean: f64,
+    /// Median L2 norm.
+    pub l2_median: f64,
+    /// Mean L-infinity norm.
+    pub linf_mean: f64,
+    /// Median L-infinity norm.
+    pub linf_median: f64,
+    /// Mean L2 norm over the fooled examples (0 when none).
+    pub l2_mean_fooled: f64,
+    /// Median L2 norm over the fooled examples (0 when none).
+    pub l2_median_fooled: f64,
+    /// Mean L-infinity norm over the fooled examples (0 when none).
+    pub linf_mean_fooled: f64,
+    /// Median L-infinity norm over the fooled examples (0 when none).
+    pub linf_median_fooled: f64,
+}
+
+impl Perturbation {
+    /// From each example's (L2, L-infinity, fooled).
+    fn of(norms: &[(f64, f64, bool)]) -> Perturbation {
+        let pick = |l2: bool, fooled_only: bool| -> Vec<f64> {
+            norms
+                .iter()
+                .filter(|n| !fooled_only || n.2)
+                .map(|n| if l2 { n.0 } else { n.1 })
+                .collect()
+        };
+        Perturbation {
+            l2_mean: mean(&pick(true, false)),
+            l2_median: median(pick(true, false)),
+            linf_mean: mean(&pick(false, false)),
+            linf_median: median(pick(false, false)),
+            l2_mean_fooled: mean(&pick(true, true)),
+            l2_median_fooled: median(pick(true, true)),
+            linf_mean_fooled: mean(&pick(false, true)),
+            linf_median_fooled: median(pick(false, true)),
+        }
+    }
+
+    fn field(&self, name: &str) -> Option<f64> {
+        Some(match name {
+            "l2_mean" => self.l2_mean,
+            "l2_median" => self.l2_median,
+            "linf_mean" => self.linf_mean,
+            "linf_median" => self.linf_median,
+            "l2_mean_fooled" => self.l2_mean_fooled,
+            "l2_median_fooled" => self.l2_median_fooled,
+            "linf_mean_fooled" => self.linf_mean_fooled,
+            "linf_median_fooled" => self.linf_median_fooled,
+            _ => return None,
+        })
+    }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
+/// The middle value (the mean of the two middle ones for an even count); 0 for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
 }
 
 impl Metrics {
@@ -63,6 +148,14 @@ impl Metrics {
             "of the examples classified correctly before the attack, the fraction it makes wrong",
         ),
         ("correct_before", "number of examples classified correctly before the attack"),
+        ("l2_mean", "mean L2 norm of the perturbations (adversarial - clean)"),
+        ("l2_median", "median L2 norm of the perturbations"),
+        ("linf_mean", "mean L-infinity norm of the perturbations"),
+        ("linf_median", "median L-infinity norm of the perturbations"),
+        ("l2_mean_fooled", "mean L2 norm over the fooled examples (right before, wrong after)"),
+        ("l2_median_fooled", "median L2 norm over the fooled examples"),
+        ("linf_mean_fooled", "mean L-infinity norm over the fooled examples"),
+        ("linf_median_fooled", "median L-infinity norm over the fooled examples"),
     ];
 
     /// A field by name.
@@ -74,7 +167,7 @@ impl Metrics {
             "examples" => Some(self.examples as f64),
             "error_on_correct" => self.error_on_correct,
             "correct_before" => self.correct_before.map(|n| n as f64),
-            _ => None,
+            other => self.perturbation.as_ref()?.field(other),
         }
     }
 
@@ -145,6 +238,8 @@ pub fn evaluate<'a>(
     let (mut errors, mut conf_sum, mut conf_wrong) = (0usize, 0.0f64, 0.0f64);
     // Under an attack: examples right before it, and of those, wrong after it.
     let (mut correct_before, mut broken) = (0usize, 0usize);
+    let mut norms: Vec<(f64, f64, bool)> = Vec::new();
+    let width: usize = data.shape.iter().product();
     batches(data, batch, progress, |_, clean, labels| {
         let (x, right_before) = match attack {
             Some(a) => {
@@ -171,6 +266,14 @@ pub fn evaluate<'a>(
                 correct_before += 1;
                 broken += wrong as usize;
             }
+            if attack.is_some() {
+                let (adv, clean) = (&x[i * width..(i + 1) * width], &clean[i * width..(i + 1) * width]);
+                let (l2, linf) = adv.iter().zip(clean).fold((0.0f64, 0.0f64), |(l2, linf), (a, c)| {
+                    let d = (a - c) as f64;
+                    (l2 + d * d, linf.max(d.abs()))
+                });
+                norms.push((l2.sqrt(), linf, wrong && right_before[i]));
+            }
         }
     });
 
@@ -188,6 +291,7 @@ pub fn evaluate<'a>(
             }
         }),
         correct_before: attack.map(|_| correct_before),
+        perturbation: attack.map(|_| Perturbation::of(&norms)),
     }
 }
 
@@ -266,6 +370,35 @@ mod tests {
             classes: 3,
         };
         (dev, model, x, data)
+    }
+
+    #[test]
+    fn perturbation_norms_are_measured_per_example() {
+        let (dev, model, _, data) = one_mistake();
+        let fgsm = Crafter::from_json(&serde_json::json!({"attack": "fgsm", "eps": 0.1, "clip": null})).unwrap();
+        let m = evaluate(&dev, &model, &data, Some(&fgsm), 0, 3, &mut |_, _| {});
+        let p = m.perturbation.clone().expect("an attacked evaluation measures its perturbations");
+        // FGSM moves every pixel by eps (where the gradient is not zero).
+        assert!((p.linf_median - 0.1).abs() < 1e-6 && (p.linf_mean - 0.1).abs() < 1e-6, "{p:?}");
+        assert!((p.l2_median - 0.1 * 6f64.sqrt()).abs() < 1e-5, "{p:?}");
+        assert_eq!(m.field("l2_median"), Some(p.l2_median));
+        // DeepFool fools every example it starts on correctly; its fooled norms are its own.
+        let df = Crafter::from_json(&serde_json::json!({"attack": "deepfool", "norm": "l2", "steps": 50, "overshoot": 0.02, "clip": null})).unwrap();
+        let m = evaluate(&dev, &model, &data, Some(&df), 0, 4, &mut |_, _| {});
+        let p = m.perturbation.unwrap();
+        assert_eq!(m.error_on_correct, Some(1.0));
+        // The already-misclassified example is not moved: all four examples' mean is 3/4 of
+        // the three fooled ones' mean.
+        assert!((p.l2_mean - 0.75 * p.l2_mean_fooled).abs() < 1e-9 && p.l2_mean_fooled > 0.0, "{p:?}");
+        let clean = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
+        assert!(clean.perturbation.is_none() && clean.field("l2_median").is_none());
+    }
+
+    #[test]
+    fn medians_of_odd_even_and_empty_lists() {
+        assert_eq!(super::median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(super::median(vec![]), 0.0);
     }
 
     #[test]

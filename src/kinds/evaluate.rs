@@ -36,7 +36,7 @@ pub const KIND: Kind = Kind {
     spec: NodeKind {
         name: "evaluate",
         category: Category::Eval,
-        version: 6,
+        version: 7,
         sources: &[
             "src/kinds/evaluate.rs",
             "src/eval/mod.rs",

@@ -138,10 +138,22 @@ fn is_count(metric: &str) -> bool {
     metric == "examples" || metric == "correct_before"
 }
 
-/// `99.9%`, `0.94%`; counts as plain integers.
+/// Perturbation norms (`l2_median`, `linf_mean_fooled`, ...): distances, not rates.
+fn is_norm(metric: &str) -> bool {
+    metric.starts_with("l2_") || metric.starts_with("linf_")
+}
+
+/// Whether a metric is a proportion, shown in percent (and differences in points).
+pub(crate) fn is_rate(metric: &str) -> bool {
+    !is_count(metric) && !is_norm(metric)
+}
+
+/// `99.9%`, `0.94%`; counts as plain integers, norms with three decimals.
 pub fn format_value(metric: &str, v: f64) -> String {
     if is_count(metric) {
         format!("{v:.0}")
+    } else if is_norm(metric) {
+        format!("{v:.3}")
     } else if v.abs() >= 0.1 && (v >= 1.0 || format!("{:.1}", v * 100.0) != "100.0") {
         format!("{:.1}%", v * 100.0)
     } else {
@@ -170,7 +182,8 @@ fn spread_cell(row: &RowResult) -> String {
         format!("{}-{hi}", lo.trim_end_matches('%'))
     };
     match row.spread {
-        Some(Spread::Seeds { sd, min, max }) => format!("sd {:.2} pp, {}", sd * 100.0, range(min, max)),
+        Some(Spread::Seeds { sd, min, max }) if is_rate(&row.metric) => format!("sd {:.2} pp, {}", sd * 100.0, range(min, max)),
+        Some(Spread::Seeds { sd, min, max }) => format!("sd {}, {}", format_value(&row.metric, sd), range(min, max)),
         Some(Spread::Binomial { low, high, .. }) => format!("95%: {}", range(low, high)),
         None => "-".into(),
     }
@@ -179,7 +192,8 @@ fn spread_cell(row: &RowResult) -> String {
 fn cells(row: &RowResult) -> [String; 6] {
     let paper = row.paper.map_or("-".into(), |p| format_value(&row.metric, p));
     let diff = match row.paper {
-        Some(p) if !is_count(&row.metric) => format!("{:+.1} pp", (row.measured - p) * 100.0),
+        Some(p) if is_rate(&row.metric) => format!("{:+.1} pp", (row.measured - p) * 100.0),
+        Some(p) if is_norm(&row.metric) => format!("{:+.3}", row.measured - p),
         Some(p) => format!("{:+.0}", row.measured - p),
         None => "-".into(),
     };
@@ -469,6 +483,8 @@ mod tests {
         assert_eq!(format_value("error", 0.999), "99.9%");
         assert_eq!(format_value("error", 0.0094), "0.94%");
         assert_eq!(format_value("examples", 10000.0), "10000");
+        assert_eq!(format_value("l2_median", 1.3784), "1.378");
+        assert_eq!(format_value("linf_mean_fooled", 0.0785), "0.079");
         assert_eq!(format_value("error", 0.9997), "99.97%", "never round up to a perfect score");
         assert_eq!(format_value("error", 1.0), "100.0%");
         let row = RowResult {

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 /// drawn in percent.
 pub fn plot_svg(plot: &PlotResult) -> Result<String> {
     use plotters::prelude::*;
-    let percent = plot.metrics.iter().all(|m| !super::is_count(m));
+    let percent = plot.metrics.iter().all(|m| super::is_rate(m));
     let scale = if percent { 100.0 } else { 1.0 };
     let all: Vec<(f64, f64)> = plot.series.values().flatten().map(|(x, y)| (*x, y * scale)).collect();
     let (x_lo, x_hi) = all
