@@ -9,6 +9,7 @@
 //!
 //! Adding one: see "Adding an attack" in the README.
 
+pub mod apgd;
 pub mod bim;
 pub mod deepfool;
 pub mod fgm;
@@ -41,6 +42,7 @@ pub const ATTACKS: &[AttackKind] = &[
     pgd::KIND,
     mi_fgsm::KIND,
     deepfool::KIND,
+    apgd::KIND,
 ];
 
 /// The version of what every attack shares (this file: the crafting loop, clip, labels,
@@ -370,6 +372,17 @@ impl Crafter {
     }
 }
 
+/// Restarts: every row of `candidate` whose objective beats the best so far replaces it
+/// (rows `width` values wide).
+pub fn keep_better_rows(best: &mut [f32], best_objective: &mut [f32], candidate: &[f32], objective: &[f32], width: usize) {
+    for (row, (&new, old)) in objective.iter().zip(best_objective.iter_mut()).enumerate() {
+        if new > *old {
+            *old = new;
+            best[row * width..(row + 1) * width].copy_from_slice(&candidate[row * width..(row + 1) * width]);
+        }
+    }
+}
+
 /// The step size iterative attacks use when none is given: 2.5 * eps / steps (Madry et
 /// al. 2018), so the iterates can cross the whole ball.
 pub fn default_step_size(eps: f32, steps: usize) -> f32 {
@@ -466,6 +479,8 @@ mod tests {
                 json!({"attack": "mi_fgsm", "eps": eps, "steps": 5, "step_size": null, "decay": 1.0}),
                 "linf",
             ),
+            (json!({"attack": "apgd", "eps": eps, "norm": "linf", "loss": "ce", "steps": 10, "restarts": 1}), "linf"),
+            (json!({"attack": "apgd", "eps": eps, "norm": "l2", "loss": "dlr", "steps": 10, "restarts": 2}), "l2"),
         ]
     }
 

@@ -120,12 +120,7 @@ impl Attack for Pgd {
         for _ in 1..self.restarts {
             let candidate = self.run(ctx, x, labels);
             let objective = ctx.objective(&candidate, labels);
-            for (row, (&new, old)) in objective.iter().zip(best_objective.iter_mut()).enumerate() {
-                if new > *old {
-                    *old = new;
-                    best[row * width..(row + 1) * width].copy_from_slice(&candidate[row * width..(row + 1) * width]);
-                }
-            }
+            super::keep_better_rows(&mut best, &mut best_objective, &candidate, &objective, width);
         }
         best
     }

@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
-"""advpipe's DeepFool against torchattacks' on the same checkpoint and the same test images.
+"""advpipe's attacks against torchattacks' on the same checkpoint and the same test images.
 
 Loads an advpipe checkpoint (model.safetensors from a cache entry: `advpipe explain FILE NODE`
 prints the key; the entry is CACHE/objects/<key[:2]>/<key>/) of a net made of flatten,
 dropout (a no-op here: evaluation mode), linear and maxout layers, rebuilds it in PyTorch,
-runs torchattacks.DeepFool(steps, overshoot) on the first N MNIST test images with their true
-labels, and prints one JSON line: the error after the attack and the per-example L2 norms of
-the perturbations (mean and median over all images, and over the fooled ones: right before,
-wrong after), the same figures as advpipe's `evaluate(..., attack: deepfool(norm: "l2"))`
-gives as error, l2_mean, l2_median, l2_mean_fooled and l2_median_fooled.
+runs a torchattacks attack on the first N MNIST test images with their true labels (inputs
+clamped to [0, 1], as advpipe's default clip), and prints one JSON line: the error after the
+attack and the per-example norms of the perturbations (mean and median L2 over all images
+and over the fooled ones: right before, wrong after; the largest L-inf), the figures
+advpipe's `evaluate(..., attack: ...)` gives as error, l2_mean, l2_median, l2_mean_fooled,
+l2_median_fooled and linf_*.
+
+  --attack deepfool   torchattacks.DeepFool(steps, overshoot)   vs deepfool(norm: "l2")
+  --attack apgd       torchattacks.APGD(norm Linf, eps, steps, loss, n_restarts 1)
+                                                                vs apgd(eps, loss, steps)
 
 Set-up: python3 -m venv .venv-peer && .venv-peer/bin/pip install torch torchattacks safetensors
-Run:    .venv-peer/bin/python benches/peer/deepfool_torchattacks.py CHECKPOINT MNIST_DIR --n 1000
+Run:    .venv-peer/bin/python benches/peer/torchattacks_on_checkpoint.py CHECKPOINT MNIST_DIR --n 1000
 
-torchattacks differs from the paper (and advpipe) in two details: it applies the overshoot to
-every step rather than to the accumulated one, and it adds nothing past the boundary; both
-clamp to [0, 1] after every step.
+torchattacks' DeepFool differs from the paper (and advpipe) in two details: it applies the
+overshoot to every step rather than to the accumulated one, and it adds nothing past the
+boundary; both clamp to [0, 1] after every step.
 """
 import argparse
 import gzip
@@ -87,6 +92,9 @@ def main():
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--overshoot", type=float, default=0.02)
+    ap.add_argument("--attack", choices=["deepfool", "apgd"], default="deepfool")
+    ap.add_argument("--eps", type=float, default=0.1)
+    ap.add_argument("--loss", choices=["ce", "dlr"], default="ce")
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = build(args.checkpoint)
@@ -94,7 +102,11 @@ def main():
     labels = idx(find(args.mnist, "t10k-labels-idx1-ubyte"))[: args.n].long()
     with torch.no_grad():
         right_before = model(images).argmax(1) == labels
-    adv = torchattacks.DeepFool(model, steps=args.steps, overshoot=args.overshoot)(images, labels)
+    if args.attack == "deepfool":
+        attack = torchattacks.DeepFool(model, steps=args.steps, overshoot=args.overshoot)
+    else:
+        attack = torchattacks.APGD(model, norm="Linf", eps=args.eps, steps=args.steps, n_restarts=1, loss=args.loss, seed=0)
+    adv = attack(images, labels)
     with torch.no_grad():
         wrong_after = model(adv).argmax(1) != labels
     l2 = (adv - images).flatten(1).norm(dim=1).tolist()
@@ -105,6 +117,7 @@ def main():
         "l2_median": statistics.median(l2),
         "l2_mean_fooled": statistics.fmean(fooled) if fooled else 0.0,
         "l2_median_fooled": statistics.median(fooled) if fooled else 0.0,
+        "linf_max": (adv - images).flatten(1).abs().max().item(),
         "images": args.n,
     }))
 
