@@ -13,6 +13,7 @@
 
 pub mod artifacts;
 pub mod jobs;
+pub mod progress;
 mod one;
 
 use crate::cache::{Cache, Lookup, Manifest};
@@ -24,7 +25,7 @@ use crate::files::{self, FileKind};
 use crate::nn::{Classifier, Model};
 use crate::plan::{self, Plan};
 pub use artifacts::Artifact;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use one::cached_inputs;
 pub use one::run_node;
 use std::collections::{BTreeMap, HashMap};
@@ -488,19 +489,18 @@ impl<'a> Executor<'a> {
         &mut *self.log
     }
 
+    /// The progress of node `id`'s pass over `len` examples: a bar on a terminal, plain lines
+    /// every few seconds elsewhere (see [`progress`]).
+    pub fn examples_progress(&self, id: NodeId, len: u64) -> progress::Progress {
+        progress::Progress::new(self.opts.progress, &self.program.nodes[id].name, "examples", len)
+    }
+
     /// A progress bar of `len` steps (hidden when not on a terminal).
     pub fn bar(&self, len: u64, what: &str) -> ProgressBar {
         if !self.opts.progress {
             return ProgressBar::hidden();
         }
-        let bar = ProgressBar::new(len);
-        bar.set_style(
-            ProgressStyle::with_template("  {prefix:>10} [{bar:30}] {pos}/{len} {msg} ({eta})")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(what.to_string());
-        bar
+        progress::bar(len, what)
     }
 
     fn compute(&mut self, id: NodeId) -> Result<Artifact> {

@@ -64,11 +64,11 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
     let data = x.data(x.input(id, "data")?)?;
     let p: CraftParams = params(&x.node(id).params)?;
     let attack = crate::attacks::Crafter::from_json(&p.attack).map_err(Error::msg)?;
-    let bar = x.bar(data.len() as u64, "examples");
+    let bar = x.examples_progress(id, data.len() as u64);
     let crafted = crate::eval::craft_set(x.dev(), models.classifier(), &data, &attack, x.seed(id), p.batch, &mut |done, _| {
         bar.set_position(done as u64)
     });
-    bar.finish_and_clear();
+    bar.finish();
     Ok(Artifact::Data(Arc::new(crafted)))
 }
 

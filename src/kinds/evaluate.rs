@@ -84,7 +84,7 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
         .map(crate::attacks::Crafter::from_json)
         .transpose()
         .map_err(Error::msg)?;
-    let bar = x.bar(data.len() as u64, "examples");
+    let bar = x.examples_progress(id, data.len() as u64);
     let metrics = crate::eval::evaluate(
         x.dev(),
         models.classifier(),
@@ -94,6 +94,6 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
         p.batch,
         &mut |done, _| bar.set_position(done as u64),
     );
-    bar.finish_and_clear();
+    bar.finish();
     Ok(Artifact::Metrics(metrics.to_map()))
 }
