@@ -34,7 +34,7 @@ use serde::Deserialize;
 
 /// The registry entry.
 pub const KIND: AttackKind = AttackKind {
-    version: 1,
+    version: 2,
     source: file!(),
     name: "apgd",
     doc: "Auto-PGD (Croce & Hein 2020): momentum, step size halved at checkpoints, CE or DLR loss",
@@ -115,18 +115,20 @@ impl Apgd {
     /// The objective of every row and its input gradient.
     fn objective_and_gradient(&self, ctx: &AttackContext, x: &[f32], labels: &[usize]) -> (Vec<f32>, Vec<f32>) {
         match self.loss {
-            Loss::Ce => (ctx.objective(x, labels), ctx.objective_gradient(x, labels)),
+            Loss::Ce => ctx.objective_and_gradient(x, labels),
             Loss::Dlr => {
-                let logits = ctx.logits(x);
-                let classes = logits.len() / labels.len();
                 let mut values = Vec::with_capacity(labels.len());
-                let mut weights = vec![0.0f32; logits.len()];
-                for (i, (z, &y)) in logits.chunks(classes).zip(labels).enumerate() {
-                    let (value, slope) = dlr(z, y);
-                    values.push(value);
-                    weights[i * classes..(i + 1) * classes].copy_from_slice(&slope);
-                }
-                (values, ctx.output_gradient(x, &weights))
+                let (_, gradient) = ctx.logits_and_output_gradient(x, |logits| {
+                    let classes = logits.len() / labels.len();
+                    let mut weights = vec![0.0f32; logits.len()];
+                    for (i, (z, &y)) in logits.chunks(classes).zip(labels).enumerate() {
+                        let (value, slope) = dlr(z, y);
+                        values.push(value);
+                        weights[i * classes..(i + 1) * classes].copy_from_slice(&slope);
+                    }
+                    weights
+                });
+                (values, gradient)
             }
         }
     }

@@ -135,6 +135,44 @@ impl<'a> AttackContext<'a> {
         grads.get(&x).as_vec()
     }
 
+    /// [`Self::output_gradient`] and the logits it was taken at, from one pass: `weights`
+    /// gets the logits (`rows * classes`) and returns the weights, so a loss defined on the
+    /// logits (DLR, a margin) costs one forward and one backward pass.
+    pub fn logits_and_output_gradient(&self, x: &[f32], weights: impl FnOnce(&[f32]) -> Vec<f32>) -> (Vec<f32>, Vec<f32>) {
+        let x = self.batch(x);
+        let logits = self.model.forward_mode(x.leaky_trace(), self.mode);
+        let shape = *logits.shape();
+        let values = logits.as_vec();
+        let weights: Matrix = self.dev.tensor_from_vec(weights(&values), shape);
+        let grads = (logits * weights).sum::<(), Axes2<0, 1>>().backward();
+        (values, grads.get(&x).as_vec())
+    }
+
+    /// [`Self::objective`] and [`Self::objective_gradient`] from one pass when dropout is off
+    /// while crafting (with it on, the objective is still taken with dropout off, as
+    /// `objective` does, which needs a pass of its own).
+    pub fn objective_and_gradient(&self, x: &[f32], labels: &[usize]) -> (Vec<f32>, Vec<f32>) {
+        if self.mode != Mode::Eval {
+            return (self.objective(x, labels), self.objective_gradient(x, labels));
+        }
+        let batch = self.batch(x);
+        let logits = self.model.forward_mode(batch.leaky_trace(), self.mode);
+        let values = logits.as_vec();
+        let top = self.model.top();
+        let mut gradient = top.loss(self.dev, logits, labels).backward().get(&batch).as_vec();
+        let sign = if self.targeted { -1.0 } else { 1.0 };
+        if self.targeted {
+            gradient.iter_mut().for_each(|v| *v = -*v);
+        }
+        let classes = values.len() / labels.len();
+        let objective = values
+            .chunks(classes)
+            .zip(labels)
+            .map(|(row, &y)| sign * top.example_loss(row, y))
+            .collect();
+        (objective, gradient)
+    }
+
     /// Whether the labels an attack is given are targets (to move towards) rather than the
     /// labels to move away from.
     pub fn is_targeted(&self) -> bool {
@@ -521,6 +559,22 @@ mod tests {
             let used = if norm == "linf" { linf } else { l2 };
             assert!(used <= eps * (1.0 + 1e-5), "{params}: {norm} = {used}");
             assert!(used >= eps * 0.5, "{params} barely moved: {used}");
+        }
+    }
+
+    #[test]
+    fn one_pass_objective_and_gradient_equal_the_two_passes() {
+        let (dev, model, x, y) = model_and_batch();
+        for targeted in [false, true] {
+            let mut ctx = AttackContext::new(&model, &dev, 0);
+            ctx.targeted = targeted;
+            let (objective, gradient) = ctx.objective_and_gradient(&x, &y);
+            let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-5 * (1.0 + q.abs()));
+            assert!(close(&objective, &ctx.objective(&x, &y)), "targeted {targeted}");
+            assert!(close(&gradient, &ctx.objective_gradient(&x, &y)), "targeted {targeted}");
+            let weights: Vec<f32> = (0..12).map(|i| (i % 3) as f32 - 1.0).collect();
+            let (logits, g) = ctx.logits_and_output_gradient(&x, |_| weights.clone());
+            assert!(close(&logits, &ctx.logits(&x)) && close(&g, &ctx.output_gradient(&x, &weights)));
         }
     }
 
