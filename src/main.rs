@@ -417,7 +417,10 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                     println!("key      unknown until the files it depends on can be read: {e}");
                     println!("params   {}", n.params);
                     for (role, input) in &n.inputs {
-                        println!("input    {role} = {} ({})", program.nodes[*input].name, program.nodes[*input].kind.name);
+                        println!(
+                            "input    {role} = {} ({})",
+                            program.nodes[*input].name, program.nodes[*input].kind.name
+                        );
                     }
                     return Ok(());
                 }

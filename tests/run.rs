@@ -41,10 +41,22 @@ fn deepfool_fools_what_it_can_and_reports_how_far_it_went() {
     let (program, outcome, _) = run_text(&text, &dir.path().join("data"), &dir.path().join("cache"));
     let tables = advpipe::report::tables(&program, &outcome);
     let rows = &tables.iter().find(|t| t.title == "deepfool").unwrap().rows;
-    assert_eq!(rows[2].measured, 1.0, "DeepFool without a clip fools every example a linear model gets right");
+    assert_eq!(
+        rows[2].measured, 1.0,
+        "DeepFool without a clip fools every example a linear model gets right"
+    );
     assert!(rows[1].measured > 0.0 && rows[1].measured < 28.0, "median L2 {}", rows[1].measured);
-    assert!((rows[3].measured - 8.0 / 255.0).abs() < 1e-6, "FGSM moves every pixel by eps: {}", rows[3].measured);
-    assert_eq!(advpipe::report::format_value("l2_median_fooled", rows[1].measured).matches('%').count(), 0);
+    assert!(
+        (rows[3].measured - 8.0 / 255.0).abs() < 1e-6,
+        "FGSM moves every pixel by eps: {}",
+        rows[3].measured
+    );
+    assert_eq!(
+        advpipe::report::format_value("l2_median_fooled", rows[1].measured)
+            .matches('%')
+            .count(),
+        0
+    );
 }
 
 #[test]
@@ -445,7 +457,13 @@ fn cli_plan_explain_and_json_graph() {
     let empty = dir.path().join("no-data");
     std::fs::create_dir_all(&empty).unwrap();
     let (code, stdout, stderr) = run_cli(
-        &["explain".as_ref(), file.as_ref(), "fgsm_test".as_ref(), "--data-dir".as_ref(), empty.as_os_str()],
+        &[
+            "explain".as_ref(),
+            file.as_ref(),
+            "fgsm_test".as_ref(),
+            "--data-dir".as_ref(),
+            empty.as_os_str(),
+        ],
         None,
     );
     assert_eq!(code, 0, "{stderr}");

@@ -247,7 +247,14 @@ fn slurm_runs_a_pipeline_as_jobs_with_the_bytes_of_a_local_run() {
     let stalled = {
         let conf = cluster.conf.clone();
         std::thread::spawn(move || {
-            run_with_env(&stall, "run/slurm_long.adv", "c", "r", &["--executor", "slurm"], &[("SLURM_CONF", &conf)])
+            run_with_env(
+                &stall,
+                "run/slurm_long.adv",
+                "c",
+                "r",
+                &["--executor", "slurm"],
+                &[("SLURM_CONF", &conf)],
+            )
         })
     };
     let (code, timed) = run_on(&cluster, &long, "run/slurm_long.adv", "shared", "r_slurm", &[]);
@@ -256,8 +263,7 @@ fn slurm_runs_a_pipeline_as_jobs_with_the_bytes_of_a_local_run() {
     let (stall_code, stall_log) = stalled.join().unwrap();
     assert_eq!(stall_code, 3, "{stall_log}");
     assert!(
-        stall_log.contains("TIMEOUT (1 attempt(s) in a row stopped before saving a checkpoint")
-            && !stall_log.contains("resubmitted"),
+        stall_log.contains("TIMEOUT (1 attempt(s) in a row stopped before saving a checkpoint") && !stall_log.contains("resubmitted"),
         "{stall_log}"
     );
     assert_eq!(code, 0, "{timed}");

@@ -21,12 +21,12 @@
 //! attack apgd_dlr = apgd(eps: 0.3, loss: "dlr", restarts: 1)
 //! ```
 
+pub use super::pgd::Norm;
 #[cfg(feature = "compute")]
 use super::AttackContext;
-pub use super::pgd::Norm;
-use super::{params_from, Attack, AttackKind};
 #[cfg(feature = "compute")]
 use super::{l2_normalize_rows, project_l2, project_linf, sign};
+use super::{params_from, Attack, AttackKind};
 use crate::params::{Default, ParamDef, ParamType};
 #[cfg(feature = "compute")]
 use rand::Rng;
@@ -164,14 +164,12 @@ impl Apgd {
         let mut best_at_mark = best_value.clone();
         for k in 0..self.steps {
             step(&mut grad);
-            let mut next = current.clone();
-            for r in 0..rows {
-                let span = r * width..(r + 1) * width;
-                for j in span {
-                    let z = current[j] + eta[r] * grad[j];
-                    next[j] = z;
-                }
-            }
+            let mut next: Vec<f32> = current
+                .iter()
+                .zip(&grad)
+                .enumerate()
+                .map(|(j, (c, g))| c + eta[j / width] * g)
+                .collect();
             self.project(&mut next, x, width, ctx);
             if k > 0 {
                 // Momentum: x(k+1) = P(xk + a (z - xk) + (1 - a)(xk - x(k-1))).
@@ -289,7 +287,13 @@ mod tests {
     fn apgd_beats_pgd_with_a_bad_step_size_and_dlr_raises_its_own_loss() {
         let (dev, model, x, y) = model_and_batch();
         let ctx = AttackContext::new(&model, &dev, 0);
-        let apgd = craft(json!({"attack": "apgd", "eps": 0.1, "norm": "linf", "loss": "ce", "steps": 20, "restarts": 1, "clip": null}), &model, &dev, &x, &y);
+        let apgd = craft(
+            json!({"attack": "apgd", "eps": 0.1, "norm": "linf", "loss": "ce", "steps": 20, "restarts": 1, "clip": null}),
+            &model,
+            &dev,
+            &x,
+            &y,
+        );
         // PGD with a step size far too small for its 20 steps.
         let pgd = craft(
             json!({"attack": "pgd", "eps": 0.1, "norm": "linf", "steps": 20, "step_size": 0.0005, "start": "clean", "restarts": 1, "clip": null}),
@@ -299,7 +303,13 @@ mod tests {
             &y,
         );
         assert!(ctx.loss(&apgd, &y) > ctx.loss(&pgd, &y), "APGD adapts its step size");
-        let on_dlr = craft(json!({"attack": "apgd", "eps": 0.1, "norm": "linf", "loss": "dlr", "steps": 20, "restarts": 1, "clip": null}), &model, &dev, &x, &y);
+        let on_dlr = craft(
+            json!({"attack": "apgd", "eps": 0.1, "norm": "linf", "loss": "dlr", "steps": 20, "restarts": 1, "clip": null}),
+            &model,
+            &dev,
+            &x,
+            &y,
+        );
         let dlr_of = |v: &[f32]| -> f32 {
             let logits = ctx.logits(v);
             logits.chunks(3).zip(&y).map(|(z, &t)| dlr(z, t).0).sum()
@@ -310,7 +320,9 @@ mod tests {
     #[test]
     fn dlr_is_untargeted() {
         let json = json!({"attack": "apgd", "eps": 0.1, "norm": "linf", "loss": "dlr", "steps": 10, "restarts": 1, "clip": [0.0, 1.0], "labels": "true", "target": "least_likely", "target_class": null, "mode": "eval"});
-        let Err(why) = crate::attacks::Crafter::from_json(&json) else { panic!("a targeted DLR was built") };
+        let Err(why) = crate::attacks::Crafter::from_json(&json) else {
+            panic!("a targeted DLR was built")
+        };
         assert!(why.contains("untargeted"), "{why}");
     }
 }

@@ -91,7 +91,10 @@ impl Attack for DeepFool {
             if active.is_empty() {
                 break;
             }
-            let batch: Vec<f32> = active.iter().flat_map(|&i| adv[i * width..(i + 1) * width].iter().copied()).collect();
+            let batch: Vec<f32> = active
+                .iter()
+                .flat_map(|&i| adv[i * width..(i + 1) * width].iter().copied())
+                .collect();
             // One backward pass per class: the gradient of every active example's logit k.
             let gradients: Vec<Vec<f32>> = (0..classes)
                 .map(|k| {
@@ -104,20 +107,24 @@ impl Attack for DeepFool {
                 let y = labels[i];
                 let row = &logits[i * classes..(i + 1) * classes];
                 let grad_y = &gradients[y][a * width..(a + 1) * width];
-                let mut best: Option<(f32, usize)> = None;
+                // The nearest linearised boundary: its class and `w_l = grad f_l - grad f_y`.
+                let mut best: Option<(f32, usize, Vec<f32>)> = None;
                 for k in (0..classes).filter(|&k| k != y) {
-                    let w = gradients[k][a * width..(a + 1) * width].iter().zip(grad_y).map(|(gk, gy)| gk - gy);
+                    let w: Vec<f32> = gradients[k][a * width..(a + 1) * width]
+                        .iter()
+                        .zip(grad_y)
+                        .map(|(gk, gy)| gk - gy)
+                        .collect();
                     let dual = match self.norm {
-                        Norm::L2 => w.map(|v| v * v).sum::<f32>().sqrt(),
-                        Norm::Linf => w.map(f32::abs).sum::<f32>(),
+                        Norm::L2 => w.iter().map(|v| v * v).sum::<f32>().sqrt(),
+                        Norm::Linf => w.iter().map(|v| v.abs()).sum::<f32>(),
                     };
                     let distance = (row[k] - row[y]).abs() / dual.max(f32::MIN_POSITIVE);
-                    if best.is_none_or(|(d, _)| distance < d) {
-                        best = Some((distance, k));
+                    if best.as_ref().is_none_or(|(d, _, _)| distance < *d) {
+                        best = Some((distance, k, w));
                     }
                 }
-                let Some((_, l)) = best else { continue };
-                let w: Vec<f32> = gradients[l][a * width..(a + 1) * width].iter().zip(grad_y).map(|(gk, gy)| gk - gy).collect();
+                let Some((_, l, w)) = best else { continue };
                 let gap = (row[l] - row[y]).abs() + PAST;
                 let step = &mut r[i * width..(i + 1) * width];
                 match self.norm {
@@ -148,8 +155,18 @@ mod tests {
         // Start from the model's own classes, as the paper does.
         let ctx = AttackContext::new(&model, &dev, 0);
         let y = ctx.predict(&x);
-        let adv = craft(json!({"attack": "deepfool", "norm": "l2", "steps": 50, "overshoot": 0.02, "clip": null}), &model, &dev, &x, &y);
-        assert_eq!(ctx.predict(&adv).iter().zip(&y).filter(|(a, b)| a == b).count(), 0, "every example is fooled");
+        let adv = craft(
+            json!({"attack": "deepfool", "norm": "l2", "steps": 50, "overshoot": 0.02, "clip": null}),
+            &model,
+            &dev,
+            &x,
+            &y,
+        );
+        assert_eq!(
+            ctx.predict(&adv).iter().zip(&y).filter(|(a, b)| a == b).count(),
+            0,
+            "every example is fooled"
+        );
         // Softmax regression is linear: the smallest L2 step to another class is the smallest
         // over k of |f_k - f_y| / ||w_k - w_y||, and DeepFool takes it in one step (plus the
         // overshoot).
@@ -161,12 +178,18 @@ mod tests {
             let nearest = (0..classes)
                 .filter(|&k| k != yi)
                 .map(|k| {
-                    let dw: f32 = (0..inputs).map(|j| (w[j * classes + k] - w[j * classes + yi]).powi(2)).sum::<f32>().sqrt();
+                    let dw: f32 = (0..inputs)
+                        .map(|j| (w[j * classes + k] - w[j * classes + yi]).powi(2))
+                        .sum::<f32>()
+                        .sqrt();
                     (logits[i * classes + k] - logits[i * classes + yi]).abs() / dw
                 })
                 .fold(f32::INFINITY, f32::min);
             let moved = a.iter().zip(c).map(|(p, q)| (p - q) * (p - q)).sum::<f32>().sqrt();
-            assert!(moved >= nearest && moved <= nearest * 1.03 + 1e-3, "example {i}: moved {moved}, boundary at {nearest}");
+            assert!(
+                moved >= nearest && moved <= nearest * 1.03 + 1e-3,
+                "example {i}: moved {moved}, boundary at {nearest}"
+            );
         }
     }
 
@@ -177,7 +200,13 @@ mod tests {
         let mut y = ctx.predict(&x);
         // The first example's label is not its class: it is already fooled.
         y[0] = (y[0] + 1) % 3;
-        let adv = craft(json!({"attack": "deepfool", "norm": "linf", "steps": 50, "overshoot": 0.02, "clip": null}), &model, &dev, &x, &y);
+        let adv = craft(
+            json!({"attack": "deepfool", "norm": "linf", "steps": 50, "overshoot": 0.02, "clip": null}),
+            &model,
+            &dev,
+            &x,
+            &y,
+        );
         assert_eq!(&adv[..6], &x[..6], "nothing to do for an example already misclassified");
         let after = ctx.predict(&adv);
         assert!((1..4).all(|i| after[i] != y[i]), "{after:?} vs {y:?}");
@@ -186,7 +215,9 @@ mod tests {
     #[test]
     fn a_target_is_refused() {
         let json = json!({"attack": "deepfool", "norm": "l2", "steps": 50, "overshoot": 0.02, "clip": [0.0, 1.0], "labels": "true", "target": "least_likely", "target_class": null, "mode": "eval"});
-        let Err(why) = crate::attacks::Crafter::from_json(&json) else { panic!("a targeted deepfool was built") };
+        let Err(why) = crate::attacks::Crafter::from_json(&json) else {
+            panic!("a targeted deepfool was built")
+        };
         assert!(why.contains("untargeted"), "{why}");
     }
 }

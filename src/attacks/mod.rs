@@ -517,8 +517,14 @@ mod tests {
                 json!({"attack": "mi_fgsm", "eps": eps, "steps": 5, "step_size": null, "decay": 1.0}),
                 "linf",
             ),
-            (json!({"attack": "apgd", "eps": eps, "norm": "linf", "loss": "ce", "steps": 10, "restarts": 1}), "linf"),
-            (json!({"attack": "apgd", "eps": eps, "norm": "l2", "loss": "dlr", "steps": 10, "restarts": 2}), "l2"),
+            (
+                json!({"attack": "apgd", "eps": eps, "norm": "linf", "loss": "ce", "steps": 10, "restarts": 1}),
+                "linf",
+            ),
+            (
+                json!({"attack": "apgd", "eps": eps, "norm": "l2", "loss": "dlr", "steps": 10, "restarts": 2}),
+                "l2",
+            ),
         ]
     }
 

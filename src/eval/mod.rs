@@ -152,7 +152,10 @@ impl Metrics {
         ("l2_median", "median L2 norm of the perturbations"),
         ("linf_mean", "mean L-infinity norm of the perturbations"),
         ("linf_median", "median L-infinity norm of the perturbations"),
-        ("l2_mean_fooled", "mean L2 norm over the fooled examples (right before, wrong after)"),
+        (
+            "l2_mean_fooled",
+            "mean L2 norm over the fooled examples (right before, wrong after)",
+        ),
         ("l2_median_fooled", "median L2 norm over the fooled examples"),
         ("linf_mean_fooled", "mean L-infinity norm over the fooled examples"),
         ("linf_median_fooled", "median L-infinity norm over the fooled examples"),
@@ -383,13 +386,17 @@ mod tests {
         assert!((p.l2_median - 0.1 * 6f64.sqrt()).abs() < 1e-5, "{p:?}");
         assert_eq!(m.field("l2_median"), Some(p.l2_median));
         // DeepFool fools every example it starts on correctly; its fooled norms are its own.
-        let df = Crafter::from_json(&serde_json::json!({"attack": "deepfool", "norm": "l2", "steps": 50, "overshoot": 0.02, "clip": null})).unwrap();
+        let df = Crafter::from_json(&serde_json::json!({"attack": "deepfool", "norm": "l2", "steps": 50, "overshoot": 0.02, "clip": null}))
+            .unwrap();
         let m = evaluate(&dev, &model, &data, Some(&df), 0, 4, &mut |_, _| {});
         let p = m.perturbation.unwrap();
         assert_eq!(m.error_on_correct, Some(1.0));
         // The already-misclassified example is not moved: all four examples' mean is 3/4 of
         // the three fooled ones' mean.
-        assert!((p.l2_mean - 0.75 * p.l2_mean_fooled).abs() < 1e-9 && p.l2_mean_fooled > 0.0, "{p:?}");
+        assert!(
+            (p.l2_mean - 0.75 * p.l2_mean_fooled).abs() < 1e-9 && p.l2_mean_fooled > 0.0,
+            "{p:?}"
+        );
         let clean = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
         assert!(clean.perturbation.is_none() && clean.field("l2_median").is_none());
     }

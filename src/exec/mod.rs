@@ -13,8 +13,8 @@
 
 pub mod artifacts;
 pub mod jobs;
-pub mod progress;
 mod one;
+pub mod progress;
 
 use crate::cache::{Cache, Lookup, Manifest};
 use crate::check::ir::{Node, NodeId, Program};

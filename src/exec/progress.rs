@@ -118,7 +118,10 @@ mod tests {
         progress.set_position(10000);
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(text.contains("pgd_test: 2500 of 10000 examples (") && text.contains("s left)"), "{text}");
+        assert!(
+            text.contains("pgd_test: 2500 of 10000 examples (") && text.contains("s left)"),
+            "{text}"
+        );
         // With the real interval, a quick pass prints nothing.
         let quiet = Shared::default();
         let progress = Progress::plain("e", "examples", 10, PLAIN_EVERY, Box::new(quiet.clone()));

@@ -113,7 +113,9 @@ mod tests {
             up[i] += h;
             down[i] -= h;
             let f = |v: Vec<f32>| {
-                let o = Classifier::Ensemble(&members, Combine::MeanProbabilities).forward(dev.tensor_from_vec(v, (2, 4))).as_vec();
+                let o = Classifier::Ensemble(&members, Combine::MeanProbabilities)
+                    .forward(dev.tensor_from_vec(v, (2, 4)))
+                    .as_vec();
                 o[0] + o[3]
             };
             let numeric = (f(up) - f(down)) / (2.0 * h);

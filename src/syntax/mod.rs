@@ -323,7 +323,9 @@ fn syntax_errors(first: pest::error::Error<Rule>, text: &str) -> Vec<Diagnostic>
     let mut resumed_at = 0;
     while diags.len() < MAX_SYNTAX_ERRORS {
         let after = diags.last().expect("one error at least").span.start;
-        let Some(resume) = next_item_start(text, after.max(resumed_at + 1)) else { break };
+        let Some(resume) = next_item_start(text, after.max(resumed_at + 1)) else {
+            break;
+        };
         resumed_at = resume;
         match PipelineParser::parse(Rule::program, &text[resume..]) {
             Ok(_) => break,
@@ -422,7 +424,10 @@ fn syntax_error(err: pest::error::Error<Rule>, text: &str, offset: usize) -> Dia
             Diagnostic::new(
                 codes::SYNTAX,
                 span,
-                format!("syntax error: the `{bracket}` opened on line {line} is not closed ({})", message.trim_start_matches("syntax error: ")),
+                format!(
+                    "syntax error: the `{bracket}` opened on line {line} is not closed ({})",
+                    message.trim_start_matches("syntax error: ")
+                ),
             )
             .label(label)
             .note(Span::new(open, open + 1), format!("this `{bracket}` is not closed"))

@@ -166,7 +166,9 @@ enum State {
         /// When the node's checkpoint was saved as this attempt was submitted.
         saved_at: Option<SystemTime>,
     },
-    Done { seconds: f64 },
+    Done {
+        seconds: f64,
+    },
     Failed(String),
     NotRun,
 }
@@ -342,7 +344,11 @@ pub fn drive(jobs: &[Job], backend: &mut dyn Backend, cache: &Cache, opts: &Driv
                 other => other,
             };
             let saved_now = cache.progress_saved_at(&job.key);
-            let stalls = if saved_now.is_some() && saved_now != saved_at { 0 } else { stalls + 1 };
+            let stalls = if saved_now.is_some() && saved_now != saved_at {
+                0
+            } else {
+                stalls + 1
+            };
             match &now {
                 Seen::Running if before != Seen::Running => {
                     started[i] = Some(Instant::now());

@@ -22,14 +22,20 @@ impl Backend for Scripted {
         Ok(job.name.clone())
     }
     fn observe(&mut self, handles: &[String]) -> Result<Vec<Seen>> {
-        let look = if self.looks.len() > 1 { self.looks.remove(0) } else { self.looks[0].clone() };
+        let look = if self.looks.len() > 1 {
+            self.looks.remove(0)
+        } else {
+            self.looks[0].clone()
+        };
         Ok(handles
             .iter()
             .map(|h| {
                 if self.cancelled.contains(h) {
                     return Seen::Failed("cancelled".into());
                 }
-                look.iter().find(|(name, _)| name == h).map_or(Seen::Running, |(_, seen)| seen.clone())
+                look.iter()
+                    .find(|(name, _)| name == h)
+                    .map_or(Seen::Running, |(_, seen)| seen.clone())
             })
             .collect())
     }
@@ -69,7 +75,10 @@ fn a_failure_seen_in_the_same_look_as_another_jobs_start_does_not_cancel_it() {
     let cache = Cache::open(dir.path()).unwrap();
     let jobs = [job(0, "bad"), job(1, "good")];
     let mut backend = Scripted {
-        looks: vec![vec![("bad", Seen::Failed("it exited with status 3".into()))], vec![("good", Seen::Running)]],
+        looks: vec![
+            vec![("bad", Seen::Failed("it exited with status 3".into()))],
+            vec![("good", Seen::Running)],
+        ],
         cancelled: vec![],
     };
     let opts = DriverOptions {

@@ -144,14 +144,20 @@ mod tests {
             padding: 1,
         };
         assert_eq!(same.output_shape(&[1, 28, 28]).unwrap(), vec![4, 28, 28]);
-        assert_eq!(serde_json::to_string(&crate::nn::layers::LayerSpec::from(same)).unwrap(), r#"{"layer":"conv2d","filters":4,"kernel":3,"stride":1,"padding":1}"#);
+        assert_eq!(
+            serde_json::to_string(&crate::nn::layers::LayerSpec::from(same)).unwrap(),
+            r#"{"layer":"conv2d","filters":4,"kernel":3,"stride":1,"padding":1}"#
+        );
         let unpadded = Conv2d {
             filters: 4,
             kernel: 3,
             stride: 1,
             padding: 0,
         };
-        assert_eq!(serde_json::to_string(&crate::nn::layers::LayerSpec::from(unpadded)).unwrap(), r#"{"layer":"conv2d","filters":4,"kernel":3,"stride":1}"#);
+        assert_eq!(
+            serde_json::to_string(&crate::nn::layers::LayerSpec::from(unpadded)).unwrap(),
+            r#"{"layer":"conv2d","filters":4,"kernel":3,"stride":1}"#
+        );
         assert!(Conv2d {
             filters: 4,
             kernel: 3,

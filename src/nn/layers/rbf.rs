@@ -140,7 +140,10 @@ mod tests {
         for precision in [Precision::PerClass, Precision::Shared] {
             for output in [Output::Membership, Output::Softmax] {
                 gradient_check(vec![5], vec![rbf(3, precision, output).into()]);
-                gradient_check(vec![5], vec![Linear { units: 4 }.into(), Tanh {}.into(), rbf(3, precision, output).into()]);
+                gradient_check(
+                    vec![5],
+                    vec![Linear { units: 4 }.into(), Tanh {}.into(), rbf(3, precision, output).into()],
+                );
             }
         }
     }
@@ -156,6 +159,9 @@ mod tests {
         let default = crate::nn::layers::LayerSpec::from(rbf(3, Precision::PerClass, Output::Membership));
         assert_eq!(serde_json::to_string(&default).unwrap(), r#"{"layer":"rbf","units":3}"#);
         let chosen = crate::nn::layers::LayerSpec::from(rbf(3, Precision::Shared, Output::Softmax));
-        assert_eq!(serde_json::to_string(&chosen).unwrap(), r#"{"layer":"rbf","units":3,"precision":"shared","output":"softmax"}"#);
+        assert_eq!(
+            serde_json::to_string(&chosen).unwrap(),
+            r#"{"layer":"rbf","units":3,"precision":"shared","output":"softmax"}"#
+        );
     }
 }
