@@ -43,7 +43,7 @@ pub fn plan(program: &Program) -> Plan {
 pub struct Recipe<'a> {
     /// The version of every piece of code the node uses (its kind, attacks, layers,
     /// optimizer): see [`crate::versions`].
-    pub code: std::collections::BTreeMap<String, u32>,
+    pub code: crate::versions::CodeVersions<'a>,
     /// `(parameter, input key)` in parameter order; a list, so that several inputs under one
     /// parameter (`ensemble([a, b])`) all count.
     pub inputs: Vec<(&'a str, &'a str)>,
@@ -75,17 +75,63 @@ pub fn recipe<'a>(program: &'a Program, id: NodeId, input_keys: &'a [String], so
 }
 
 /// Every node's key. `source_digest` gives the content digest of what a data node reads.
+///
+/// Keys are computed a depth at a time (a node's depth is one more than its deepest
+/// input's), each depth's nodes in parallel: they depend only on the keys of shallower
+/// nodes.
 pub fn keys(program: &Program, plan: &Plan, source_digest: &mut dyn FnMut(NodeId) -> Result<Option<String>>) -> Result<Vec<String>> {
-    let mut keys = vec![String::new(); program.nodes.len()];
-    let mut text = Vec::with_capacity(1024);
+    let mut digests = vec![None; program.nodes.len()];
+    let mut depth = vec![0usize; program.nodes.len()];
+    let mut by_depth: Vec<Vec<NodeId>> = Vec::new();
     for &id in &plan.order {
-        let digest = source_digest(id)?;
-        text.clear();
-        serde_json::to_writer(&mut text, &recipe(program, id, &keys, digest.as_deref())).map_err(|e| Error::msg(e.to_string()))?;
-        keys[id] = blake3::hash(&text).to_hex().to_string();
+        digests[id] = source_digest(id)?;
+        depth[id] = program.nodes[id]
+            .inputs
+            .iter()
+            .map(|(_, input)| depth[*input] + 1)
+            .max()
+            .unwrap_or(0);
+        if by_depth.len() <= depth[id] {
+            by_depth.resize_with(depth[id] + 1, Vec::new);
+        }
+        by_depth[depth[id]].push(id);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let mut keys = vec![String::new(); program.nodes.len()];
+    for ids in &by_depth {
+        let keys_so_far = &keys;
+        let key_of = |ids: &[NodeId]| -> Result<Vec<String>> {
+            let mut text = Vec::with_capacity(1024);
+            ids.iter()
+                .map(|&id| {
+                    text.clear();
+                    let recipe = recipe(program, id, keys_so_far, digests[id].as_deref());
+                    serde_json::to_writer(&mut text, &recipe).map_err(|e| Error::msg(e.to_string()))?;
+                    Ok(blake3::hash(&text).to_hex().to_string())
+                })
+                .collect()
+        };
+        // A thread per share of the nodes, when there are enough to be worth one.
+        let share = ids.len().div_ceil(threads).max(MIN_NODES_PER_THREAD);
+        let computed: Vec<String> = std::thread::scope(|scope| {
+            let mut chunks = ids.chunks(share);
+            let first = chunks.next().unwrap_or(&[]);
+            let rest: Vec<_> = chunks.map(|chunk| scope.spawn(move || key_of(chunk))).collect();
+            let mut all = key_of(first)?;
+            for handle in rest {
+                all.extend(handle.join().expect("computing a key does not panic")?);
+            }
+            Ok::<_, Error>(all)
+        })?;
+        for (&id, key) in ids.iter().zip(computed) {
+            keys[id] = key;
+        }
     }
     Ok(keys)
 }
+
+/// Fewer nodes than this at one depth are keyed on the calling thread alone.
+const MIN_NODES_PER_THREAD: usize = 512;
 
 /// The DAG in Graphviz DOT: one box per node (name and kind), edges labelled by parameter.
 pub fn to_dot(program: &Program, plan: &Plan) -> String {

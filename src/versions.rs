@@ -8,7 +8,6 @@
 //! say, `src/attacks/fgsm.rs` cannot leave stale FGSM results valid in anyone's cache.
 
 use crate::check::ir::Node;
-use std::collections::BTreeMap;
 
 /// A piece of code whose version enters the keys of the nodes that use it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,18 +60,83 @@ pub fn units() -> Vec<CodeUnit> {
 
 /// The versions of the code units a node uses: its kind, and every attack, layer and
 /// optimizer its parameters name. Upstream code is covered through the input keys.
-pub fn used_by(node: &Node) -> BTreeMap<String, u32> {
-    let mut names = Vec::new();
-    collect(&node.params, &mut names);
-    let mut used: BTreeMap<String, u32> = names.into_iter().filter_map(|name| version_of(&name).map(|v| (name, v))).collect();
-    used.insert(format!("kind/{}", node.kind.name), node.kind.version);
-    used
+pub fn used_by(node: &Node) -> CodeVersions<'_> {
+    let mut used = Vec::new();
+    collect(&node.params, &mut used);
+    let mut used: Vec<(UnitName<'_>, u32)> = used.into_iter().filter_map(|name| version_of(name).map(|v| (name, v))).collect();
+    used.push((UnitName("kind", node.kind.name), node.kind.version));
+    used.sort_by(|a, b| a.0.cmp(&b.0));
+    used.dedup_by(|a, b| a.0 == b.0);
+    CodeVersions(used)
+}
+
+/// A unit's name as two parts, `family/member` (`attack/fgsm`), or the family alone when the
+/// member is empty (`attacks`); borrowed from the node, since keys are computed for every
+/// node of a plan. Ordered as the joined text is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnitName<'a>(&'static str, &'a str);
+
+impl UnitName<'_> {
+    fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        let slash: &[u8] = if self.1.is_empty() { b"" } else { b"/" };
+        self.0.bytes().chain(slash.iter().copied()).chain(self.1.bytes())
+    }
+}
+
+impl Ord for UnitName<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.bytes().cmp(other.bytes())
+    }
+}
+
+impl PartialOrd for UnitName<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Display for UnitName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            "" => f.write_str(self.0),
+            member => write!(f, "{}/{member}", self.0),
+        }
+    }
+}
+
+/// The versions a node uses, sorted by name; serialized as a map from the unit's name to
+/// its version (the recipe's `code`).
+#[derive(Debug)]
+pub struct CodeVersions<'a>(Vec<(UnitName<'a>, u32)>);
+
+impl CodeVersions<'_> {
+    /// `(name, version)` in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (String, u32)> + '_ {
+        self.0.iter().map(|(name, v)| (name.to_string(), *v))
+    }
+}
+
+impl serde::Serialize for CodeVersions<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Key<'a>(UnitName<'a>);
+        impl serde::Serialize for Key<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(&self.0)
+            }
+        }
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, version) in &self.0 {
+            map.serialize_entry(&Key(*name), version)?;
+        }
+        map.end()
+    }
 }
 
 /// The version of the unit named `name`, looked up without building [`units`] (keys are
 /// computed for every node of a plan).
-fn version_of(name: &str) -> Option<u32> {
-    let (family, member) = name.split_once('/').unwrap_or((name, ""));
+fn version_of(name: UnitName<'_>) -> Option<u32> {
+    let UnitName(family, member) = name;
     match family {
         "attacks" => Some(crate::attacks::MACHINERY_VERSION),
         "attack" => crate::attacks::find(member).map(|a| a.version),
@@ -88,21 +152,22 @@ fn version_of(name: &str) -> Option<u32> {
 
 /// Names the units a parameter value refers to: `{"layer": ..}`, `{"attack": ..}` and
 /// `"optimizer": ..` wherever they appear.
-fn collect(value: &serde_json::Value, names: &mut Vec<String>) {
+fn collect<'a>(value: &'a serde_json::Value, names: &mut Vec<UnitName<'a>>) {
     match value {
         serde_json::Value::Object(map) => {
             for (key, inner) in map {
-                match (key.as_str(), inner.as_str()) {
-                    ("layer", Some(layer)) => {
-                        names.push("net".into());
-                        names.push(format!("layer/{layer}"));
+                match (key.as_str(), inner) {
+                    ("layer", serde_json::Value::String(layer)) => {
+                        names.push(UnitName("net", ""));
+                        names.push(UnitName("layer", layer));
                     }
-                    ("attack", Some(attack)) => {
-                        names.push("attacks".into());
-                        names.push(format!("attack/{attack}"));
+                    ("attack", serde_json::Value::String(attack)) => {
+                        names.push(UnitName("attacks", ""));
+                        names.push(UnitName("attack", attack));
                     }
-                    ("optimizer", Some(optimizer)) => names.push(format!("optimizer/{optimizer}")),
-                    _ => collect(inner, names),
+                    ("optimizer", serde_json::Value::String(optimizer)) => names.push(UnitName("optimizer", optimizer)),
+                    (_, serde_json::Value::Object(_) | serde_json::Value::Array(_)) => collect(inner, names),
+                    _ => {}
                 }
             }
         }
@@ -118,7 +183,9 @@ mod tests {
     #[test]
     fn every_unit_below_the_kinds_is_found_by_name() {
         for unit in units() {
-            assert_eq!(version_of(&unit.name), Some(unit.version), "{}", unit.name);
+            let (family, member) = unit.name.split_once('/').unwrap_or((&unit.name, ""));
+            let family: &'static str = Box::leak(family.to_string().into_boxed_str());
+            assert_eq!(version_of(UnitName(family, member)), Some(unit.version), "{}", unit.name);
         }
     }
 
@@ -143,7 +210,7 @@ mod tests {
         );
         let program = crate::compile(&source).expect("checks");
         let fit = program.nodes.iter().find(|n| n.kind.name == "fit").unwrap();
-        let used: Vec<String> = used_by(fit).into_keys().collect();
+        let used: Vec<String> = used_by(fit).iter().map(|(name, _)| name).collect();
         assert_eq!(
             used,
             [
@@ -157,5 +224,26 @@ mod tests {
                 "optimizer/adam"
             ]
         );
+        // The recipe's `code` reads as the map of names to versions that keys have hashed.
+        let as_map: std::collections::BTreeMap<String, u32> = used_by(fit).iter().collect();
+        assert_eq!(
+            serde_json::to_string(&used_by(fit)).unwrap(),
+            serde_json::to_string(&as_map).unwrap()
+        );
+    }
+
+    #[test]
+    fn unit_names_order_as_their_text() {
+        let names = [
+            UnitName("attack", "fgsm"),
+            UnitName("attacks", ""),
+            UnitName("attack", "fgsm_x"),
+            UnitName("a", "z"),
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(a.cmp(&b), a.to_string().cmp(&b.to_string()), "{a} {b}");
+            }
+        }
     }
 }

@@ -83,7 +83,7 @@ mod mean_pixel {
         let (data, _, _) = c.take_data(&mut bound, "data")?;
         Some(Value::Metrics {
             node: c.push(at, bound.json, vec![("data", data)]),
-            fields: vec!["mean".into()],
+            fields: ["mean".into()].into(),
         })
     }
 

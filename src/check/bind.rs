@@ -78,8 +78,8 @@ impl<'a> Checker<'a> {
         }
         let mut bound = Bound {
             json: Map::new(),
-            values: HashMap::new(),
-            spans: HashMap::new(),
+            values: ArgMap::new(),
+            spans: ArgMap::new(),
         };
         for (spec, arg) in params.iter().zip(given) {
             let Some(arg) = arg else {

@@ -36,9 +36,10 @@ pub struct ParamChoice {
 }
 
 /// A file after expansion, with the parameter values it was expanded with.
-pub struct Expanded {
-    /// Declarations, tables and plots, with no sweeps, params or indices left.
-    pub file: File,
+pub struct Expanded<'f> {
+    /// Declarations, tables and plots, with no sweeps, params or indices left; borrowed
+    /// from the file where expansion leaves them as written.
+    pub items: Vec<std::borrow::Cow<'f, Item>>,
     /// Every `param`, in file order.
     pub params: Vec<ParamChoice>,
     /// Every profile name a `profile(...)` offers, in order of first appearance.
@@ -47,26 +48,28 @@ pub struct Expanded {
 
 /// The file with every sweep expanded, every parameter replaced by its value and every index
 /// resolved to a name.
-pub fn expand(file: &File, choices: &Choices) -> Result<Expanded, Vec<Diagnostic>> {
+pub fn expand<'f>(file: &'f File, choices: &Choices) -> Result<Expanded<'f>, Vec<Diagnostic>> {
+    use std::borrow::Cow;
     let mut diags = Vec::new();
     let (scope, params, profiles) = params(file, choices, &mut diags);
     let mut items = Vec::new();
+    let mut expanded = Vec::new();
     let mut budget = Budget(MAX_SWEEP_ELEMENTS);
     for item in &file.items {
         match item {
             Item::Decl(d) if d.category.name == "param" => {}
-            _ => expand_item(item, &scope, false, &mut items, &mut diags, &mut budget),
+            _ if as_written(item, &scope) => items.push(Cow::Borrowed(item)),
+            _ => {
+                expand_item(item, &scope, false, &mut expanded, &mut diags, &mut budget);
+                items.extend(expanded.drain(..).map(Cow::Owned));
+            }
         }
     }
     // A mistake inside a sweep's body is made once per element; say it once.
     diags.sort_by_key(|d| d.span.start);
     diags.dedup_by(|a, b| a.span == b.span && a.code == b.code && a.message == b.message);
     if diags.is_empty() {
-        Ok(Expanded {
-            file: File { items },
-            params,
-            profiles,
-        })
+        Ok(Expanded { items, params, profiles })
     } else {
         Err(diags)
     }
@@ -296,6 +299,26 @@ fn expand_item(item: &Item, scope: &Scope, in_sweep: bool, out: &mut Vec<Item>, 
                 }
             }
         }
+    }
+}
+
+/// Whether expansion leaves `item` exactly as written: a declaration or seed that names no
+/// parameter or loop variable and holds no index and no arithmetic (which is folded).
+fn as_written(item: &Item, scope: &Scope) -> bool {
+    fn expr(e: &Expr, scope: &Scope) -> bool {
+        match &e.kind {
+            ExprKind::Number { .. } | ExprKind::Str(_) => true,
+            ExprKind::Name(n) => !scope.iter().any(|(var, _)| var == n),
+            ExprKind::List(items) | ExprKind::Stack(items) => items.iter().all(|i| expr(i, scope)),
+            ExprKind::Call { args, .. } => args.iter().all(|a| expr(&a.value, scope)),
+            ExprKind::Field { base, .. } => expr(base, scope),
+            ExprKind::Index { .. } | ExprKind::Sum(_) | ExprKind::Product(_) | ExprKind::Negate(_) | ExprKind::Reciprocal(_) => false,
+        }
+    }
+    match item {
+        Item::Decl(d) => d.indices.is_empty() && expr(&d.value, scope),
+        Item::Seed { value, .. } => expr(value, scope),
+        Item::Import { .. } | Item::Table(_) | Item::Sweep(_) => false,
     }
 }
 
@@ -549,10 +572,12 @@ mod tests {
     use super::*;
 
     fn show(src: &str) -> String {
-        expand(&crate::syntax::parse(src).unwrap(), &Choices::default())
-            .unwrap()
-            .file
-            .to_string()
+        let file = crate::syntax::parse(src).unwrap();
+        let items = expand(&file, &Choices::default()).unwrap().items;
+        File {
+            items: items.into_iter().map(|i| i.into_owned()).collect(),
+        }
+        .to_string()
     }
 
     #[test]
@@ -618,8 +643,10 @@ mod tests {
     }
 
     fn show_with(src: &str, choices: &Choices) -> (String, Vec<ParamChoice>) {
-        let e = expand(&crate::syntax::parse(src).unwrap(), choices).unwrap();
-        (e.file.to_string(), e.params)
+        let file = crate::syntax::parse(src).unwrap();
+        let e = expand(&file, choices).unwrap();
+        let items = e.items.into_iter().map(|i| i.into_owned()).collect();
+        (File { items }.to_string(), e.params)
     }
 
     #[test]

@@ -21,7 +21,6 @@ use crate::syntax::ast::{self, ExprKind, Item};
 use ir::{NodeId, Program};
 pub use kinds::NodeKind;
 use serde_json::{Map, Value as Json};
-use std::collections::HashMap;
 
 /// What an expression evaluates to while checking.
 #[derive(Clone, Debug)]
@@ -65,8 +64,8 @@ pub enum Value {
     Metrics {
         /// The node.
         node: NodeId,
-        /// Its metric names.
-        fields: Vec<String>,
+        /// Its metric names (shared: every reference to the evaluation carries them).
+        fields: std::sync::Arc<[std::borrow::Cow<'static, str>]>,
     },
     /// An example grid (for the report).
     Examples,
@@ -137,7 +136,9 @@ enum DeclState {
 pub struct Checker<'a> {
     kinds: &'a [&'static NodeKind],
     decls: Vec<&'a ast::Decl>,
-    state: HashMap<&'a str, DeclState>,
+    // Looked up for every name used: foldhash is several times faster than SipHash on
+    // short names and still seeded per process, so a file cannot be written to collide.
+    state: foldhash::HashMap<&'a str, DeclState>,
     program: Program,
     diags: Vec<Diagnostic>,
     source: &'a str,
@@ -155,11 +156,11 @@ pub fn check_with(
     kinds: &[&'static NodeKind],
 ) -> Result<Program, Vec<Diagnostic>> {
     let expanded = expand::expand(file, choices)?;
-    let file = &expanded.file;
+    let items: Vec<&Item> = expanded.items.iter().map(|item| &**item).collect();
     let mut c = Checker {
         kinds,
         decls: Vec::new(),
-        state: HashMap::new(),
+        state: Default::default(),
         program: Program {
             seed: 0,
             nodes: Vec::new(),
@@ -174,7 +175,7 @@ pub fn check_with(
         current_decl: None,
     };
     let mut seed_span: Option<Span> = None;
-    for item in &file.items {
+    for &item in &items {
         match item {
             Item::Decl(d) => {
                 if BUILTIN_NAMES.contains(&d.name.name.as_str()) {
@@ -227,9 +228,9 @@ pub fn check_with(
     }
     for i in 0..c.decls.len() {
         let name = c.decls[i].name.name.as_str();
-        c.resolve(name, None);
+        c.check_declaration(name, None);
     }
-    for item in &file.items {
+    for &item in &items {
         match item {
             Item::Table(t) if t.plot => c.plot(t),
             Item::Table(t) => c.table(t),
@@ -266,9 +267,54 @@ pub struct Bound {
     /// Canonical parameters so far: every plain value, defaults filled in.
     pub json: Map<String, Json>,
     /// Arguments that are values of the language (datasets, nets, models, attacks, lists).
-    pub values: HashMap<&'static str, Value>,
+    pub values: ArgMap<Value>,
     /// Where each given argument was written.
-    pub spans: HashMap<&'static str, Span>,
+    pub spans: ArgMap<Span>,
+}
+
+/// A few entries by parameter name, in the order given: a call has a handful of arguments,
+/// for which a scan is faster than hashing.
+#[derive(Clone, Debug)]
+pub struct ArgMap<V>(Vec<(&'static str, V)>);
+
+impl<V> ArgMap<V> {
+    /// An empty map.
+    pub fn new() -> Self {
+        ArgMap(Vec::new())
+    }
+    /// Sets `name`'s entry.
+    pub fn insert(&mut self, name: &'static str, value: V) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+    /// `name`'s entry.
+    pub fn get(&self, name: &str) -> Option<&V> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+    /// Whether `name` has an entry.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+    /// Takes `name`'s entry out.
+    pub fn remove(&mut self, name: &str) -> Option<V> {
+        let at = self.0.iter().position(|(n, _)| *n == name)?;
+        Some(self.0.remove(at).1)
+    }
+}
+
+impl<V> Default for ArgMap<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> std::ops::Index<&str> for ArgMap<V> {
+    type Output = V;
+    fn index(&self, name: &str) -> &V {
+        self.get(name).unwrap_or_else(|| panic!("no argument `{name}`"))
+    }
 }
 
 /// The call a check rule is making a node for.

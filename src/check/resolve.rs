@@ -11,8 +11,20 @@ use serde_json::Value as Json;
 impl<'a> Checker<'a> {
     /// The value of a declared name, checking its declaration on first use.
     pub(super) fn resolve(&mut self, name: &str, used_at: Option<Span>) -> Option<Option<Value>> {
+        if !self.check_declaration(name, used_at)? {
+            return Some(None);
+        }
+        match self.state.get(name) {
+            Some(DeclState::Done(v)) => Some(v.clone()),
+            _ => unreachable!("checked just now"),
+        }
+    }
+
+    /// Checks the declaration of `name` unless it has been: `None` when nothing is declared
+    /// so, `Some(false)` when it depends on itself.
+    pub(super) fn check_declaration(&mut self, name: &str, used_at: Option<Span>) -> Option<bool> {
         let index = match self.state.get(name)? {
-            DeclState::Done(v) => return Some(v.clone()),
+            DeclState::Done(_) => return Some(true),
             DeclState::InProgress => {
                 let decl = self.decls.iter().find(|d| d.name.name == name).expect("declared");
                 let span = used_at.unwrap_or(decl.name.span);
@@ -22,7 +34,7 @@ impl<'a> Checker<'a> {
                         .note(decl.name.span, "declared here")
                         .help("a pipeline is a DAG: break the circle"),
                 );
-                return Some(None);
+                return Some(false);
             }
             DeclState::Pending(i) => *i,
         };
@@ -31,8 +43,8 @@ impl<'a> Checker<'a> {
         let outer = self.current_decl.replace((&decl.name.name, decl.name.span));
         let value = self.declaration(decl);
         self.current_decl = outer;
-        self.state.insert(&decl.name.name, DeclState::Done(value.clone()));
-        Some(value)
+        self.state.insert(&decl.name.name, DeclState::Done(value));
+        Some(true)
     }
 
     pub(super) fn declaration(&mut self, decl: &'a ast::Decl) -> Option<Value> {
@@ -92,13 +104,13 @@ impl<'a> Checker<'a> {
                 let base_value = self.expr(base, None)?;
                 match base_value {
                     Value::Metrics { node, fields } => {
-                        if fields.contains(&field.name) {
+                        if fields.iter().any(|f| *f == field.name) {
                             Some(Value::MetricRef {
                                 node,
                                 field: field.name.clone(),
                             })
                         } else {
-                            let fields: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+                            let fields: Vec<&str> = fields.iter().map(|f| f.as_ref()).collect();
                             let help = match did_you_mean(&field.name, fields.iter().copied()) {
                                 Some(s) => format!("did you mean `{s}`?"),
                                 None => format!("an evaluation has: {}", fields.join(", ")),

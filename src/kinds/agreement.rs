@@ -57,7 +57,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     let (data, shape, classes) = c.take_data(&mut bound, "data")?;
     c.fits(&net, &shape, classes, bound.spans["source"], bound.spans["data"])?;
     c.fits(&other_net, &shape, classes, bound.spans["other"], bound.spans["data"])?;
-    let fields = vec!["rate".to_string(), "examples".to_string()];
+    let fields = ["rate".into(), "examples".into()].into();
     Some(Value::Metrics {
         node: c.push(at, bound.json, vec![("source", source), ("other", other), ("data", data)]),
         fields,

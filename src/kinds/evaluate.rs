@@ -62,11 +62,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     c.take_attack(&mut bound, "attack");
     let attacked = bound.json.get("attack").is_some_and(|a| !a.is_null());
     let extra = if attacked { crate::eval::Metrics::ATTACK_FIELDS } else { &[] };
-    let fields = crate::eval::Metrics::FIELDS
-        .iter()
-        .chain(extra)
-        .map(|(f, _)| f.to_string())
-        .collect();
+    let fields = crate::eval::Metrics::FIELDS.iter().chain(extra).map(|(f, _)| (*f).into()).collect();
     Some(Value::Metrics {
         node: c.push(at, bound.json, vec![("model", model), ("data", data)]),
         fields,

@@ -50,8 +50,11 @@ pub const KIND: Kind = Kind {
 
 fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     let (model, data, _, classes) = c.take_model_and_data(&mut bound)?;
-    let mut fields: Vec<String> = ["rate", "confidence", "examples"].map(String::from).to_vec();
-    fields.extend((0..classes).map(|k| format!("share_{k}")));
+    let fields = ["rate", "confidence", "examples"]
+        .map(Into::into)
+        .into_iter()
+        .chain((0..classes).map(|k| format!("share_{k}").into()))
+        .collect();
     Some(Value::Metrics {
         node: c.push(at, bound.json, vec![("model", model), ("data", data)]),
         fields,

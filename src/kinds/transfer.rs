@@ -60,7 +60,7 @@ fn check(c: &mut Checker<'_>, mut bound: Bound, at: &At<'_>) -> Option<Value> {
     let mut inputs: Vec<(&'static str, usize)> = models.iter().map(|(id, _)| ("models", *id)).collect();
     inputs.push(("data", data));
     let n = models.len();
-    let fields = (0..n).flat_map(|i| (0..n).map(move |j| format!("error_{i}_{j}"))).collect();
+    let fields = (0..n).flat_map(|i| (0..n).map(move |j| format!("error_{i}_{j}").into())).collect();
     Some(Value::Metrics {
         node: c.push(at, bound.json, inputs),
         fields,

@@ -1,23 +1,19 @@
 //! Parse: pipeline text -> spanned AST ([`ast::File`]), or syntax diagnostics.
 //!
-//! The grammar lives in `grammar/pipeline.pest`; this module lowers pest's pairs into the
-//! AST and turns pest's errors into [`Diagnostic`]s with human names for the rules.
+//! The grammar lives in `grammar/pipeline.pest`; [`lower`] turns pest's pairs into the AST
+//! and [`errors`] turns pest's errors into [`Diagnostic`]s with human names for the rules.
+//! A large file is parsed in pieces on several threads, cut where top-level items start.
 
 pub mod ast;
+mod errors;
+mod lower;
+
+pub use errors::MAX_SYNTAX_ERRORS;
 
 use crate::diagnostics::{codes, Diagnostic, Span};
 use ast::*;
-use pest::iterators::Pair;
-use pest::pratt_parser::{Assoc, Op, PrattParser};
+use lower::Lower;
 use pest::Parser;
-
-/// Operator precedence, loosest first: `>>`, then `+`, then `*`.
-static PRECEDENCE: std::sync::LazyLock<PrattParser<Rule>> = std::sync::LazyLock::new(|| {
-    PrattParser::new()
-        .op(Op::infix(Rule::stack, Assoc::Left))
-        .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-        .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left))
-});
 
 /// The parser pest generates from the grammar (its `Rule` enum names the grammar's rules).
 mod generated {
@@ -32,432 +28,96 @@ use generated::{PipelineParser, Rule};
 /// parsing stopped: after one, parsing resumes at the next line that starts an item at
 /// column 0, so one run reports the file's syntax errors (up to [`MAX_SYNTAX_ERRORS`]).
 pub fn parse(text: &str) -> Result<File, Vec<Diagnostic>> {
-    check_nesting(text)?;
+    let item_starts = check_nesting(text)?;
+    if let Some(items) = parse_in_pieces(text, &item_starts) {
+        return Ok(File { items });
+    }
     let program = PipelineParser::parse(Rule::program, text)
-        .map_err(|e| syntax_errors(e, text))?
+        .map_err(|e| errors::syntax_errors(e, text))?
         .next()
         .expect("the program rule always yields one pair");
-    check_chain_lengths(&program)?;
-    Ok(File {
-        items: program.into_inner().filter(|p| p.as_rule() != Rule::EOI).map(lower_item).collect(),
+    let items = Lower { offset: 0 }.program(program).map_err(|d| vec![*d])?;
+    Ok(File { items })
+}
+
+/// The smallest piece worth a thread of its own (the frontend benchmark's 10,000-node file
+/// is 470 KB).
+const MIN_PIECE_BYTES: usize = 64 * 1024;
+
+/// Parses a large file as pieces on threads, cut at line starts where an item may begin;
+/// `None` when the file is small or a piece fails (then the whole file is parsed again, so
+/// errors read exactly as they do for one piece).
+///
+/// Why cutting cannot change the result: a piece that parses ends with complete items and
+/// its brackets closed, and the next piece starts with a letter at the start of a line,
+/// which cannot continue any expression (that takes `.`, `[`, `(` or an operator). So
+/// where every piece parses, the whole file parses into the same items, with the same
+/// spans once each piece's offset is added.
+fn parse_in_pieces(text: &str, item_starts: &[usize]) -> Option<Vec<Item>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let pieces = threads.min(text.len() / MIN_PIECE_BYTES);
+    if pieces < 2 {
+        return None;
+    }
+    let mut cuts = vec![0];
+    for k in 1..pieces {
+        let at = item_starts[item_starts.partition_point(|&s| s < k * text.len() / pieces)..].first()?;
+        if *at > *cuts.last().expect("starts with 0") {
+            cuts.push(*at);
+        }
+    }
+    cuts.push(text.len());
+    parse_cut(text, &cuts)
+}
+
+/// Parses `text` as the pieces between consecutive `cuts` (the first 0, the last the end),
+/// each but the first on a thread of its own; `None` if any piece fails.
+fn parse_cut(text: &str, cuts: &[usize]) -> Option<Vec<Item>> {
+    let piece = |range: (usize, usize)| -> Option<Vec<Item>> {
+        let program = PipelineParser::parse(Rule::program, &text[range.0..range.1]).ok()?.next()?;
+        Lower { offset: range.0 }.program(program).ok()
+    };
+    let ranges: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
+    std::thread::scope(|scope| {
+        // The parser recurses per bracket level (at most MAX_NESTING); the main thread's
+        // stack size keeps that margin the same on every thread.
+        let spawned: Vec<_> = ranges[1..]
+            .iter()
+            .map(|&range| {
+                std::thread::Builder::new()
+                    .stack_size(8 << 20)
+                    .spawn_scoped(scope, move || piece(range))
+            })
+            .collect();
+        let mut items = piece(ranges[0]);
+        for handle in spawned {
+            let more = handle.ok()?.join().ok()??;
+            items.as_mut()?.extend(more);
+        }
+        items
     })
-}
-
-fn lower_item(pair: Pair<Rule>) -> Item {
-    match pair.as_rule() {
-        Rule::seed => {
-            let span = pair.as_span().into();
-            Item::Seed {
-                value: lower_expr(pair.into_inner().next().expect("seed has a value")),
-                span,
-            }
-        }
-        Rule::decl => Item::Decl(lower_decl(pair)),
-        Rule::import => {
-            let span = pair.as_span().into();
-            Item::Import {
-                path: unescape(pair.into_inner().next().expect("import path")),
-                span,
-            }
-        }
-        Rule::table | Rule::plot => Item::Table(lower_table(pair)),
-        Rule::sweep => Item::Sweep(lower_sweep(pair, lower_item)),
-        r => unreachable!("unexpected top-level rule {r:?}"),
-    }
-}
-
-fn lower_sweep<T>(pair: Pair<Rule>, body: fn(Pair<Rule>) -> T) -> Sweep<T> {
-    let span = pair.as_span().into();
-    let mut inner = pair.into_inner();
-    let var = ident(inner.next().expect("loop variable"));
-    let over = lower_expr(inner.next().expect("what the sweep runs over"));
-    Sweep {
-        var,
-        over,
-        body: inner.map(body).collect(),
-        span,
-    }
-}
-
-fn ident(pair: Pair<Rule>) -> Ident {
-    Ident {
-        name: pair.as_str().to_string(),
-        span: pair.as_span().into(),
-    }
-}
-
-fn lower_decl(pair: Pair<Rule>) -> Decl {
-    let span = pair.as_span().into();
-    let mut inner = pair.into_inner();
-    let category = ident(inner.next().expect("category"));
-    let mut target = inner.next().expect("name").into_inner();
-    let name = ident(target.next().expect("name"));
-    let indices = target.map(lower_expr).collect();
-    let value = lower_expr(inner.next().expect("value"));
-    Decl {
-        category,
-        name,
-        indices,
-        value,
-        span,
-    }
-}
-
-fn lower_table(pair: Pair<Rule>) -> Table {
-    let span = pair.as_span().into();
-    let plot = pair.as_rule() == Rule::plot;
-    let mut inner = pair.into_inner();
-    let title_pair = inner.next().expect("title");
-    let title_span = title_pair.as_span().into();
-    let title = unescape(title_pair);
-    let rows = inner.map(lower_table_entry).collect();
-    Table {
-        title,
-        title_span,
-        rows,
-        span,
-        plot,
-    }
-}
-
-fn lower_table_entry(pair: Pair<Rule>) -> TableEntry {
-    if pair.as_rule() == Rule::row_sweep {
-        return TableEntry::Sweep(lower_sweep(pair, lower_table_entry));
-    }
-    let span = pair.as_span().into();
-    let mut parts = pair.into_inner();
-    let label = unescape(parts.next().expect("label"));
-    let fields = parts
-        .map(|field| {
-            let mut f = field.into_inner();
-            let name = ident(f.next().expect("field name"));
-            (name, lower_expr(f.next().expect("field value")))
-        })
-        .collect();
-    TableEntry::Row(Row { label, span, fields })
-}
-
-fn unescape(string: Pair<Rule>) -> String {
-    let raw = string.into_inner().next().map_or("", |t| t.as_str());
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some(other) => out.push(other),
-                None => {}
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn lower_expr(pair: Pair<Rule>) -> Expr {
-    let span: Span = pair.as_span().into();
-    match pair.as_rule() {
-        Rule::expr => {
-            let mut operands = pair.clone().into_inner();
-            let first = operands.next().expect("an expression has an operand");
-            if operands.next().is_none() {
-                // Most expressions are one operand: no precedence to apply.
-                return lower_expr(first);
-            }
-            PRECEDENCE
-                .map_primary(lower_expr)
-                .map_infix(|lhs, op, rhs| join(op.as_rule(), lhs, rhs))
-                .parse(pair.into_inner())
-        }
-        Rule::postfix => {
-            let mut inner = pair.into_inner();
-            let mut expr = lower_expr(inner.next().expect("atom"));
-            for suffix in inner {
-                let suffix_span: Span = suffix.as_span().into();
-                let span = expr.span.to(suffix_span);
-                let kind = if suffix.as_rule() == Rule::index {
-                    ExprKind::Index {
-                        base: Box::new(expr),
-                        index: Box::new(lower_expr(suffix.into_inner().next().expect("index"))),
-                    }
-                } else {
-                    ExprKind::Field {
-                        base: Box::new(expr),
-                        field: ident(suffix),
-                    }
-                };
-                expr = Expr { kind, span };
-            }
-            expr
-        }
-        Rule::call => {
-            let mut inner = pair.into_inner();
-            let callee = ident(inner.next().expect("callee"));
-            let Some(args) = inner.next() else {
-                // The rule's span can include whitespace after the name; the name's cannot.
-                return Expr {
-                    kind: ExprKind::Name(callee.name),
-                    span: callee.span,
-                };
-            };
-            let args = args
-                .into_inner()
-                .map(|arg| {
-                    let mut parts: Vec<Pair<Rule>> = arg.into_inner().collect();
-                    let value = lower_expr(parts.pop().expect("argument value"));
-                    Arg {
-                        name: parts.pop().map(ident),
-                        value,
-                    }
-                })
-                .collect();
-            Expr {
-                kind: ExprKind::Call { callee, args },
-                span,
-            }
-        }
-        Rule::list => Expr {
-            kind: ExprKind::List(pair.into_inner().map(lower_expr).collect()),
-            span,
-        },
-        Rule::number => {
-            let text = pair.as_str();
-            let (digits, percent) = match text.strip_suffix('%') {
-                Some(d) => (d, true),
-                None => (text, false),
-            };
-            // `99.9%` is read as `99.9e-2`, which rounds once (to 0.999) instead of twice.
-            let text = if percent { format!("{digits}e-2") } else { digits.to_string() };
-            let text = if percent && digits.contains(['e', 'E']) {
-                format!("{}", digits.parse::<f64>().unwrap_or(f64::NAN) / 100.0)
-            } else {
-                text
-            };
-            let value: f64 = text.parse().expect("the grammar only admits float syntax");
-            Expr {
-                kind: ExprKind::Number { value, percent },
-                span,
-            }
-        }
-        Rule::string => Expr {
-            kind: ExprKind::Str(unescape(pair)),
-            span,
-        },
-        Rule::ident => Expr {
-            kind: ExprKind::Name(pair.as_str().to_string()),
-            span,
-        },
-        r => unreachable!("unexpected expression rule {r:?}"),
-    }
-}
-
-/// `lhs op rhs` as one flat list per operator: `a + b + c` is one sum of three terms,
-/// however it was grouped; `a - b` is the sum of `a` and `-b`, `a / b` the product of `a`
-/// and `1 / b`.
-fn join(op: Rule, lhs: Expr, rhs: Expr) -> Expr {
-    let span = lhs.span.to(rhs.span);
-    let operands = |e: Expr| match (op, e.kind) {
-        (Rule::stack, ExprKind::Stack(parts))
-        | (Rule::add | Rule::sub, ExprKind::Sum(parts))
-        | (Rule::mul | Rule::div, ExprKind::Product(parts)) => parts,
-        (_, kind) => vec![Expr { kind, span: e.span }],
-    };
-    let mut parts = operands(lhs);
-    match op {
-        Rule::sub => parts.push(Expr {
-            span: rhs.span,
-            kind: ExprKind::Negate(Box::new(rhs)),
-        }),
-        Rule::div => parts.push(Expr {
-            span: rhs.span,
-            kind: ExprKind::Reciprocal(Box::new(rhs)),
-        }),
-        _ => parts.extend(operands(rhs)),
-    }
-    let kind = match op {
-        Rule::stack => ExprKind::Stack(parts),
-        Rule::add | Rule::sub => ExprKind::Sum(parts),
-        _ => ExprKind::Product(parts),
-    };
-    Expr { kind, span }
-}
-
-/// Human phrases for grammar rules, used in "expected ..." messages.
-fn rule_phrase(rule: &Rule) -> &'static str {
-    match rule {
-        Rule::EOI => "end of file",
-        Rule::seed => "`seed`",
-        Rule::decl => "a declaration (e.g. `data train = mnist(split: \"train\")`)",
-        Rule::table => "`table`",
-        Rule::row => "`row`",
-        Rule::field => "a field (`name: value`)",
-        Rule::expr | Rule::postfix => "a value",
-        Rule::args => "arguments",
-        Rule::sweep | Rule::row_sweep => "`for`",
-        Rule::import => "`import`",
-        Rule::plot => "`plot`",
-        Rule::target => "a name",
-        Rule::index => "an index",
-        Rule::stack | Rule::add | Rule::sub | Rule::mul | Rule::div => "an operator",
-
-        Rule::call => "a call",
-        Rule::arg => "an argument",
-        Rule::list => "a list",
-        Rule::number => "a number",
-        Rule::exponent => "an exponent",
-        Rule::string => "a string",
-        Rule::text => "string text",
-        Rule::ident | Rule::name => "a name",
-        Rule::reserved => "a reserved word",
-        _ => "something else",
-    }
-}
-
-/// How many syntax errors one run reports.
-pub const MAX_SYNTAX_ERRORS: usize = 20;
-
-/// The first syntax error and those found by resuming after each.
-fn syntax_errors(first: pest::error::Error<Rule>, text: &str) -> Vec<Diagnostic> {
-    let mut diags = vec![syntax_error(first, text, 0)];
-    let mut resumed_at = 0;
-    while diags.len() < MAX_SYNTAX_ERRORS {
-        let after = diags.last().expect("one error at least").span.start;
-        let Some(resume) = next_item_start(text, after.max(resumed_at + 1)) else {
-            break;
-        };
-        resumed_at = resume;
-        match PipelineParser::parse(Rule::program, &text[resume..]) {
-            Ok(_) => break,
-            Err(e) => diags.push(syntax_error(e, text, resume)),
-        }
-    }
-    diags
-}
-
-/// The first line start at or after `from` whose line begins with a letter at column 0:
-/// where a declaration, `table`, `plot`, `for`, `seed` or `import` begins in a file laid out
-/// as the README's are.
-fn next_item_start(text: &str, from: usize) -> Option<usize> {
-    let mut at = from;
-    while at < text.len() {
-        let line_start = at == 0 || text.as_bytes()[at - 1] == b'\n';
-        if line_start && text.as_bytes()[at].is_ascii_alphabetic() {
-            return Some(at);
-        }
-        at += text[at..].find('\n')? + 1;
-    }
-    None
-}
-
-/// The innermost bracket still open at `at`, counting from `from` (strings and comments
-/// skipped): where a forgotten `)` began.
-fn open_bracket(text: &str, from: usize, at: usize) -> Option<(usize, char)> {
-    let mut open = Vec::new();
-    let (mut in_string, mut in_comment, mut escaped) = (false, false, false);
-    for (i, c) in text[from..at].char_indices() {
-        match c {
-            _ if in_comment => in_comment = c != '\n',
-            _ if in_string => {
-                in_string = escaped || c != '"';
-                escaped = c == '\\' && !escaped;
-            }
-            '#' => in_comment = true,
-            '"' => in_string = true,
-            '(' | '[' | '{' => open.push((from + i, c)),
-            ')' | ']' | '}' => {
-                open.pop();
-            }
-            _ => {}
-        }
-    }
-    open.pop()
-}
-
-fn syntax_error(err: pest::error::Error<Rule>, text: &str, offset: usize) -> Diagnostic {
-    use pest::error::{ErrorVariant, InputLocation};
-    let at = offset
-        + match err.location {
-            InputLocation::Pos(p) => p,
-            InputLocation::Span((s, _)) => s,
-        };
-    // What stands where parsing stopped: a word, or else one character.
-    let rest = &text[at.min(text.len())..];
-    let word_len = rest
-        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
-        .unwrap_or(rest.len());
-    let token_len = if word_len > 0 {
-        word_len
-    } else {
-        rest.chars().next().map_or(0, char::len_utf8)
-    };
-    let found = match &rest[..token_len] {
-        "" => "the end of the file".to_string(),
-        "\n" => "the end of the line".to_string(),
-        t => format!("`{t}`"),
-    };
-    let (message, label) = match &err.variant {
-        ErrorVariant::ParsingError { positives, .. } => {
-            let mut expected: Vec<&str> = positives.iter().map(rule_phrase).filter(|p| *p != "something else").collect();
-            expected.dedup();
-            match expected.len() {
-                0 => (format!("syntax error: unexpected {found}"), "unexpected here".to_string()),
-                n => {
-                    let list = if n == 1 {
-                        expected[0].to_string()
-                    } else {
-                        let (last, rest) = expected.split_last().expect("non-empty");
-                        format!("{} or {}", rest.join(", "), last)
-                    };
-                    (format!("syntax error: expected {list}, found {found}"), format!("expected {list}"))
-                }
-            }
-        }
-        ErrorVariant::CustomError { message } => (format!("syntax error: {message}"), message.clone()),
-    };
-    let span = Span::new(at, at + token_len.max(1));
-    // Stopped on a later line than a bracket still open, and not at its closing bracket:
-    // most likely that bracket was never closed, and the place to fix is where it opened.
-    match open_bracket(text, offset, at) {
-        Some((open, bracket)) if text[open..at].contains('\n') && !rest.starts_with(closing(bracket)) => {
-            let (line, _) = crate::diagnostics::line_col(text, open);
-            Diagnostic::new(
-                codes::SYNTAX,
-                span,
-                format!(
-                    "syntax error: the `{bracket}` opened on line {line} is not closed ({})",
-                    message.trim_start_matches("syntax error: ")
-                ),
-            )
-            .label(label)
-            .note(Span::new(open, open + 1), format!("this `{bracket}` is not closed"))
-            .help(format!("close it with `{}`", closing(bracket)))
-        }
-        _ => Diagnostic::new(codes::SYNTAX, span, message)
-            .label(label)
-            .help("see the language reference in the README"),
-    }
-}
-
-fn closing(bracket: char) -> char {
-    match bracket {
-        '(' => ')',
-        '[' => ']',
-        _ => '}',
-    }
 }
 
 /// How deep brackets may nest. The parser recurses once per level; this keeps any input,
 /// however hostile, from exhausting the stack.
 pub const MAX_NESTING: usize = 64;
 
-fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
+/// Checks brackets, strings and characters, and returns where top-level items may start:
+/// the line starts outside brackets whose line begins with a letter.
+fn check_nesting(text: &str) -> Result<Vec<usize>, Vec<Diagnostic>> {
+    let mut item_starts = Vec::new();
     let mut depth = 0usize;
     let mut in_string = false;
     let mut in_comment = false;
     let mut escaped = false;
     let mut string_start = 0;
+    let mut line_start = true;
     for (at, c) in text.char_indices() {
+        // A string cannot span lines and a comment ends at one: a line starts outside both.
+        if line_start && depth == 0 && c.is_ascii_alphabetic() {
+            item_starts.push(at);
+        }
+        line_start = c == '\n';
         match c {
             _ if in_comment => in_comment = c != '\n',
             '\n' if in_string => return Err(vec![unclosed_string(string_start)]),
@@ -502,7 +162,7 @@ fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
     if in_string {
         return Err(vec![unclosed_string(string_start)]);
     }
-    Ok(())
+    Ok(item_starts)
 }
 
 fn unclosed_string(start: usize) -> Diagnostic {
@@ -517,43 +177,6 @@ fn unclosed_string(start: usize) -> Diagnostic {
 pub const MAX_CHAIN: usize = 64;
 /// See [`MAX_CHAIN`]: a layer stack or a loss mixture longer than this is refused.
 pub const MAX_OPERANDS: usize = 1024;
-
-fn check_chain_lengths(program: &Pair<Rule>) -> Result<(), Vec<Diagnostic>> {
-    // `flatten` walks pest's token queue without recursing.
-    for pair in program.clone().into_inner().flatten() {
-        if pair.as_rule() == Rule::number {
-            let digits = pair.as_str().trim_end_matches('%');
-            if !digits.parse::<f64>().is_ok_and(f64::is_finite) {
-                let span = pair.as_span();
-                return Err(vec![Diagnostic::new(
-                    codes::SYNTAX,
-                    Span::new(span.start(), span.end()),
-                    format!("`{}` is too large to be a number (at most about 1.8e308)", pair.as_str()),
-                )
-                .label("too large")]);
-            }
-            continue;
-        }
-        let (limit, what) = match pair.as_rule() {
-            Rule::postfix => (MAX_CHAIN + 1, "field accesses and indices after one value"),
-            Rule::expr => (2 * MAX_OPERANDS - 1, "operands (`>>`, `+`, `*`) in one expression"),
-            _ => continue,
-        };
-        let links = pair.clone().into_inner().count();
-        if links > limit {
-            let shown = if pair.as_rule() == Rule::postfix { MAX_CHAIN } else { MAX_OPERANDS };
-            let span = pair.as_span();
-            return Err(vec![Diagnostic::new(
-                codes::SYNTAX,
-                Span::new(span.start(), span.start() + 1),
-                format!("more than {shown} {what}"),
-            )
-            .label("this chain is too long")
-            .help("a pipeline never needs this many; split it into named declarations")]);
-        }
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {
@@ -613,6 +236,43 @@ mod tests {
     fn reserved_words_are_not_names_but_may_be_argument_names() {
         assert!(parse("data table = mnist()").is_err());
         assert!(parse("model m = fit(n, d, seed: 3)").is_ok());
+    }
+
+    /// The whole file's items, parsed in one piece.
+    fn whole(text: &str) -> Vec<Item> {
+        let program = PipelineParser::parse(Rule::program, text).unwrap().next().unwrap();
+        Lower { offset: 0 }.program(program).unwrap()
+    }
+
+    #[test]
+    fn a_file_parsed_in_pieces_equals_the_file_parsed_whole() {
+        let mut text = String::new();
+        for i in 0..3000 {
+            text.push_str(&format!(
+                "# model {i}\nmodel m{i} = fit(n, train,\n  epochs: 5, seed: {i}) # trailing\n\nfor eps in [0.1, 0.2] {{\neval e{i}[eps] = evaluate(m{i}, test, attack: fgsm(eps: eps / 2))\n}}\ntable \"t{i}\" {{\nrow \"a\" value: e{i}[0.1].error paper: 9.5%\n}}\n"
+            ));
+        }
+        let starts = check_nesting(&text).unwrap();
+        // Only `model`, `for` and `table` lines start items; the others are inside brackets.
+        assert_eq!(starts.len(), 3 * 3000);
+        let expected = whole(&text);
+        for pieces in [2, 3, 7] {
+            let mut cuts = vec![0];
+            cuts.extend((1..pieces).map(|k| starts[k * starts.len() / pieces]));
+            cuts.push(text.len());
+            assert_eq!(parse_cut(&text, &cuts).as_ref(), Some(&expected), "{pieces} pieces");
+        }
+        assert_eq!(parse(&text).unwrap().items, expected);
+    }
+
+    #[test]
+    fn a_cut_inside_an_item_fails_instead_of_changing_it() {
+        // `y` starts a line at column 0 but continues the sum above it.
+        let text = "eval e = x +\ny\nmodel m = fit(n, d)\n";
+        let cut = text.find("y\n").unwrap();
+        assert_eq!(parse_cut(text, &[0, cut, text.len()]), None);
+        let cut = text.find("model").unwrap();
+        assert_eq!(parse_cut(text, &[0, cut, text.len()]).unwrap(), whole(text));
     }
 
     #[test]
