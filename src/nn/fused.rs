@@ -75,6 +75,96 @@ pub fn sgd_momentum(w: &mut [f32], v: &mut [f32], g: &[f32], momentum: f32, lr: 
     }
 }
 
+/// Columns per thread below which [`sgd_momentum_matrix`] stays on one thread.
+const MIN_COLUMNS_PER_THREAD: usize = 64;
+
+/// [`sgd_momentum`] on a `[rows, cols]` row-major weight matrix, its columns split into one
+/// block per thread. Every element's arithmetic is the one of [`sgd_momentum`], so the result
+/// is bit-identical to one pass. With `norms` (`cols` long, zeroed) it also adds up each
+/// column's squared L2 norm after the update, over the rows in order as
+/// `train::step::clip_columns` does, which spares max-norm its own pass over the weights.
+///
+/// The update streams three arrays as large as the layer (4.9 MB each on the paper's
+/// 240-unit maxout net), so one core's memory bandwidth bounded it: it took about as long as
+/// the step's gemms.
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_momentum_matrix(
+    w: &mut [f32],
+    v: &mut [f32],
+    g: &[f32],
+    cols: usize,
+    momentum: f32,
+    lr: f32,
+    l1: f32,
+    norms: Option<&mut [f32]>,
+) {
+    use rayon::prelude::*;
+    assert!(cols > 0 && w.len().is_multiple_of(cols) && w.len() == v.len() && w.len() == g.len());
+    let rows = w.len() / cols;
+    let norms_ptr = match norms {
+        Some(n) => {
+            assert_eq!(n.len(), cols);
+            n.as_mut_ptr()
+        }
+        None => std::ptr::null_mut(),
+    };
+    let blocks = rayon::current_num_threads().min(cols / MIN_COLUMNS_PER_THREAD).max(1);
+    let width = cols.div_ceil(blocks);
+    let shared = Columns {
+        w: w.as_mut_ptr(),
+        v: v.as_mut_ptr(),
+        g: g.as_ptr(),
+        norms: norms_ptr,
+    };
+    let block = |b: usize| {
+        let (start, end) = (b * width, ((b + 1) * width).min(cols));
+        for row in 0..rows {
+            // SAFETY: blocks cover disjoint column ranges, so no element of w, v or norms
+            // is reached from two blocks; every range lies inside the slices asserted
+            // above, which this call borrows (mutably for w, v, norms) until it returns.
+            let (w, v, g, n) = unsafe { shared.segment(row * cols + start, start, end - start) };
+            sgd_momentum(w, v, g, momentum, lr, l1);
+            if let Some(n) = n {
+                for (n, w) in n.iter_mut().zip(w.iter()) {
+                    *n += w * w;
+                }
+            }
+        }
+    };
+    if blocks == 1 {
+        block(0);
+    } else {
+        (0..blocks).into_par_iter().for_each(block);
+    }
+}
+
+/// The raw parts [`sgd_momentum_matrix`] hands its blocks.
+struct Columns {
+    w: *mut f32,
+    v: *mut f32,
+    g: *const f32,
+    norms: *mut f32,
+}
+
+impl Columns {
+    /// `len` values of w, v and g from `at`, and of norms from `column`.
+    ///
+    /// # Safety
+    /// The ranges must lie inside the arrays, and no other live slice may overlap them.
+    #[allow(clippy::mut_from_ref, clippy::type_complexity)]
+    unsafe fn segment(&self, at: usize, column: usize, len: usize) -> (&mut [f32], &mut [f32], &[f32], Option<&mut [f32]>) {
+        (
+            std::slice::from_raw_parts_mut(self.w.add(at), len),
+            std::slice::from_raw_parts_mut(self.v.add(at), len),
+            std::slice::from_raw_parts(self.g.add(at), len),
+            (!self.norms.is_null()).then(|| std::slice::from_raw_parts_mut(self.norms.add(column), len)),
+        )
+    }
+}
+
+// SAFETY: the blocks that share a `Columns` touch disjoint elements (see its use).
+unsafe impl Sync for Columns {}
+
 /// `dst (m x n, row stride dst_rs) = accumulate * dst + lhs (m x k) * rhs (k x n)`, each
 /// operand given by its pointer and its column and row strides.
 #[allow(clippy::too_many_arguments)]
@@ -196,10 +286,77 @@ pub fn maxout<T: Tape<f32, Dev>>(h: Matrix<T>, units: usize, pieces: usize) -> M
     y.put_tape(tape)
 }
 
+/// Dropout (`p > 0`) exactly as dfdx's op followed by `* factor` computes it, value for
+/// value: the seed drawn from the device's stream as dfdx draws it, the same Bernoulli mask
+/// from `StdRng`, `x / (1 - p)` on the kept values, then the factor; the backward adds
+/// `mask / (1 - p) * (gy * factor)` as the two ops' backwards do. One pass over contiguous
+/// values instead of dfdx's strided iterator, and the mask is kept for the backward instead of
+/// drawn again: dropout had cost the paper's maxout recipe half an epoch's time.
+pub fn dropout<T: Tape<f32, Dev>>(h: Matrix<T>, p: f64, factor: Option<f32>) -> Matrix<T> {
+    use dfdx::tensor::RandomU64;
+    use rand::{rngs::StdRng, SeedableRng};
+    use rand_distr::{Bernoulli, Distribution};
+    let shape = *h.shape();
+    let mut rng = StdRng::seed_from_u64(h.device().random_u64());
+    let dist = Bernoulli::new(p).expect("0 < p < 1 (checked with the pipeline)");
+    let (h, mut tape) = h.split_tape();
+    let divisor = (1.0 - p) as f32;
+    let mut kept: Vec<bool> = Vec::with_capacity(shape.0 * shape.1);
+    let out: Vec<f32> = values(&h)
+        .iter()
+        .map(|&x| {
+            let dropped = dist.sample(&mut rng);
+            kept.push(!dropped);
+            let y = if dropped { 0.0 } else { x / divisor };
+            factor.map_or(y, |c| y * c)
+        })
+        .collect();
+    let y = h.device().tensor_from_vec(out, shape);
+    let (y_ghost, h_ghost) = (y.ghost(), h.ghost());
+    drop(h);
+    let recip = (1.0 - p).recip() as f32;
+    tape.add_backward_op(move |grads| {
+        // As dfdx's dropout: zeros when nothing downstream needed this gradient.
+        grads.try_alloc_for(&y_ghost)?;
+        let gy = grads.get(&y_ghost);
+        let gy = values(&gy);
+        let gh = grads.get_or_alloc_mut(&h_ghost)?;
+        for ((gh, &g), &keep) in gh.iter_mut().zip(gy).zip(&kept) {
+            let g = factor.map_or(g, |c| g * c);
+            *gh += if keep { recip } else { 0.0 } * g;
+        }
+        Ok(())
+    });
+    y.put_tape(tape)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn dropout_equals_dfdx_dropout_times_the_factor_value_for_value() {
+        for (p, factor) in [(0.5, None), (0.2, Some(0.8f32)), (0.3, Some(2.5f32))] {
+            let (ours_dev, theirs_dev) = (Dev::seed_from_u64(9), Dev::seed_from_u64(9));
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+            let x = random(&ours_dev, &mut rng, (7, 33));
+            let gy = random(&ours_dev, &mut rng, (7, 33));
+            let fused = dropout(x.clone().leaky_traced(), p, factor);
+            let ours = fused.as_vec();
+            let ours_grad = (fused * gy.clone()).sum().backward().get(&x).as_vec();
+            let x2 = theirs_dev.tensor_from_vec(x.as_vec(), (7, 33));
+            let composed = match factor {
+                Some(c) => x2.clone().leaky_traced().dropout(p) * c,
+                None => x2.clone().leaky_traced().dropout(p),
+            };
+            assert_eq!(ours, composed.as_vec(), "p {p} factor {factor:?}");
+            let gy2 = theirs_dev.tensor_from_vec(gy.as_vec(), (7, 33));
+            let theirs_grad = (composed * gy2).sum().backward().get(&x2).as_vec();
+            assert_eq!(ours_grad, theirs_grad, "p {p} factor {factor:?}");
+            assert!(ours.contains(&0.0) && ours.iter().any(|&v| v != 0.0));
+        }
+    }
 
     fn random(dev: &Dev, rng: &mut impl Rng, shape: (usize, usize)) -> Matrix {
         dev.tensor_from_vec((0..shape.0 * shape.1).map(|_| rng.gen_range(-1.0..1.0)).collect(), shape)

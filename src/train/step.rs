@@ -152,8 +152,22 @@ impl Trainer {
                 continue;
             };
             let l1 = if std::mem::take(&mut first) { self.l1 as f32 } else { 0.0 };
+            // Max-norm bounds weight vectors; an RBF layer's "weights" are centres, which it leaves alone.
+            let max_norm = self.max_norm.filter(|_| layer.max_norm_applies()).map(|l| l as f32);
             match state {
-                State::Sgd { vw, vb } => sgd_step(dev, &mut grads, params, (vw, vb), self.momentum as f32, self.lr as f32, l1),
+                State::Sgd { vw, vb } => {
+                    sgd_step(
+                        dev,
+                        &mut grads,
+                        params,
+                        (vw, vb),
+                        self.momentum as f32,
+                        self.lr as f32,
+                        l1,
+                        max_norm,
+                    );
+                    continue;
+                }
                 State::Adam { m, v, mb, vb } => {
                     let (gw, gb) = decayed_gradients(dev, &grads, params, l1);
                     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
@@ -173,9 +187,8 @@ impl Trainer {
                     params.bias.copy_from(&b);
                 }
             }
-            // Max-norm bounds weight vectors; an RBF layer's "weights" are centres, which it leaves alone.
-            if let (Some(limit), false) = (self.max_norm, !layer.max_norm_applies()) {
-                clip_column_norms(&mut params.weight, limit as f32);
+            if let Some(limit) = max_norm {
+                clip_column_norms(&mut params.weight, limit);
             }
         }
         self.lr = (self.lr / self.lr_decay).max(self.lr_min);
@@ -199,8 +212,11 @@ fn decayed_gradients(dev: &Dev, grads: &Gradients<f32, Dev>, p: &Affine, l1: f32
     (dev.tensor_from_vec(decayed, *gw.shape()), gb)
 }
 
-/// One SGD-with-momentum step of a layer: `v = momentum v - lr (g + l1 sign(w))`, `w += v`.
-/// On the CPU in one pass that reads the gradients where dfdx left them.
+/// One SGD-with-momentum step of a layer: `v = momentum v - lr (g + l1 sign(w))`, `w += v`,
+/// then max-norm when `max_norm` is set. On the CPU in one pass that reads the gradients
+/// where dfdx left them, the weights' columns split across threads, adding up the column
+/// norms max-norm needs on the way.
+#[allow(clippy::too_many_arguments)]
 fn sgd_step(
     dev: &Dev,
     grads: &mut Gradients<f32, Dev>,
@@ -209,13 +225,20 @@ fn sgd_step(
     momentum: f32,
     lr: f32,
     l1: f32,
+    max_norm: Option<f32>,
 ) {
     #[cfg(not(feature = "cuda"))]
     {
-        use crate::nn::fused::{sgd_momentum, values_mut};
+        use crate::nn::fused::{sgd_momentum, sgd_momentum_matrix, values_mut};
         let _ = dev;
+        let cols = p.weight.shape().1;
+        let mut norms = max_norm.map(|_| vec![0.0f32; cols]);
         let gw = grads.get_or_alloc_mut(&p.weight).expect("CPU gradients allocate");
-        sgd_momentum(values_mut(&mut p.weight), values_mut(vw), gw, momentum, lr, l1);
+        let w = values_mut(&mut p.weight);
+        sgd_momentum_matrix(w, values_mut(vw), gw, cols, momentum, lr, l1, norms.as_deref_mut());
+        if let (Some(limit), Some(norms)) = (max_norm, &norms) {
+            scale_columns(w, cols, norms, limit);
+        }
         let gb = grads.get_or_alloc_mut(&p.bias).expect("CPU gradients allocate");
         sgd_momentum(values_mut(&mut p.bias), values_mut(vb), gb, momentum, lr, 0.0);
     }
@@ -226,6 +249,9 @@ fn sgd_step(
         vb.axpy(momentum, &gb, -lr);
         p.weight.axpy(1.0, vw, 1.0);
         p.bias.axpy(1.0, vb, 1.0);
+        if let Some(limit) = max_norm {
+            clip_column_norms(&mut p.weight, limit);
+        }
     }
 }
 
@@ -252,6 +278,12 @@ fn clip_columns(values: &mut [f32], cols: usize, limit: f32) -> bool {
             *n += v * v;
         }
     }
+    scale_columns(values, cols, &norms, limit)
+}
+
+/// Rescales the columns whose squared norm (`norms`) exceeds `limit`² to norm `limit`;
+/// whether any was.
+fn scale_columns(values: &mut [f32], cols: usize, norms: &[f32], limit: f32) -> bool {
     let scale: Vec<f32> = norms
         .iter()
         .map(|n| if n.sqrt() > limit { limit / n.sqrt() } else { 1.0 })

@@ -64,15 +64,23 @@ impl Layer for Dropout {
             return h;
         }
         // dfdx's dropout scales the kept values by 1 / (1 - p); another scale is a factor on that.
-        let kept = if self.p > 0.0 {
-            DRAWS.with(|d| d.set(d.get() + 1));
-            h.dropout(self.p)
-        } else {
-            h
+        let factor = match self.scale {
+            Some(scale) if scale != 1.0 / (1.0 - self.p) => Some((scale * (1.0 - self.p)) as f32),
+            _ => None,
         };
-        match self.scale {
-            Some(scale) if scale != 1.0 / (1.0 - self.p) => kept * ((scale * (1.0 - self.p)) as f32),
-            _ => kept,
+        if self.p == 0.0 {
+            return match factor {
+                Some(factor) => h * factor,
+                None => h,
+            };
+        }
+        DRAWS.with(|d| d.set(d.get() + 1));
+        #[cfg(not(feature = "cuda"))]
+        return crate::nn::fused::dropout(h, self.p, factor);
+        #[cfg(feature = "cuda")]
+        match factor {
+            Some(factor) => h.dropout(self.p) * factor,
+            None => h.dropout(self.p),
         }
     }
 }
