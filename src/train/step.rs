@@ -169,22 +169,9 @@ impl Trainer {
                     continue;
                 }
                 State::Adam { m, v, mb, vb } => {
-                    let (gw, gb) = decayed_gradients(dev, &grads, params, l1);
-                    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+                    let (b1, b2, _) = ADAM;
                     let step_size = (self.lr as f32) * (1.0 - b2.powi(self.steps)).sqrt() / (1.0 - b1.powi(self.steps));
-                    let adam = |w: &mut Vec<f32>, g: &[f32], m: &mut [f32], v: &mut [f32]| {
-                        for i in 0..w.len() {
-                            m[i] = b1 * m[i] + (1.0 - b1) * g[i];
-                            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
-                            w[i] -= step_size * m[i] / (v[i].sqrt() + eps);
-                        }
-                    };
-                    let mut w = params.weight.as_vec();
-                    adam(&mut w, &gw.as_vec(), m, v);
-                    params.weight.copy_from(&w);
-                    let mut b = params.bias.as_vec();
-                    adam(&mut b, &gb.as_vec(), mb, vb);
-                    params.bias.copy_from(&b);
+                    adam_step(dev, &mut grads, params, (m, v, mb, vb), step_size, l1);
                 }
             }
             if let Some(limit) = max_norm {
@@ -196,8 +183,66 @@ impl Trainer {
     }
 }
 
+/// Adam's decay rates and its denominator's epsilon.
+pub const ADAM: (f32, f32, f32) = (0.9, 0.999, 1e-8);
+
+/// One Adam step in place: with `g` the gradient (plus `l1 sign(w)` when `l1` is not 0),
+/// `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g g`, `w -= step_size m / (sqrt(v) + eps)`.
+/// The elements are split across threads; each one's arithmetic is that of the one loop it
+/// replaces (which copied weights and gradients out and back), so results are the same bits.
+pub fn adam(w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], step_size: f32, l1: f32) {
+    use rayon::prelude::*;
+    assert!(w.len() == m.len() && w.len() == v.len() && w.len() == g.len());
+    let (b1, b2, eps) = ADAM;
+    let chunk = 16 * 1024;
+    w.par_chunks_mut(chunk)
+        .zip(m.par_chunks_mut(chunk))
+        .zip(v.par_chunks_mut(chunk))
+        .zip(g.par_chunks(chunk))
+        .for_each(|(((w, m), v), g)| {
+            for i in 0..w.len() {
+                let g = if l1 == 0.0 { g[i] } else { g[i] + l1 * crate::tensor::sign(w[i]) };
+                m[i] = b1 * m[i] + (1.0 - b1) * g;
+                v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                w[i] -= step_size * m[i] / (v[i].sqrt() + eps);
+            }
+        });
+}
+
+/// One Adam step of a layer (see [`adam`]); on the CPU in place, where dfdx left the
+/// gradients.
+fn adam_step(
+    dev: &Dev,
+    grads: &mut Gradients<f32, Dev>,
+    p: &mut Affine,
+    (m, v, mb, vb): (&mut [f32], &mut [f32], &mut [f32], &mut [f32]),
+    step_size: f32,
+    l1: f32,
+) {
+    #[cfg(not(feature = "cuda"))]
+    {
+        use crate::nn::fused::values_mut;
+        let _ = dev;
+        let gw = grads.get_or_alloc_mut(&p.weight).expect("CPU gradients allocate");
+        adam(values_mut(&mut p.weight), m, v, gw, step_size, l1);
+        let gb = grads.get_or_alloc_mut(&p.bias).expect("CPU gradients allocate");
+        adam(values_mut(&mut p.bias), mb, vb, gb, step_size, 0.0);
+    }
+    #[cfg(feature = "cuda")]
+    {
+        let (gw, gb) = decayed_gradients(dev, grads, p, l1);
+        let mut w = p.weight.as_vec();
+        adam(&mut w, m, v, &gw.as_vec(), step_size, 0.0);
+        p.weight.copy_from(&w);
+        let mut b = p.bias.as_vec();
+        adam(&mut b, mb, vb, &gb.as_vec(), step_size, 0.0);
+        p.bias.copy_from(&b);
+    }
+}
+
 /// A layer's weight and bias gradients, copied out of `grads`, with `l1 * sign(w)` added to
 /// the weights'.
+#[cfg(feature = "cuda")]
 fn decayed_gradients(dev: &Dev, grads: &Gradients<f32, Dev>, p: &Affine, l1: f32) -> (Matrix, Vector) {
     let (gw, gb) = (grads.get(&p.weight), grads.get(&p.bias));
     if l1 == 0.0 {
@@ -297,4 +342,29 @@ fn scale_columns(values: &mut [f32], cols: usize, norms: &[f32], limit: f32) -> 
         }
     }
     true
+}
+
+#[cfg(test)]
+mod adam_tests {
+    use super::*;
+
+    #[test]
+    fn adam_matches_the_update_rule_on_every_thread_split() {
+        let n = 40_000; // several of the update's chunks
+        let w0: Vec<f32> = (0..n).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
+        let g: Vec<f32> = (0..n).map(|i| ((i % 5) as f32 - 2.0) * 0.01).collect();
+        let (m0, v0) = (vec![0.01f32; n], vec![0.001f32; n]);
+        for l1 in [0.0f32, 0.5] {
+            let (mut w, mut m, mut v) = (w0.clone(), m0.clone(), v0.clone());
+            adam(&mut w, &mut m, &mut v, &g, 0.1, l1);
+            let (b1, b2, eps) = ADAM;
+            for i in 0..n {
+                let gi = if l1 == 0.0 { g[i] } else { g[i] + l1 * crate::tensor::sign(w0[i]) };
+                let mi = b1 * m0[i] + (1.0 - b1) * gi;
+                let vi = b2 * v0[i] + (1.0 - b2) * gi * gi;
+                assert_eq!((m[i], v[i]), (mi, vi), "at {i}");
+                assert_eq!(w[i], w0[i] - 0.1 * mi / (vi.sqrt() + eps), "at {i}");
+            }
+        }
+    }
 }
