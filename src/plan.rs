@@ -116,10 +116,16 @@ pub fn keys(program: &Program, plan: &Plan, source_digest: &mut dyn FnMut(NodeId
         let computed: Vec<String> = std::thread::scope(|scope| {
             let mut chunks = ids.chunks(share);
             let first = chunks.next().unwrap_or(&[]);
-            let rest: Vec<_> = chunks.map(|chunk| scope.spawn(move || key_of(chunk))).collect();
+            // A chunk whose thread could not be started is keyed here, after the first.
+            let rest: Vec<_> = chunks
+                .map(|chunk| (chunk, std::thread::Builder::new().spawn_scoped(scope, move || key_of(chunk)).ok()))
+                .collect();
             let mut all = key_of(first)?;
-            for handle in rest {
-                all.extend(handle.join().expect("computing a key does not panic")?);
+            for (chunk, handle) in rest {
+                all.extend(match handle {
+                    Some(handle) => handle.join().expect("computing a key does not panic")?,
+                    None => key_of(chunk)?,
+                });
             }
             Ok::<_, Error>(all)
         })?;
