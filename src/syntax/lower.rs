@@ -244,25 +244,27 @@ fn number(text: &str, span: Span) -> Lowered<Expr> {
         Some(d) => (d, true),
         None => (text, false),
     };
-    if !digits.parse::<f64>().is_ok_and(f64::is_finite) {
-        return Err(Box::new(
-            Diagnostic::new(
-                codes::SYNTAX,
-                span,
-                format!("`{text}` is too large to be a number (at most about 1.8e308)"),
-            )
-            .label("too large"),
-        ));
-    }
+    let parsed = match digits.parse::<f64>() {
+        Ok(v) if v.is_finite() => v,
+        _ => {
+            return Err(Box::new(
+                Diagnostic::new(
+                    codes::SYNTAX,
+                    span,
+                    format!("`{text}` is too large to be a number (at most about 1.8e308)"),
+                )
+                .label("too large"),
+            ))
+        }
+    };
     // `99.9%` is read as `99.9e-2`, which rounds once (to 0.999) instead of twice.
-    let value: f64 = if !percent {
-        digits.parse()
+    let value = if !percent {
+        parsed
     } else if digits.contains(['e', 'E']) {
-        digits.parse::<f64>().map(|v| v / 100.0)
+        parsed / 100.0
     } else {
-        format!("{digits}e-2").parse()
-    }
-    .expect("the grammar only admits float syntax");
+        format!("{digits}e-2").parse().expect("the grammar only admits float syntax")
+    };
     Ok(Expr {
         kind: ExprKind::Number { value, percent },
         span,
