@@ -16,9 +16,19 @@
 //! logits), untargeted, invariant to shifting and scaling the logits, which is what makes it
 //! hard to mask. Needs at least 3 classes.
 //!
+//! `loss: "dlr_targeted"` is AutoAttack's APGD-T: for each of the `targets` classes the model
+//! finds most likely after its top one on the clean input (the 2nd, 3rd, ... largest logit),
+//! one run of `-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)` towards that class `t`; an
+//! example keeps the first run that makes the model misclassify it, otherwise the point with
+//! the largest margin `max_(i != y) z_i - z_y` of all runs. AutoAttack's defaults are 9
+//! targets and 100 steps, one restart each. With fewer than 4 classes the missing sorted
+//! logits are the smallest one. Untargeted from the outside (`target` stays "none": the
+//! targets are its own).
+//!
 //! ```text
 //! attack apgd_ce  = apgd(eps: 0.3)
 //! attack apgd_dlr = apgd(eps: 0.3, loss: "dlr", restarts: 1)
+//! attack apgd_t   = apgd(eps: 0.3, loss: "dlr_targeted", targets: 9)
 //! ```
 
 pub use super::pgd::Norm;
@@ -34,10 +44,10 @@ use serde::Deserialize;
 
 /// The registry entry.
 pub const KIND: AttackKind = AttackKind {
-    version: 2,
+    version: 3,
     source: file!(),
     name: "apgd",
-    doc: "Auto-PGD (Croce & Hein 2020): momentum, step size halved at checkpoints, CE or DLR loss",
+    doc: "Auto-PGD (Croce & Hein 2020): momentum, step size halved at checkpoints, CE, DLR or targeted DLR (APGD-T)",
     params: Apgd::PARAMS,
     build,
 };
@@ -50,6 +60,8 @@ pub enum Loss {
     Ce,
     /// Difference of logits ratio.
     Dlr,
+    /// AutoAttack's targeted difference of logits ratio, over several target classes.
+    DlrTargeted,
 }
 
 crate::declare_params! {
@@ -60,12 +72,14 @@ crate::declare_params! {
         eps: f32 = ParamDef::required(ParamType::Number).range(0.0, 100.0),
         /// which ball
         norm: Norm = ParamDef::or(ParamType::Choice(&["linf", "l2"]), Default::Str("linf")),
-        /// the objective: cross-entropy ("ce") or the difference of logits ratio ("dlr")
-        loss: Loss = ParamDef::or(ParamType::Choice(&["ce", "dlr"]), Default::Str("ce")),
+        /// the objective: cross-entropy ("ce"), the difference of logits ratio ("dlr"), or its targeted form over `targets` classes ("dlr_targeted", APGD-T)
+        loss: Loss = ParamDef::or(ParamType::Choice(&["ce", "dlr", "dlr_targeted"]), Default::Str("ce")),
         /// iterations (the paper's 100)
         steps: usize = ParamDef::or(ParamType::Int, Default::Int(100)).range(1.0, 10000.0),
         /// independent runs from random starts; each example keeps its best
         restarts: usize = ParamDef::or(ParamType::Int, Default::Int(1)).range(1.0, 1000.0),
+        /// loss "dlr_targeted": how many of the most likely other classes to target in turn (AutoAttack's 9)
+        targets: usize = ParamDef::or(ParamType::Int, Default::Int(9)).range(1.0, 1000.0),
     }
 }
 
@@ -73,7 +87,10 @@ fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
     let apgd = params_from::<Apgd>(json)?;
     let targeted = json.get("target").and_then(|t| t.as_str()).is_some_and(|t| t != "none");
     if apgd.loss == Loss::Dlr && targeted {
-        return Err("the DLR loss here is untargeted: use loss: \"ce\" for a targeted APGD".into());
+        return Err("the DLR loss here is untargeted: use loss: \"ce\" for a targeted APGD, or loss: \"dlr_targeted\" (APGD-T)".into());
+    }
+    if apgd.loss == Loss::DlrTargeted && targeted {
+        return Err("loss: \"dlr_targeted\" chooses its own targets (the most likely other classes): leave target at \"none\"".into());
     }
     Ok(Box::new(apgd))
 }
@@ -112,29 +129,68 @@ impl Apgd {
         ctx.clip(adv);
     }
 
-    /// The objective of every row and its input gradient.
-    fn objective_and_gradient(&self, ctx: &AttackContext, x: &[f32], labels: &[usize]) -> (Vec<f32>, Vec<f32>) {
-        match self.loss {
-            Loss::Ce => ctx.objective_and_gradient(x, labels),
-            Loss::Dlr => {
-                let mut values = Vec::with_capacity(labels.len());
-                let (_, gradient) = ctx.logits_and_output_gradient(x, |logits| {
-                    let classes = logits.len() / labels.len();
-                    let mut weights = vec![0.0f32; logits.len()];
-                    for (i, (z, &y)) in logits.chunks(classes).zip(labels).enumerate() {
-                        let (value, slope) = dlr(z, y);
-                        values.push(value);
-                        weights[i * classes..(i + 1) * classes].copy_from_slice(&slope);
+    /// The objective of every row and its input gradient (`targets`: one class per row, for
+    /// the targeted DLR loss).
+    fn objective_and_gradient(&self, ctx: &AttackContext, x: &[f32], labels: &[usize], targets: &[usize]) -> (Vec<f32>, Vec<f32>) {
+        if self.loss == Loss::Ce {
+            return ctx.objective_and_gradient(x, labels);
+        }
+        let mut values = Vec::with_capacity(labels.len());
+        let (_, gradient) = ctx.logits_and_output_gradient(x, |logits| {
+            let classes = logits.len() / labels.len();
+            let mut weights = vec![0.0f32; logits.len()];
+            for (i, (z, &y)) in logits.chunks(classes).zip(labels).enumerate() {
+                let (value, slope) = match self.loss {
+                    Loss::DlrTargeted => dlr_targeted(z, y, targets[i]),
+                    _ => dlr(z, y),
+                };
+                values.push(value);
+                weights[i * classes..(i + 1) * classes].copy_from_slice(&slope);
+            }
+            weights
+        });
+        (values, gradient)
+    }
+
+    /// APGD-T: one run per target class, each example keeping the first run that fools the
+    /// model, else the point with the largest margin over its label.
+    fn targeted_runs(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
+        let width = ctx.model.input_width();
+        let clean_logits = ctx.logits(x);
+        let classes = clean_logits.len() / labels.len();
+        let ranked: Vec<Vec<usize>> = clean_logits
+            .chunks(classes)
+            .map(|z| {
+                let mut order: Vec<usize> = (0..classes).collect();
+                order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
+                order
+            })
+            .collect();
+        let mut best = x.to_vec();
+        let mut best_margin = margins(&clean_logits, labels);
+        let mut fooled: Vec<bool> = best_margin.iter().map(|&m| m > 0.0).collect();
+        for k in 1..=self.targets.min(classes - 1) {
+            if fooled.iter().all(|&f| f) {
+                break;
+            }
+            let targets: Vec<usize> = ranked.iter().map(|order| order[k]).collect();
+            for _ in 0..self.restarts {
+                let (run, _) = self.run(ctx, x, labels, &targets);
+                let margin = margins(&ctx.logits(&run), labels);
+                for r in 0..labels.len() {
+                    if !fooled[r] && margin[r] > best_margin[r] {
+                        best_margin[r] = margin[r];
+                        fooled[r] = margin[r] > 0.0;
+                        best[r * width..(r + 1) * width].copy_from_slice(&run[r * width..(r + 1) * width]);
                     }
-                    weights
-                });
-                (values, gradient)
+                }
             }
         }
+        best
     }
 
     /// One run from a random start: every row's best point and objective.
-    fn run(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    fn run(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize], targets: &[usize]) -> (Vec<f32>, Vec<f32>) {
         let width = ctx.model.input_width();
         let rows = labels.len();
         let step = |g: &mut Vec<f32>| match self.norm {
@@ -154,7 +210,7 @@ impl Apgd {
         }
         self.project(&mut current, x, width, ctx);
         let mut eta = vec![2.0 * self.eps; rows];
-        let (mut value, mut grad) = self.objective_and_gradient(ctx, &current, labels);
+        let (mut value, mut grad) = self.objective_and_gradient(ctx, &current, labels, targets);
         let (mut best, mut best_value) = (current.clone(), value.clone());
         let mut previous = current.clone();
         let marks = checkpoints(self.steps);
@@ -178,7 +234,7 @@ impl Apgd {
                 }
                 self.project(&mut next, x, width, ctx);
             }
-            let (next_value, next_grad) = self.objective_and_gradient(ctx, &next, labels);
+            let (next_value, next_grad) = self.objective_and_gradient(ctx, &next, labels, targets);
             for r in 0..rows {
                 improved[r] += (next_value[r] > value[r]) as usize;
                 if next_value[r] > best_value[r] {
@@ -208,7 +264,7 @@ impl Apgd {
                 best_at_mark = best_value.clone();
                 last_mark = done;
                 if restarted {
-                    (value, grad) = self.objective_and_gradient(ctx, &current, labels);
+                    (value, grad) = self.objective_and_gradient(ctx, &current, labels, targets);
                 }
             }
         }
@@ -233,16 +289,57 @@ fn dlr(z: &[f32], y: usize) -> (f32, Vec<f32>) {
     (-margin / spread, slope)
 }
 
+/// The targeted DLR loss `-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)` of one row (AutoAttack's
+/// APGD-T) and its slope in every logit.
+#[cfg(feature = "compute")]
+fn dlr_targeted(z: &[f32], y: usize, t: usize) -> (f32, Vec<f32>) {
+    let mut order: Vec<usize> = (0..z.len()).collect();
+    order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
+    let (first, third, fourth) = (order[0], order[2.min(z.len() - 1)], order[3.min(z.len() - 1)]);
+    let margin = z[y] - z[t];
+    let spread = z[first] - 0.5 * (z[third] + z[fourth]) + 1e-12;
+    let mut slope = vec![0.0f32; z.len()];
+    slope[y] -= 1.0 / spread;
+    slope[t] += 1.0 / spread;
+    let by_spread = margin / (spread * spread);
+    slope[first] += by_spread;
+    slope[third] -= 0.5 * by_spread;
+    slope[fourth] -= 0.5 * by_spread;
+    (-margin / spread, slope)
+}
+
+/// Per row, `max_(i != y) z_i - z_y`: positive where the model does not predict `y`.
+#[cfg(feature = "compute")]
+fn margins(logits: &[f32], labels: &[usize]) -> Vec<f32> {
+    let classes = logits.len() / labels.len();
+    logits
+        .chunks(classes)
+        .zip(labels)
+        .map(|(z, &y)| {
+            let other = z
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != y)
+                .map(|(_, v)| *v)
+                .fold(f32::NEG_INFINITY, f32::max);
+            other - z[y]
+        })
+        .collect()
+}
+
 #[cfg(feature = "compute")]
 impl Attack for Apgd {
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32> {
         if self.eps == 0.0 {
             return x.to_vec();
         }
+        if self.loss == Loss::DlrTargeted {
+            return self.targeted_runs(ctx, x, labels);
+        }
         let width = ctx.model.input_width();
-        let (mut best, mut best_value) = self.run(ctx, x, labels);
+        let (mut best, mut best_value) = self.run(ctx, x, labels, labels);
         for _ in 1..self.restarts {
-            let (candidate, value) = self.run(ctx, x, labels);
+            let (candidate, value) = self.run(ctx, x, labels, labels);
             super::keep_better_rows(&mut best, &mut best_value, &candidate, &value, width);
         }
         best
@@ -251,7 +348,7 @@ impl Attack for Apgd {
 
 #[cfg(all(test, feature = "compute"))]
 mod tests {
-    use super::{checkpoints, dlr};
+    use super::{checkpoints, dlr, dlr_targeted, margins};
     use crate::attacks::testing::{craft, model_and_batch};
     use crate::attacks::AttackContext;
     use serde_json::json;
@@ -288,7 +385,7 @@ mod tests {
         let (dev, model, x, y) = model_and_batch();
         let ctx = AttackContext::new(&model, &dev, 0);
         let apgd = craft(
-            json!({"attack": "apgd", "eps": 0.1, "norm": "linf", "loss": "ce", "steps": 20, "restarts": 1, "clip": null}),
+            json!({"attack": "apgd", "eps": 0.1, "norm": "linf", "loss": "ce", "steps": 20, "restarts": 1, "targets": 9, "clip": null}),
             &model,
             &dev,
             &x,
@@ -304,7 +401,7 @@ mod tests {
         );
         assert!(ctx.loss(&apgd, &y) > ctx.loss(&pgd, &y), "APGD adapts its step size");
         let on_dlr = craft(
-            json!({"attack": "apgd", "eps": 0.1, "norm": "linf", "loss": "dlr", "steps": 20, "restarts": 1, "clip": null}),
+            json!({"attack": "apgd", "eps": 0.1, "norm": "linf", "loss": "dlr", "steps": 20, "restarts": 1, "targets": 9, "clip": null}),
             &model,
             &dev,
             &x,
@@ -318,8 +415,46 @@ mod tests {
     }
 
     #[test]
+    fn the_targeted_dlr_slope_matches_finite_differences() {
+        let z = [0.3f32, 2.0, -1.0, 1.2, 0.7, -0.4];
+        for (y, t) in [(0, 1), (1, 3), (3, 2), (5, 4), (2, 0)] {
+            let (_, slope) = dlr_targeted(&z, y, t);
+            for k in 0..z.len() {
+                let h = 1e-3;
+                let (mut up, mut down) = (z, z);
+                up[k] += h;
+                down[k] -= h;
+                let numeric = (dlr_targeted(&up, y, t).0 - dlr_targeted(&down, y, t).0) / (2.0 * h);
+                assert!((numeric - slope[k]).abs() < 2e-3, "y {y}, t {t}, k {k}: {numeric} vs {}", slope[k]);
+            }
+        }
+        let shifted: Vec<f32> = z.iter().map(|v| 2.0 * v - 1.0).collect();
+        assert!((dlr_targeted(&z, 1, 3).0 - dlr_targeted(&shifted, 1, 3).0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn apgd_t_never_leaves_an_example_worse_than_clean_and_fools_at_a_large_eps() {
+        let (dev, model, x, y) = model_and_batch();
+        let ctx = AttackContext::new(&model, &dev, 0);
+        let attack = |eps: f64| {
+            craft(
+                json!({"attack": "apgd", "eps": eps, "norm": "linf", "loss": "dlr_targeted", "steps": 20, "restarts": 1, "targets": 2, "clip": null}),
+                &model,
+                &dev,
+                &x,
+                &y,
+            )
+        };
+        let clean = margins(&ctx.logits(&x), &y);
+        let small = margins(&ctx.logits(&attack(0.02)), &y);
+        assert!(small.iter().zip(&clean).all(|(a, c)| a >= c), "{small:?} vs {clean:?}");
+        let large = margins(&ctx.logits(&attack(1.0)), &y);
+        assert!(large.iter().all(|&m| m > 0.0), "every example fooled at eps 1: {large:?}");
+    }
+
+    #[test]
     fn dlr_is_untargeted() {
-        let json = json!({"attack": "apgd", "eps": 0.1, "norm": "linf", "loss": "dlr", "steps": 10, "restarts": 1, "clip": [0.0, 1.0], "labels": "true", "target": "least_likely", "target_class": null, "mode": "eval"});
+        let json = json!({"attack": "apgd", "eps": 0.1, "norm": "linf", "loss": "dlr", "steps": 10, "restarts": 1, "targets": 9, "clip": [0.0, 1.0], "labels": "true", "target": "least_likely", "target_class": null, "mode": "eval"});
         let Err(why) = crate::attacks::Crafter::from_json(&json) else {
             panic!("a targeted DLR was built")
         };

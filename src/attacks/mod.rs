@@ -18,6 +18,7 @@ pub mod gaussian_noise;
 pub mod mi_fgsm;
 pub mod pgd;
 pub mod random_sign;
+pub mod square;
 pub mod uniform_noise;
 
 #[cfg(feature = "compute")]
@@ -43,6 +44,7 @@ pub const ATTACKS: &[AttackKind] = &[
     mi_fgsm::KIND,
     deepfool::KIND,
     apgd::KIND,
+    square::KIND,
 ];
 
 /// The version of what every attack shares (this file: the crafting loop, clip, labels,
@@ -62,6 +64,7 @@ pub struct AttackContext<'a> {
     pub mode: Mode,
     targeted: bool,
     clip: Option<[f32; 2]>,
+    queries: std::cell::Cell<u64>,
 }
 
 #[cfg(feature = "compute")]
@@ -77,6 +80,7 @@ impl<'a> AttackContext<'a> {
             mode: Mode::Eval,
             targeted: false,
             clip: None,
+            queries: std::cell::Cell::new(0),
         }
     }
 
@@ -88,6 +92,19 @@ impl<'a> AttackContext<'a> {
     /// Logits (dropout off), `rows * classes` values.
     pub fn logits(&self, x: &[f32]) -> Vec<f32> {
         self.model.forward(self.batch(x)).as_vec()
+    }
+
+    /// Logits as a black-box attack sees them: [`Self::logits`], each row counted as one
+    /// query of the model ([`Self::queries`]).
+    pub fn scores(&self, x: &[f32]) -> Vec<f32> {
+        let rows = x.len() / self.model.input_width();
+        self.queries.set(self.queries.get() + rows as u64);
+        self.logits(x)
+    }
+
+    /// How many rows [`Self::scores`] has scored since this context was made.
+    pub fn queries(&self) -> u64 {
+        self.queries.get()
     }
 
     /// The predicted class of every row (dropout off).
@@ -518,11 +535,23 @@ mod tests {
                 "linf",
             ),
             (
-                json!({"attack": "apgd", "eps": eps, "norm": "linf", "loss": "ce", "steps": 10, "restarts": 1}),
+                json!({"attack": "apgd", "eps": eps, "norm": "linf", "loss": "ce", "steps": 10, "restarts": 1, "targets": 9}),
                 "linf",
             ),
             (
-                json!({"attack": "apgd", "eps": eps, "norm": "l2", "loss": "dlr", "steps": 10, "restarts": 2}),
+                json!({"attack": "apgd", "eps": eps, "norm": "l2", "loss": "dlr", "steps": 10, "restarts": 2, "targets": 9}),
+                "l2",
+            ),
+            (
+                json!({"attack": "apgd", "eps": eps, "norm": "linf", "loss": "dlr_targeted", "steps": 10, "restarts": 1, "targets": 2}),
+                "linf",
+            ),
+            (
+                json!({"attack": "square", "eps": eps, "norm": "linf", "queries": 30, "p_init": 0.8}),
+                "linf",
+            ),
+            (
+                json!({"attack": "square", "eps": eps, "norm": "l2", "queries": 30, "p_init": 0.8}),
                 "l2",
             ),
         ]

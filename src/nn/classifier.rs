@@ -42,6 +42,14 @@ impl Classifier<'_> {
         }
     }
 
+    /// One example's shape (channels, height, width for images).
+    pub fn input_shape(&self) -> &[usize] {
+        match self {
+            Classifier::Single(m) => &m.net.input,
+            Classifier::Ensemble(ms, _) => &ms[0].net.input,
+        }
+    }
+
     /// Logits (an ensemble's by its combination rule), recording on `x`'s tape for the
     /// input's gradient only (a classifier is attacked, not trained).
     pub fn forward_mode<T: LayerTape>(&self, x: Matrix<T>, mode: Mode) -> Matrix<T> {
