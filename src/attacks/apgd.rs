@@ -158,14 +158,7 @@ impl Apgd {
         let width = ctx.model.input_width();
         let clean_logits = ctx.logits(x);
         let classes = clean_logits.len() / labels.len();
-        let ranked: Vec<Vec<usize>> = clean_logits
-            .chunks(classes)
-            .map(|z| {
-                let mut order: Vec<usize> = (0..classes).collect();
-                order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
-                order
-            })
-            .collect();
+        let ranked: Vec<Vec<usize>> = clean_logits.chunks(classes).map(descending).collect();
         let mut best = x.to_vec();
         let mut best_margin = margins(&clean_logits, labels);
         let mut fooled: Vec<bool> = best_margin.iter().map(|&m| m > 0.0).collect();
@@ -272,11 +265,18 @@ impl Apgd {
     }
 }
 
+/// The classes of one row of logits, largest logit first.
+#[cfg(feature = "compute")]
+fn descending(z: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..z.len()).collect();
+    order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
+    order
+}
+
 /// The DLR loss of one row of logits `z` with label `y`, and its slope in every logit.
 #[cfg(feature = "compute")]
 fn dlr(z: &[f32], y: usize) -> (f32, Vec<f32>) {
-    let mut order: Vec<usize> = (0..z.len()).collect();
-    order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
+    let order = descending(z);
     let other = order.iter().copied().find(|&i| i != y).expect("at least two classes");
     let (first, third) = (order[0], order[2.min(z.len() - 1)]);
     let margin = z[y] - z[other];
@@ -293,8 +293,7 @@ fn dlr(z: &[f32], y: usize) -> (f32, Vec<f32>) {
 /// APGD-T) and its slope in every logit.
 #[cfg(feature = "compute")]
 fn dlr_targeted(z: &[f32], y: usize, t: usize) -> (f32, Vec<f32>) {
-    let mut order: Vec<usize> = (0..z.len()).collect();
-    order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
+    let order = descending(z);
     let (first, third, fourth) = (order[0], order[2.min(z.len() - 1)], order[3.min(z.len() - 1)]);
     let margin = z[y] - z[t];
     let spread = z[first] - 0.5 * (z[third] + z[fourth]) + 1e-12;
@@ -315,15 +314,7 @@ fn margins(logits: &[f32], labels: &[usize]) -> Vec<f32> {
     logits
         .chunks(classes)
         .zip(labels)
-        .map(|(z, &y)| {
-            let other = z
-                .iter()
-                .enumerate()
-                .filter(|&(i, _)| i != y)
-                .map(|(_, v)| *v)
-                .fold(f32::NEG_INFINITY, f32::max);
-            other - z[y]
-        })
+        .map(|(z, &y)| super::largest_other(z, y) - z[y])
         .collect()
 }
 

@@ -438,6 +438,16 @@ pub fn keep_better_rows(best: &mut [f32], best_objective: &mut [f32], candidate:
     }
 }
 
+/// The largest logit of a class other than `y` (the runner-up an untargeted attack pushes up).
+pub fn largest_other(logits: &[f32], y: usize) -> f32 {
+    logits
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != y)
+        .map(|(_, &v)| v)
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
 /// The step size iterative attacks use when none is given: 2.5 * eps / steps (Madry et
 /// al. 2018), so the iterates can cross the whole ball.
 pub fn default_step_size(eps: f32, steps: usize) -> f32 {

@@ -126,7 +126,7 @@ fn loss_and_fooled(ctx: &AttackContext, logits: &[f32], labels: &[usize]) -> Vec
         .chunks(classes)
         .zip(labels)
         .map(|(z, &y)| {
-            let other = (0..classes).filter(|&j| j != y).map(|j| z[j]).fold(f32::NEG_INFINITY, f32::max);
+            let other = super::largest_other(z, y);
             if ctx.is_targeted() {
                 (ctx.model.top().example_loss(z, y), z[y] > other)
             } else {
@@ -175,12 +175,10 @@ fn bump_pair(rows: usize, cols: usize, rng: &mut impl Rng) -> Vec<f32> {
     out
 }
 
+/// Scales `v` to unit L2 norm (zeros, and an empty bump, stay as they are).
 #[cfg(feature = "compute")]
 fn normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|a| *a /= norm);
-    }
+    super::l2_normalize_rows(v, v.len().max(1));
 }
 
 #[cfg(feature = "compute")]
@@ -243,9 +241,12 @@ impl Square {
                         let v = if ctx.rng.gen_bool(0.5) { self.eps } else { -self.eps };
                         cells(ch).for_each(|i| delta[i] = v);
                     }
-                    let mut candidate: Vec<f32> = x.iter().zip(&delta).map(|(a, d)| a + d).collect();
-                    ctx.clip(&mut candidate);
-                    if (0..c).flat_map(cells).any(|i| (candidate[i] - best[i]).abs() >= 1e-7) {
+                    let changes = |i: usize| {
+                        let mut value = [x[i] + delta[i]];
+                        ctx.clip(&mut value);
+                        (value[0] - best[i]).abs() >= 1e-7
+                    };
+                    if (0..c).flat_map(cells).any(changes) {
                         break;
                     }
                 }
@@ -298,21 +299,15 @@ impl Attack for Square {
         let rows = labels.len();
         let span = |r: usize| r * width..(r + 1) * width;
         // Examples already fooled are left as they are.
-        let clean = loss_and_fooled(ctx, &ctx.scores(x), labels);
+        let mut state = loss_and_fooled(ctx, &ctx.scores(x), labels);
+        let open: Vec<usize> = (0..rows).filter(|&r| !state[r].1).collect();
         let mut best = x.to_vec();
-        let mut state = clean.clone();
-        let mut start: Vec<f32> = (0..rows)
-            .flat_map(|r| {
-                let delta = if clean[r].1 {
-                    vec![0.0; width]
-                } else {
-                    self.start(layout, &mut ctx.rng)
-                };
-                x[span(r)].iter().zip(delta).map(|(a, d)| a + d).collect::<Vec<f32>>()
-            })
-            .collect();
+        let mut start = x.to_vec();
+        for &r in &open {
+            let delta = self.start(layout, &mut ctx.rng);
+            start[span(r)].iter_mut().zip(delta).for_each(|(a, d)| *a += d);
+        }
         ctx.clip(&mut start);
-        let open: Vec<usize> = (0..rows).filter(|&r| !clean[r].1).collect();
         self.try_rows(ctx, &open, &start, labels, &mut best, &mut state, width, true);
         for it in 1..self.queries {
             let open: Vec<usize> = (0..rows).filter(|&r| !state[r].1).collect();
