@@ -33,6 +33,8 @@ pub enum ParamType {
     ModelList,
     /// An attack.
     Attack,
+    /// A list of attacks, e.g. `[apgd_ce, square5000]`.
+    AttackList,
     /// A training loss: `clean`, an attack, or a weighted sum such as `0.5 * clean + 0.5 * fgsm25`.
     Loss,
 }
@@ -53,6 +55,7 @@ impl ParamType {
             ParamType::Model => "a model".into(),
             ParamType::ModelList => "a list of models".into(),
             ParamType::Attack => "an attack".into(),
+            ParamType::AttackList => "a list of attacks such as [fgsm25, pgd40]".into(),
             ParamType::Loss => "a loss such as `0.5 * clean + 0.5 * fgsm25`".into(),
         }
     }

@@ -233,6 +233,25 @@ mod tests {
     }
 
     #[test]
+    fn an_attack_made_of_attacks_uses_each_of_them() {
+        let source = crate::diagnostics::Source::new(
+            "t.adv",
+            "data d = mnist(split: \"test\")\n\
+             net n = input([1, 28, 28]) >> flatten >> linear(10)\n\
+             model m = fit(n, d)\n\
+             attack strongest = worst_case(attacks: [fgsm(eps: 0.1), square(eps: 0.1, queries: 100)])\n\
+             eval e = evaluate(m, d, attack: strongest)\n",
+        );
+        let program = crate::compile(&source).expect("checks");
+        let eval = program.nodes.iter().find(|n| n.kind.name == "evaluate").unwrap();
+        let used: Vec<String> = used_by(eval).iter().map(|(name, _)| name).collect();
+        assert_eq!(
+            used,
+            ["attack/fgsm", "attack/square", "attack/worst_case", "attacks", "kind/evaluate"]
+        );
+    }
+
+    #[test]
     fn unit_names_order_as_their_text() {
         let names = [
             UnitName("attack", "fgsm"),

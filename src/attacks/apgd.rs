@@ -35,7 +35,7 @@ pub use super::pgd::Norm;
 #[cfg(feature = "compute")]
 use super::AttackContext;
 #[cfg(feature = "compute")]
-use super::{l2_normalize_rows, project_l2, project_linf, sign};
+use super::{descending, l2_normalize_rows, project_l2, project_linf, sign};
 use super::{params_from, Attack, AttackKind};
 use crate::params::{Default, ParamDef, ParamType};
 #[cfg(feature = "compute")]
@@ -263,14 +263,6 @@ impl Apgd {
         }
         (best, best_value)
     }
-}
-
-/// The classes of one row of logits, largest logit first.
-#[cfg(feature = "compute")]
-fn descending(z: &[f32]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..z.len()).collect();
-    order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
-    order
 }
 
 /// The DLR loss of one row of logits `z` with label `y`, and its slope in every logit.

@@ -10,8 +10,10 @@
 //! Adding one: see "Adding an attack" in the README.
 
 pub mod apgd;
+pub mod autoattack;
 pub mod bim;
 pub mod deepfool;
+pub mod fab;
 pub mod fgm;
 pub mod fgsm;
 pub mod gaussian_noise;
@@ -20,6 +22,7 @@ pub mod pgd;
 pub mod random_sign;
 pub mod square;
 pub mod uniform_noise;
+pub mod worst_case;
 
 #[cfg(feature = "compute")]
 use crate::nn::model::{Dev, Matrix, Mode};
@@ -45,6 +48,9 @@ pub const ATTACKS: &[AttackKind] = &[
     deepfool::KIND,
     apgd::KIND,
     square::KIND,
+    fab::KIND,
+    worst_case::KIND,
+    autoattack::KIND,
 ];
 
 /// The version of what every attack shares (this file: the crafting loop, clip, labels,
@@ -210,6 +216,11 @@ impl<'a> AttackContext<'a> {
     pub fn objective(&self, x: &[f32], labels: &[usize]) -> Vec<f32> {
         let sign = if self.targeted { -1.0 } else { 1.0 };
         self.per_example_loss(x, labels).into_iter().map(|l| sign * l).collect()
+    }
+
+    /// The clip range of the attack being crafted (`None`: unclipped).
+    pub fn clip_range(&self) -> Option<[f32; 2]> {
+        self.clip
     }
 
     /// Clamps to the clip range, if there is one (iterative attacks call it every step).
@@ -415,6 +426,9 @@ impl Crafter {
                     .collect()
             }
         };
+        // Saved and put back, so that an attack made of attacks (`worst_case`) keeps its
+        // own settings while its components craft with theirs.
+        let outer = (ctx.targeted, ctx.clip, ctx.mode);
         ctx.targeted = self.common.target != Target::None;
         ctx.clip = self.common.clip;
         ctx.mode = match self.common.mode {
@@ -423,6 +437,7 @@ impl Crafter {
         };
         let mut adv = self.attack.perturb(ctx, x, &objective_labels);
         ctx.clip(&mut adv);
+        (ctx.targeted, ctx.clip, ctx.mode) = outer;
         adv
     }
 }
@@ -446,6 +461,14 @@ pub fn largest_other(logits: &[f32], y: usize) -> f32 {
         .filter(|&(j, _)| j != y)
         .map(|(_, &v)| v)
         .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// The classes of one row of logits, largest logit first (APGD-T's and FAB-T's targets are
+/// the 2nd, 3rd, ... of the clean input).
+pub fn descending(z: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..z.len()).collect();
+    order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
+    order
 }
 
 /// The step size iterative attacks use when none is given: 2.5 * eps / steps (Madry et
@@ -577,9 +600,10 @@ mod tests {
             // Minimal-perturbation attacks have no budget to hold: they are in
             // `minimal_attacks()` below.
             let minimal = minimal_attacks().iter().any(|j| j["attack"] == kind.name);
+            let composite = composite_attacks(0.1).iter().any(|j| j["attack"] == kind.name);
             assert!(
-                tested.contains(kind.name) || kind.name == "gaussian_noise" || minimal,
-                "{} is not in every_attack() or minimal_attacks()",
+                tested.contains(kind.name) || kind.name == "gaussian_noise" || minimal || composite,
+                "{} is not in every_attack(), minimal_attacks() or composite_attacks()",
                 kind.name
             );
         }
@@ -628,7 +652,35 @@ mod tests {
         vec![
             json!({"attack": "deepfool", "norm": "l2", "steps": 50, "overshoot": 0.02}),
             json!({"attack": "deepfool", "norm": "linf", "steps": 50, "overshoot": 0.02}),
+            json!({"attack": "fab", "norm": "linf", "eps": null, "steps": 20, "restarts": 1, "targets": 0, "alpha_max": 0.1, "eta": 1.05, "beta": 0.9}),
+            json!({"attack": "fab", "norm": "l2", "eps": null, "steps": 20, "restarts": 2, "targets": 2, "alpha_max": 0.1, "eta": 1.05, "beta": 0.9}),
         ]
+    }
+
+    /// Attacks made of attacks: they return an example clean unless a component breaks it,
+    /// so they hold their components' budgets without always using them.
+    fn composite_attacks(eps: f64) -> Vec<serde_json::Value> {
+        let component = |name: &str| json!({"attack": name, "eps": eps, "clip": [0.0, 1.0], "labels": "true", "target": "none", "target_class": null, "mode": "eval"});
+        vec![
+            json!({"attack": "worst_case", "attacks": [component("fgsm"), component("random_sign")]}),
+            json!({"attack": "autoattack", "eps": eps, "norm": "linf", "version": "standard"}),
+            json!({"attack": "autoattack", "eps": eps, "norm": "l2", "version": "standard"}),
+        ]
+    }
+
+    #[test]
+    fn composite_attacks_hold_their_budgets_and_clip() {
+        let (dev, model, x, y) = model_and_batch();
+        for params in composite_attacks(0.0) {
+            assert_eq!(craft(params.clone(), &model, &dev, &x, &y), x, "{params}");
+        }
+        for eps in [0.1f32, 0.6] {
+            for params in composite_attacks(eps as f64) {
+                let adv = craft(params.clone(), &model, &dev, &x, &y);
+                assert!(adv.iter().all(|v| (0.0..=1.0).contains(v)), "{params}");
+                assert!(norms(&adv, &x, 6).0 <= eps * (1.0 + 1e-5), "{params}");
+            }
+        }
     }
 
     #[test]

@@ -248,6 +248,26 @@ impl<'a> Checker<'a> {
                     .collect();
                 Some(Coerced::Json(Json::Array(json)))
             }
+            (ParamType::AttackList, Value::List(items)) if !items.is_empty() => {
+                let mut attacks = Vec::with_capacity(items.len());
+                for (item, item_span) in items {
+                    match item {
+                        Value::Attack(json) => attacks.push(json),
+                        other => {
+                            return self.error(
+                                Diagnostic::new(
+                                    codes::WRONG_TYPE,
+                                    item_span,
+                                    format!("`{}` of `{callee}` lists attacks, found {}", spec.name, other.describe()),
+                                )
+                                .label("not an attack")
+                                .help(format!("{}: {}", spec.name, spec.doc)),
+                            )
+                        }
+                    }
+                }
+                Some(Coerced::Json(Json::Array(attacks)))
+            }
             (ParamType::Dataset, v @ Value::Data { .. })
             | (ParamType::Model, v @ Value::Model { .. })
             | (ParamType::Attack, v @ Value::Attack(_))

@@ -48,6 +48,10 @@ pub struct Metrics {
     /// Under an attack: the size of its perturbations, `adversarial - clean` per example.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub perturbation: Option<Perturbation>,
+    /// Under an attack: the mean number of score-only model queries per example that it
+    /// made (a black-box attack's cost, e.g. `square`'s; 0 for attacks that use gradients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries_mean: Option<f64>,
 }
 
 /// Per-example perturbation norms, over every example and over the fooled ones (classified
@@ -159,6 +163,10 @@ impl Metrics {
         ("l2_median_fooled", "median L2 norm over the fooled examples"),
         ("linf_mean_fooled", "mean L-infinity norm over the fooled examples"),
         ("linf_median_fooled", "median L-infinity norm over the fooled examples"),
+        (
+            "queries_mean",
+            "mean score-only model queries per example (black-box attacks such as square; 0 for gradient attacks)",
+        ),
     ];
 
     /// A field by name.
@@ -170,6 +178,7 @@ impl Metrics {
             "examples" => Some(self.examples as f64),
             "error_on_correct" => self.error_on_correct,
             "correct_before" => self.correct_before.map(|n| n as f64),
+            "queries_mean" => self.queries_mean,
             other => self.perturbation.as_ref()?.field(other),
         }
     }
@@ -295,6 +304,7 @@ pub fn evaluate<'a>(
         }),
         correct_before: attack.map(|_| correct_before),
         perturbation: attack.map(|_| Perturbation::of(&norms)),
+        queries_mean: attack.map(|_| ctx.queries() as f64 / n),
     }
 }
 
@@ -399,6 +409,22 @@ mod tests {
         );
         let clean = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
         assert!(clean.perturbation.is_none() && clean.field("l2_median").is_none());
+    }
+
+    #[test]
+    fn black_box_queries_are_counted_per_example() {
+        let (dev, model, _, data) = one_mistake();
+        let fgsm = Crafter::from_json(&serde_json::json!({"attack": "fgsm", "eps": 0.1})).unwrap();
+        let m = evaluate(&dev, &model, &data, Some(&fgsm), 0, 3, &mut |_, _| {});
+        assert_eq!(m.queries_mean, Some(0.0));
+        let square =
+            Crafter::from_json(&serde_json::json!({"attack": "square", "eps": 0.05, "norm": "linf", "queries": 20, "p_init": 0.8}))
+                .unwrap();
+        let m = evaluate(&dev, &model, &data, Some(&square), 0, 3, &mut |_, _| {});
+        let q = m.field("queries_mean").unwrap();
+        // Three examples start correct; each costs at most one initial and 20 search queries.
+        assert!(q > 0.0 && q <= 21.0 * 3.0 / 4.0 + 1e-9, "{q}");
+        assert!(evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {}).queries_mean.is_none());
     }
 
     #[test]

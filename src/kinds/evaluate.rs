@@ -36,7 +36,7 @@ pub const KIND: Kind = Kind {
     spec: NodeKind {
         name: "evaluate",
         category: Category::Eval,
-        version: 7,
+        version: 8,
         sources: &[
             "src/kinds/evaluate.rs",
             "src/eval/mod.rs",
