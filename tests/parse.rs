@@ -26,8 +26,9 @@ fn shipped_pipelines_check() {
     assert!(checked >= 1);
 }
 
-/// `goodfellow2015-ablations.adv` promises to share its cached models and evaluations with
-/// `goodfellow2015.adv`: the declarations they have in common must have the same keys.
+/// `goodfellow2015-ablations.adv` and `robustbench-mnist.adv` promise to share their cached
+/// models (and the ablations their evaluations) with `goodfellow2015.adv`: the declarations
+/// they have in common must have the same keys.
 #[test]
 fn the_ablations_share_their_keys_with_the_flagship() {
     let keys = |name: &str| -> std::collections::BTreeMap<String, String> {
@@ -39,7 +40,14 @@ fn the_ablations_share_their_keys_with_the_flagship() {
         let keys = advpipe::plan::keys(&program, &plan, &mut |_| Ok(Some("mnist".into()))).unwrap();
         program.nodes.iter().map(|n| n.name.clone()).zip(keys).collect()
     };
-    let (main, ablations) = (keys("goodfellow2015.adv"), keys("goodfellow2015-ablations.adv"));
+    let (main, ablations, robustbench) = (
+        keys("goodfellow2015.adv"),
+        keys("goodfellow2015-ablations.adv"),
+        keys("robustbench-mnist.adv"),
+    );
+    // robustbench-mnist.adv evaluates the flagship's two large 240-unit nets.
+    assert_eq!(main["big"], robustbench["naive"]);
+    assert_eq!(main["big_at[1]"], robustbench["adv"]);
     for (in_main, in_ablations) in [
         ("mx", "mx"),
         ("soft", "soft"),

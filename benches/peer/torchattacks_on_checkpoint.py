@@ -12,8 +12,20 @@ advpipe's `evaluate(..., attack: ...)` gives as error, l2_mean, l2_median, l2_me
 l2_median_fooled and linf_*.
 
   --attack deepfool   torchattacks.DeepFool(steps, overshoot)   vs deepfool(norm: "l2")
-  --attack apgd       torchattacks.APGD(norm Linf, eps, steps, loss, n_restarts 1)
-                                                                vs apgd(eps, loss, steps)
+  --attack apgd       torchattacks.APGD(norm, eps, steps, loss, n_restarts 1)
+                                                                vs apgd(eps, norm, loss, steps)
+  --attack apgdt      torchattacks.APGDT(norm, eps, steps, n_restarts 1, 9 targets)
+                                                                vs apgd(eps, norm, loss: "dlr_targeted")
+  --attack fab        torchattacks.FAB(norm, eps, steps, multi_targeted: 9 targets)
+                                                                vs fab(eps, norm, targets: 9)
+  --attack square     torchattacks.Square(norm, eps, n_queries, p_init .8)
+                                                                vs square(eps, norm, queries)
+  --attack autoattack torchattacks.AutoAttack(norm, eps, version "standard")
+                                                                vs autoattack(eps, norm)
+  --attack pgd        torchattacks.PGD(eps, alpha, steps, random start)
+                                                                vs pgd(eps, steps, step_size)
+
+It also prints the attack's wall time (`seconds`, 2 threads, batch --batch).
 
 Set-up: python3 -m venv .venv-peer && .venv-peer/bin/pip install torch torchattacks safetensors
 Run:    .venv-peer/bin/python benches/peer/torchattacks_on_checkpoint.py CHECKPOINT MNIST_DIR --n 1000
@@ -27,6 +39,7 @@ import gzip
 import json
 import os
 import statistics
+import time
 
 import torch
 import torchattacks
@@ -92,9 +105,13 @@ def main():
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--overshoot", type=float, default=0.02)
-    ap.add_argument("--attack", choices=["deepfool", "apgd"], default="deepfool")
+    ap.add_argument("--attack", choices=["deepfool", "apgd", "apgdt", "fab", "square", "autoattack", "pgd"], default="deepfool")
     ap.add_argument("--eps", type=float, default=0.1)
+    ap.add_argument("--norm", choices=["Linf", "L2"], default="Linf")
     ap.add_argument("--loss", choices=["ce", "dlr"], default="ce")
+    ap.add_argument("--queries", type=int, default=5000)
+    ap.add_argument("--step-size", type=float, default=0.01)
+    ap.add_argument("--batch", type=int, default=1000)
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = build(args.checkpoint)
@@ -104,21 +121,38 @@ def main():
         right_before = model(images).argmax(1) == labels
     if args.attack == "deepfool":
         attack = torchattacks.DeepFool(model, steps=args.steps, overshoot=args.overshoot)
+    elif args.attack == "apgd":
+        attack = torchattacks.APGD(model, norm=args.norm, eps=args.eps, steps=args.steps, n_restarts=1, loss=args.loss, seed=0)
+    elif args.attack == "apgdt":
+        attack = torchattacks.APGDT(model, norm=args.norm, eps=args.eps, steps=args.steps, n_restarts=1, seed=0, n_classes=10)
+    elif args.attack == "fab":
+        attack = torchattacks.FAB(model, norm=args.norm, eps=args.eps, steps=args.steps, n_restarts=1, multi_targeted=True, n_classes=10, seed=0)
+    elif args.attack == "square":
+        attack = torchattacks.Square(model, norm=args.norm, eps=args.eps, n_queries=args.queries, n_restarts=1, p_init=0.8, seed=0)
+    elif args.attack == "autoattack":
+        attack = torchattacks.AutoAttack(model, norm=args.norm, eps=args.eps, version="standard", n_classes=10, seed=0)
     else:
-        attack = torchattacks.APGD(model, norm="Linf", eps=args.eps, steps=args.steps, n_restarts=1, loss=args.loss, seed=0)
-    adv = attack(images, labels)
+        attack = torchattacks.PGD(model, eps=args.eps, alpha=args.step_size, steps=args.steps, random_start=True)
+    started = time.perf_counter()
+    adv = torch.cat([attack(images[i : i + args.batch], labels[i : i + args.batch]) for i in range(0, args.n, args.batch)])
+    seconds = time.perf_counter() - started
     with torch.no_grad():
         wrong_after = model(adv).argmax(1) != labels
     l2 = (adv - images).flatten(1).norm(dim=1).tolist()
-    fooled = [n for n, r, w in zip(l2, right_before.tolist(), wrong_after.tolist()) if r and w]
+    linf = (adv - images).flatten(1).abs().amax(dim=1).tolist()
+    fooled_rows = [i for i, (r, w) in enumerate(zip(right_before.tolist(), wrong_after.tolist())) if r and w]
+    fooled = [l2[i] for i in fooled_rows]
+    fooled_linf = [linf[i] for i in fooled_rows]
     print(json.dumps({
         "error": wrong_after.float().mean().item(),
         "l2_mean": statistics.fmean(l2),
         "l2_median": statistics.median(l2),
         "l2_mean_fooled": statistics.fmean(fooled) if fooled else 0.0,
         "l2_median_fooled": statistics.median(fooled) if fooled else 0.0,
-        "linf_max": (adv - images).flatten(1).abs().max().item(),
+        "linf_max": max(linf),
+        "linf_median_fooled": statistics.median(fooled_linf) if fooled_linf else 0.0,
         "images": args.n,
+        "seconds": round(seconds, 2),
     }))
 
 
