@@ -13,10 +13,16 @@ fn parse_fixtures_match_their_snapshots() {
 
 #[test]
 fn shipped_pipelines_check() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut checked = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
+    let files = std::fs::read_dir(root.join("pipelines"))
+        .unwrap()
+        .chain(std::fs::read_dir(root.join("benches/peer")).unwrap());
+    for entry in files {
         let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "adv") {
+            continue;
+        }
         let source = Source::new(path.display().to_string(), std::fs::read_to_string(&path).unwrap());
         if let Err(d) = advpipe::compile(&source) {
             panic!("{}", render(&source, &d, false));

@@ -330,6 +330,10 @@ fn the_papers_evaluations_run_from_one_file() {
     let rows = &advpipe::report::tables(&program, &outcome)[0].rows;
     let v = |label: &str| rows.iter().find(|r| r.label == label).unwrap().measured;
     assert_eq!(v("white box"), v("via crafted set"), "a crafted set is the attack, stored");
+    assert_eq!(v("white box"), v("crafted against clean"));
+    assert_eq!(v("white box, median L2"), v("crafted against clean, median L2"));
+    assert_eq!(v("within 0"), v("a clean"), "no budget: every example scored clean");
+    assert_eq!(v("within eps"), v("white box"), "FGSM's perturbations are within its eps");
     assert_eq!(v("white box"), v("matrix a -> a"));
     assert_eq!(v("transfer a -> b"), v("matrix a -> b"));
     assert!(v("ensemble clean") < 0.2, "{}", v("ensemble clean"));

@@ -21,6 +21,7 @@ pub mod mi_fgsm;
 pub mod pgd;
 pub mod random_sign;
 pub mod square;
+pub mod trades;
 pub mod uniform_noise;
 pub mod worst_case;
 
@@ -49,6 +50,7 @@ pub const ATTACKS: &[AttackKind] = &[
     apgd::KIND,
     square::KIND,
     fab::KIND,
+    trades::KIND,
     worst_case::KIND,
     autoattack::KIND,
 ];
@@ -390,6 +392,7 @@ pub fn params_from<P: serde::de::DeserializeOwned>(json: &serde_json::Value) -> 
 /// A ready-to-use attack: the kind's implementation plus the shared options.
 pub struct Crafter {
     attack: Box<dyn Attack>,
+    kind: &'static AttackKind,
     /// The shared options.
     pub common: Common,
 }
@@ -406,8 +409,14 @@ impl Crafter {
         }
         Ok(Crafter {
             attack: (kind.build)(json)?,
+            kind,
             common,
         })
+    }
+
+    /// The attack's name in the language.
+    pub fn name(&self) -> &'static str {
+        self.kind.name
     }
 
     /// Adversarial versions of the rows of `x`, whose dataset labels are `labels`.
@@ -587,6 +596,7 @@ mod tests {
                 json!({"attack": "square", "eps": eps, "norm": "l2", "queries": 30, "p_init": 0.8}),
                 "l2",
             ),
+            (json!({"attack": "trades", "eps": eps, "steps": 5, "step_size": null}), "linf"),
         ]
     }
 
@@ -710,7 +720,8 @@ mod tests {
         let clean = ctx.loss(&x, &y);
         for (params, _) in every_attack(0.05) {
             let name = params["attack"].as_str().unwrap().to_string();
-            if ["random_sign", "uniform_noise"].contains(&name.as_str()) {
+            // Noise raises no loss; TRADES raises the divergence from the clean prediction.
+            if ["random_sign", "uniform_noise", "trades"].contains(&name.as_str()) {
                 continue;
             }
             let adv = craft(params, &model, &dev, &x, &y);

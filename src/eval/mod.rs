@@ -238,9 +238,40 @@ pub fn craft_set<'a>(
 pub fn evaluate<'a>(
     dev: &Dev,
     model: impl Into<Classifier<'a>>,
-
     data: &Dataset,
     attack: Option<&Crafter>,
+    seed: u64,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Metrics {
+    let under = Under {
+        attack,
+        ..Under::default()
+    };
+    evaluate_under(dev, model, data, &under, seed, batch, progress)
+}
+
+/// What an evaluation perturbs, and how far a perturbation may go.
+#[derive(Default)]
+pub struct Under<'a> {
+    /// Attack each batch first.
+    pub attack: Option<&'a Crafter>,
+    /// `data` is already perturbed (a crafted set): these are its clean examples, row for row.
+    pub clean: Option<&'a Dataset>,
+    /// A perturbation larger than this, in this norm, counts as none: that example is scored
+    /// clean (robust error at a budget, from a minimal-perturbation attack).
+    pub within: Option<(f64, crate::attacks::pgd::Norm)>,
+}
+
+/// [`evaluate`] of an attacked or crafted set, perturbations larger than `within` undone.
+/// `under.clean`, when given, has as many examples as `data`.
+#[allow(clippy::too_many_arguments)]
+#[cfg(feature = "compute")]
+pub fn evaluate_under<'a>(
+    dev: &Dev,
+    model: impl Into<Classifier<'a>>,
+    data: &Dataset,
+    under: &Under,
     seed: u64,
     batch: usize,
     progress: &mut dyn FnMut(usize, usize),
@@ -252,19 +283,47 @@ pub fn evaluate<'a>(
     let (mut correct_before, mut broken) = (0usize, 0usize);
     let mut norms: Vec<(f64, f64, bool)> = Vec::new();
     let width: usize = data.shape.iter().product();
-    batches(data, batch, progress, |_, clean, labels| {
-        let (x, right_before) = match attack {
-            Some(a) => {
-                let before: Vec<bool> = ctx
-                    .logits(clean)
-                    .chunks(data.classes)
-                    .zip(labels)
-                    .map(|(row, &label)| argmax(row) == label)
-                    .collect();
-                (a.craft(&mut ctx, clean, labels), before)
-            }
-            None => (clean.to_vec(), vec![]),
+    let perturbed = under.attack.is_some() || under.clean.is_some();
+    batches(data, batch, progress, |start, rows, labels| {
+        let clean = match under.clean {
+            Some(clean) => clean.images_of(start..start + labels.len()),
+            None => rows,
         };
+        let (mut x, right_before) = if perturbed {
+            let before: Vec<bool> = ctx
+                .logits(clean)
+                .chunks(data.classes)
+                .zip(labels)
+                .map(|(row, &label)| argmax(row) == label)
+                .collect();
+            let x = match under.attack {
+                Some(a) => a.craft(&mut ctx, rows, labels),
+                None => rows.to_vec(),
+            };
+            (x, before)
+        } else {
+            (rows.to_vec(), vec![])
+        };
+        let size = |adv: &[f32], clean: &[f32]| -> (f64, f64) {
+            adv.iter().zip(clean).fold((0.0f64, 0.0f64), |(l2, linf), (a, c)| {
+                let d = (a - c) as f64;
+                (l2 + d * d, linf.max(d.abs()))
+            })
+        };
+        if let Some((budget, norm)) = under.within {
+            for (adv, clean) in x.chunks_mut(width).zip(clean.chunks(width)) {
+                let (l2, linf) = size(adv, clean);
+                let used = match norm {
+                    crate::attacks::pgd::Norm::L2 => l2.sqrt(),
+                    crate::attacks::pgd::Norm::Linf => linf,
+                };
+                // A perturbation made at exactly the budget (FGSM's `x + eps`) passes despite
+                // the float rounding of `adv - clean`.
+                if used > budget * (1.0 + 1e-6) + 1e-6 {
+                    adv.copy_from_slice(clean);
+                }
+            }
+        }
         let logits = ctx.logits(&x);
         for (i, (row, &label)) in logits.chunks(data.classes).zip(labels).enumerate() {
             let confidence = ctx.model.top().confidence(row) as f64;
@@ -278,12 +337,8 @@ pub fn evaluate<'a>(
                 correct_before += 1;
                 broken += wrong as usize;
             }
-            if attack.is_some() {
-                let (adv, clean) = (&x[i * width..(i + 1) * width], &clean[i * width..(i + 1) * width]);
-                let (l2, linf) = adv.iter().zip(clean).fold((0.0f64, 0.0f64), |(l2, linf), (a, c)| {
-                    let d = (a - c) as f64;
-                    (l2 + d * d, linf.max(d.abs()))
-                });
+            if perturbed {
+                let (l2, linf) = size(&x[i * width..(i + 1) * width], &clean[i * width..(i + 1) * width]);
                 norms.push((l2.sqrt(), linf, wrong && right_before[i]));
             }
         }
@@ -295,16 +350,16 @@ pub fn evaluate<'a>(
         error: errors as f64 / n,
         confidence_on_mistakes: if errors > 0 { conf_wrong / errors as f64 } else { 0.0 },
         mean_confidence: conf_sum / n,
-        error_on_correct: attack.map(|_| {
+        error_on_correct: perturbed.then(|| {
             if correct_before > 0 {
                 broken as f64 / correct_before as f64
             } else {
                 0.0
             }
         }),
-        correct_before: attack.map(|_| correct_before),
-        perturbation: attack.map(|_| Perturbation::of(&norms)),
-        queries_mean: attack.map(|_| ctx.queries() as f64 / n),
+        correct_before: perturbed.then_some(correct_before),
+        perturbation: perturbed.then(|| Perturbation::of(&norms)),
+        queries_mean: perturbed.then(|| ctx.queries() as f64 / n),
     }
 }
 
@@ -409,6 +464,32 @@ mod tests {
         );
         let clean = evaluate(&dev, &model, &data, None, 0, 3, &mut |_, _| {});
         assert!(clean.perturbation.is_none() && clean.field("l2_median").is_none());
+    }
+
+    #[test]
+    fn a_crafted_set_scored_against_its_clean_examples_within_budgets() {
+        let (dev, model, _, data) = one_mistake();
+        let df = Crafter::from_json(&serde_json::json!({"attack": "deepfool", "norm": "l2", "steps": 50, "overshoot": 0.02})).unwrap();
+        let attacked = evaluate(&dev, &model, &data, Some(&df), 0, 4, &mut |_, _| {});
+        let crafted = craft_set(&dev, &model, &data, &df, 0, 4, &mut |_, _| {});
+        let score = |within: Option<f64>| {
+            let under = Under {
+                clean: Some(&data),
+                within: within.map(|w| (w, crate::attacks::pgd::Norm::L2)),
+                ..Under::default()
+            };
+            evaluate_under(&dev, &model, &crafted, &under, 0, 3, &mut |_, _| {})
+        };
+        // The crafted set against its clean examples is the attacked evaluation.
+        assert_eq!(score(None), attacked);
+        // No budget undoes every perturbation; one at the median keeps about half.
+        let none = score(Some(0.0));
+        assert_eq!((none.error, none.error_on_correct), (0.25, Some(0.0)));
+        let p = attacked.perturbation.as_ref().unwrap();
+        let largest = score(Some(p.l2_mean_fooled * 10.0));
+        assert_eq!(largest.error, attacked.error);
+        let half = score(Some(p.l2_median_fooled));
+        assert!(half.error > none.error && half.error <= attacked.error, "{half:?}");
     }
 
     #[test]

@@ -41,6 +41,24 @@ pub struct Trainer {
     pub(super) attack_rng: rand_chacha::ChaCha8Rng,
 }
 
+/// How a term of the loss mixture scores its batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TermLoss {
+    /// The model's own loss against the labels (cross-entropy for a softmax top).
+    Model,
+    /// TRADES: `KL(p(x) || p(x'))` between the softmax of the clean and the term's outputs.
+    Divergence,
+}
+
+/// The mean over rows of `KL(softmax(clean) || softmax(perturbed))`.
+pub(super) fn divergence<T: Tape<f32, Dev> + Merge<T>>(clean: Matrix<T>, perturbed: Matrix<T>) -> Tensor<(), f32, Dev, T> {
+    let rows = clean.shape().0 as f32;
+    let (log_p, tape) = clean.log_softmax::<Axis<1>>().split_tape();
+    let p = log_p.clone().put_tape(tape).exp();
+    let gap = log_p.retaped::<T>() - perturbed.log_softmax::<Axis<1>>();
+    (p * gap).sum::<(), Axes2<0, 1>>() / rows
+}
+
 impl Trainer {
     /// Starts from `model` with zero optimizer state; fails if a loss term's attack is invalid.
     pub fn new(dev: &Dev, model: Model, p: &FitParams) -> Result<Trainer> {
@@ -88,19 +106,24 @@ impl Trainer {
         })
     }
 
-    /// The objective's inputs for a batch: each term's weight and its batch, the clean one or
-    /// an attack's, crafted against the current parameters.
-    fn terms(&mut self, dev: &Dev, x: Vec<f32>, labels: &[usize]) -> Vec<(f32, Vec<f32>)> {
+    /// The objective's inputs for a batch: each term's weight, its batch (the clean one or an
+    /// attack's, crafted against the current parameters) and how it is scored.
+    fn terms(&mut self, dev: &Dev, x: &[f32], labels: &[usize]) -> Vec<(f32, Vec<f32>, TermLoss)> {
         let mut batches = Vec::with_capacity(self.mixture.len());
         for (weight, crafter) in &self.mixture {
-            let input = match crafter {
-                None => x.clone(),
+            let (input, loss) = match crafter {
+                None => (x.to_vec(), TermLoss::Model),
                 Some(crafter) => {
                     let mut ctx = AttackContext::new(&self.model, dev, self.attack_rng.gen());
-                    crafter.craft(&mut ctx, &x, labels)
+                    let loss = if crafter.name() == crate::attacks::trades::KIND.name {
+                        TermLoss::Divergence
+                    } else {
+                        TermLoss::Model
+                    };
+                    (crafter.craft(&mut ctx, x, labels), loss)
                 }
             };
-            batches.push((*weight, input));
+            batches.push((*weight, input, loss));
         }
         batches
     }
@@ -110,10 +133,19 @@ impl Trainer {
     pub fn objective(&mut self, dev: &Dev, x: Vec<f32>, labels: &[usize]) -> f64 {
         let width = self.model.input_width();
         let mut total = 0.0;
-        for (weight, input) in self.terms(dev, x, labels) {
+        for (weight, input, loss) in self.terms(dev, &x, labels) {
             let input: Matrix = dev.tensor_from_vec(input, (labels.len(), width));
             let logits = self.model.forward_mode(input, Mode::Train);
-            total += weight as f64 * self.model.net.top().loss(dev, logits, labels).array() as f64;
+            let term = match loss {
+                TermLoss::Model => self.model.net.top().loss(dev, logits, labels).array(),
+                TermLoss::Divergence => {
+                    let clean = self
+                        .model
+                        .forward_mode(dev.tensor_from_vec(x.clone(), (labels.len(), width)), Mode::Train);
+                    divergence(clean, logits).array()
+                }
+            };
+            total += weight as f64 * term as f64;
         }
         total
     }
@@ -125,14 +157,24 @@ impl Trainer {
     pub fn step(&mut self, dev: &Dev, x: Vec<f32>, labels: &[usize]) -> f64 {
         let width = self.model.input_width();
         let rows = labels.len();
-        let batches = self.terms(dev, x, labels);
+        let batches = self.terms(dev, &x, labels);
         let mut total: Option<Tensor<(), f32, Dev, OwnedTape<f32, Dev>>> = None;
-        for (weight, input) in batches {
+        for (weight, input, loss) in batches {
             let input: Matrix = dev.tensor_from_vec(input, (rows, width));
             let logits = self
                 .model
                 .forward_with(input.retaped::<OwnedTape<f32, Dev>>(), Mode::Train, Needs::PARAMS);
-            let term = self.model.net.top().loss(dev, logits, labels) * weight;
+            let term = match loss {
+                TermLoss::Model => self.model.net.top().loss(dev, logits, labels) * weight,
+                TermLoss::Divergence => {
+                    // TRADES differentiates through the clean prediction too.
+                    let clean: Matrix = dev.tensor_from_vec(x.clone(), (rows, width));
+                    let clean = self
+                        .model
+                        .forward_with(clean.retaped::<OwnedTape<f32, Dev>>(), Mode::Train, Needs::PARAMS);
+                    divergence(clean, logits) * weight
+                }
+            };
             total = Some(match total {
                 None => term,
                 Some(sum) => sum + term,

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""advpipe's attacks against torchattacks' on one advpipe checkpoint: robust error and wall time.
+
+For each round, alternating the two sides: advpipe runs benches/peer/attacks.adv on the
+checkpoint with a fresh cache (every evaluation computed, one at a time, rayon on 2 threads),
+then torchattacks_on_checkpoint.py runs each peer attack on the same 1000 MNIST test images
+(torch on 2 threads, batch 1000). Prints one markdown table: error (with the 95% Wilson
+interval of advpipe's, over the 1000 images), seconds per side (median over rounds) and the
+ratio.
+
+  .venv-peer/bin/python benches/peer/compare_attacks.py CHECKPOINT [--eps 0.1] [--rounds 3] [--only pgd40,apgd_ce]
+
+CHECKPOINT is a model.safetensors of the maxout net of attacks.adv (784 -> maxout 240 x 5 ->
+maxout 240 x 5 -> 10), e.g. robustbench-mnist.adv's `naive` or `adv` from the cache
+(`advpipe explain pipelines/robustbench-mnist.adv naive` prints its key). Without torch and
+torchattacks in this Python, it says so and exits 0 after advpipe's side.
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# advpipe's evaluation -> the peer script's arguments for the same attack.
+PEER = {
+    "pgd40": ["--attack", "pgd", "--steps", "40", "--step-size", "0.01"],
+    "apgd_ce": ["--attack", "apgd", "--steps", "100", "--loss", "ce"],
+    "apgd_t": ["--attack", "apgdt", "--steps", "100"],
+    "fab_t": ["--attack", "fab", "--steps", "100"],
+    "square": ["--attack", "square", "--queries", "5000"],
+    "autoattack": ["--attack", "autoattack"],
+}
+
+
+def wilson(p, n, z=1.96):
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def rows_of(value):
+    if isinstance(value, dict):
+        if "label" in value and "measured" in value:
+            yield value
+        for inner in value.values():
+            yield from rows_of(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from rows_of(inner)
+
+
+def advpipe_side(binary, checkpoint, eps, only):
+    with tempfile.TemporaryDirectory() as scratch:
+        cmd = [binary, "run", os.path.join(ROOT, "benches/peer/attacks.adv"), "--set", f'checkpoint="{checkpoint}"', "--set", f"eps={eps}",
+               "--cache-dir", os.path.join(scratch, "cache"), "--out", os.path.join(scratch, "out"), "--jobs", "1"]
+        env = dict(os.environ, RAYON_NUM_THREADS="2")
+        log = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+        if log.returncode != 0:
+            sys.exit(f"advpipe failed:\n{log.stdout}\n{log.stderr}")
+        errors = {r["label"]: r["measured"] for r in rows_of(json.load(open(os.path.join(scratch, "out", "results.json"))))}
+        seconds = {}
+        for line in log.stdout.splitlines() + log.stderr.splitlines():
+            parts = line.split()
+            # "  computed   evaluate  pgd40   <key> (1.2 s)"
+            if len(parts) >= 6 and parts[0] == "computed" and parts[1] == "evaluate":
+                seconds[parts[2]] = float(parts[-2].lstrip("("))
+    return {name: (errors[name], seconds[name]) for name in only}
+
+
+def peer_side(python, checkpoint, mnist, eps, name):
+    cmd = [python, os.path.join(ROOT, "benches/peer/torchattacks_on_checkpoint.py"), checkpoint, mnist,
+           "--n", "1000", "--batch", "1000", "--eps", str(eps)] + PEER[name]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    result = json.loads(out)
+    return result["error"], result["seconds"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("checkpoint")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--eps", type=float, default=0.3)
+    ap.add_argument("--only", default=",".join(PEER))
+    ap.add_argument("--advpipe", default=os.path.join(ROOT, "target/release/advpipe"))
+    ap.add_argument("--mnist", default=os.environ.get("ADVPIPE_DATA", os.path.expanduser("~/.cache/advpipe/mnist")))
+    args = ap.parse_args()
+    only = args.only.split(",")
+    checkpoint = os.path.abspath(args.checkpoint)
+    try:
+        import torch  # noqa: F401
+        import torchattacks  # noqa: F401
+        peer_missing = None
+    except ImportError as e:
+        peer_missing = f"peer skipped: {e} in {sys.executable} (python3 -m venv .venv-peer && .venv-peer/bin/pip install torch torchattacks safetensors)"
+    ours, theirs = {n: [] for n in only}, {n: [] for n in only}
+    for _ in range(args.rounds):
+        for name, measured in advpipe_side(args.advpipe, checkpoint, args.eps, only).items():
+            ours[name].append(measured)
+        if peer_missing is None:
+            for name in only:
+                theirs[name].append(peer_side(sys.executable, checkpoint, args.mnist, args.eps, name))
+    print(f"checkpoint {checkpoint}, first 1000 MNIST test images, L-inf eps {args.eps}, batch 1000, 2 threads, {args.rounds} round(s)")
+    if peer_missing:
+        print(peer_missing)
+    print("| attack | advpipe error (95% interval) | torchattacks error | advpipe s | torchattacks s | speed-up |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in only:
+        error = ours[name][-1][0]
+        low, high = wilson(error, 1000)
+        ours_s = statistics.median(s for _, s in ours[name])
+        if theirs[name]:
+            peer_error = theirs[name][-1][0]
+            peer_s = statistics.median(s for _, s in theirs[name])
+            print(f"| {name} | {100 * error:.1f}% ({100 * low:.1f}-{100 * high:.1f}) | {100 * peer_error:.1f}% | {ours_s:.1f} | {peer_s:.1f} | {peer_s / ours_s:.2f}x |")
+        else:
+            print(f"| {name} | {100 * error:.1f}% ({100 * low:.1f}-{100 * high:.1f}) | - | {ours_s:.1f} | - | - |")
+
+
+if __name__ == "__main__":
+    main()
