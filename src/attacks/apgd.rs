@@ -20,9 +20,10 @@
 //! finds most likely after its top one on the clean input (the 2nd, 3rd, ... largest logit),
 //! one run of `-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)` towards that class `t`; an
 //! example keeps the first run that makes the model misclassify it, otherwise the point with
-//! the largest margin `max_(i != y) z_i - z_y` of all runs. AutoAttack's defaults are 9
-//! targets and 100 steps, one restart each. With fewer than 4 classes the missing sorted
-//! logits are the smallest one. Untargeted from the outside (`target` stays "none": the
+//! the largest margin `max_(i != y) z_i - z_y` of all runs; each run attacks only the
+//! examples the runs before it left standing. AutoAttack's defaults are 9 targets and 100
+//! steps, one restart each. With fewer than 4 classes the missing sorted logits are the
+//! smallest one. Untargeted from the outside (`target` stays "none": the
 //! targets are its own).
 //!
 //! ```text
@@ -44,7 +45,7 @@ use serde::Deserialize;
 
 /// The registry entry.
 pub const KIND: AttackKind = AttackKind {
-    version: 3,
+    version: 4,
     source: file!(),
     name: "apgd",
     doc: "Auto-PGD (Croce & Hein 2020): momentum, step size halved at checkpoints, CE, DLR or targeted DLR (APGD-T)",
@@ -166,15 +167,26 @@ impl Apgd {
             if fooled.iter().all(|&f| f) {
                 break;
             }
-            let targets: Vec<usize> = ranked.iter().map(|order| order[k]).collect();
             for _ in 0..self.restarts {
-                let (run, _) = self.run(ctx, x, labels, &targets);
-                let margin = margins(&ctx.logits(&run), labels);
-                for r in 0..labels.len() {
-                    if !fooled[r] && margin[r] > best_margin[r] {
-                        best_margin[r] = margin[r];
-                        fooled[r] = margin[r] > 0.0;
-                        best[r * width..(r + 1) * width].copy_from_slice(&run[r * width..(r + 1) * width]);
+                // Only the examples no run has fooled yet are attacked again (as AutoAttack
+                // does): a fooled example keeps its first success whatever later runs find.
+                let standing: Vec<usize> = (0..labels.len()).filter(|&r| !fooled[r]).collect();
+                if standing.is_empty() {
+                    break;
+                }
+                let rows_x: Vec<f32> = standing
+                    .iter()
+                    .flat_map(|&r| x[r * width..(r + 1) * width].iter().copied())
+                    .collect();
+                let rows_y: Vec<usize> = standing.iter().map(|&r| labels[r]).collect();
+                let targets: Vec<usize> = standing.iter().map(|&r| ranked[r][k]).collect();
+                let (run, _) = self.run(ctx, &rows_x, &rows_y, &targets);
+                let margin = margins(&ctx.logits(&run), &rows_y);
+                for (a, &r) in standing.iter().enumerate() {
+                    if margin[a] > best_margin[r] {
+                        best_margin[r] = margin[a];
+                        fooled[r] = margin[a] > 0.0;
+                        best[r * width..(r + 1) * width].copy_from_slice(&run[a * width..(a + 1) * width]);
                     }
                 }
             }
