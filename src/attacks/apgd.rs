@@ -163,6 +163,8 @@ impl Apgd {
         let mut best = x.to_vec();
         let mut best_margin = margins(&clean_logits, labels);
         let mut fooled: Vec<bool> = best_margin.iter().map(|&m| m > 0.0).collect();
+        // `k` is a rank (the k-th likeliest class of each row), not a position in one list.
+        #[allow(clippy::needless_range_loop)]
         for k in 1..=self.targets.min(classes - 1) {
             if fooled.iter().all(|&f| f) {
                 break;

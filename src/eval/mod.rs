@@ -252,6 +252,7 @@ pub fn evaluate<'a>(
 }
 
 /// What an evaluation perturbs, and how far a perturbation may go.
+#[cfg(feature = "compute")]
 #[derive(Default)]
 pub struct Under<'a> {
     /// Attack each batch first.
