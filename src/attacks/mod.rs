@@ -240,6 +240,13 @@ pub trait Attack: Send + Sync {
     /// the labels of the objective (true, predicted, or target labels). The final clip is
     /// applied afterwards by [`Crafter`].
     fn perturb(&self, ctx: &mut AttackContext, x: &[f32], labels: &[usize]) -> Vec<f32>;
+
+    /// How a term of `fit`'s loss made of this attack scores its batch: with the model's own
+    /// loss against the labels (`false`, every attack but one), or with the KL divergence
+    /// from the model's prediction on the clean batch (`true`: TRADES).
+    fn is_divergence_term(&self) -> bool {
+        false
+    }
 }
 
 /// Without `compute` an attack is only built to validate its parameters.
@@ -417,6 +424,12 @@ impl Crafter {
     /// The attack's name in the language.
     pub fn name(&self) -> &'static str {
         self.kind.name
+    }
+
+    /// See [`Attack::is_divergence_term`].
+    #[cfg(feature = "compute")]
+    pub fn is_divergence_term(&self) -> bool {
+        self.attack.is_divergence_term()
     }
 
     /// Adversarial versions of the rows of `x`, whose dataset labels are `labels`.

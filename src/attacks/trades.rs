@@ -105,6 +105,10 @@ impl Attack for Trades {
         }
         adv
     }
+
+    fn is_divergence_term(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(all(test, feature = "compute"))]

@@ -115,7 +115,7 @@ impl Trainer {
                 None => (x.to_vec(), TermLoss::Model),
                 Some(crafter) => {
                     let mut ctx = AttackContext::new(&self.model, dev, self.attack_rng.gen());
-                    let loss = if crafter.name() == crate::attacks::trades::KIND.name {
+                    let loss = if crafter.is_divergence_term() {
                         TermLoss::Divergence
                     } else {
                         TermLoss::Model
