@@ -38,6 +38,12 @@ pub fn project_l2(adv: &mut [f32], x: &[f32], eps: f32, width: usize) {
     }
 }
 
+/// The rows of `x` (each `width` values) at `rows`, in that order, as one batch: what an
+/// attack that works only on the examples still standing feeds the model.
+pub fn gather_rows(x: &[f32], rows: &[usize], width: usize) -> Vec<f32> {
+    rows.iter().flat_map(|&r| x[r * width..(r + 1) * width].iter().copied()).collect()
+}
+
 /// Each row divided by its L2 norm (rows of zeros stay zero).
 pub fn l2_normalize_rows(g: &mut [f32], width: usize) {
     for row in g.chunks_mut(width) {

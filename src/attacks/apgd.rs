@@ -86,7 +86,7 @@ crate::declare_params! {
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
     let apgd = params_from::<Apgd>(json)?;
-    let targeted = json.get("target").and_then(|t| t.as_str()).is_some_and(|t| t != "none");
+    let targeted = super::asks_for_a_target(json);
     if apgd.loss == Loss::Dlr && targeted {
         return Err("the DLR loss here is untargeted: use loss: \"ce\" for a targeted APGD, or loss: \"dlr_targeted\" (APGD-T)".into());
     }
@@ -176,10 +176,7 @@ impl Apgd {
                 if standing.is_empty() {
                     break;
                 }
-                let rows_x: Vec<f32> = standing
-                    .iter()
-                    .flat_map(|&r| x[r * width..(r + 1) * width].iter().copied())
-                    .collect();
+                let rows_x = crate::tensor::gather_rows(x, &standing, width);
                 let rows_y: Vec<usize> = standing.iter().map(|&r| labels[r]).collect();
                 let targets: Vec<usize> = standing.iter().map(|&r| ranked[r][k]).collect();
                 let (run, _) = self.run(ctx, &rows_x, &rows_y, &targets);

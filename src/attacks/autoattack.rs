@@ -70,7 +70,7 @@ pub fn standard_components(eps: f32, norm: &str, shared: &serde_json::Map<String
 }
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
-    if json.get("target").and_then(|t| t.as_str()).is_some_and(|t| t != "none") {
+    if super::asks_for_a_target(json) {
         return Err("autoattack is untargeted (APGD-T and FAB-T choose their own targets): leave `target` at \"none\"".into());
     }
     let params: AutoAttack = super::params_from(json)?;

@@ -60,7 +60,7 @@ crate::declare_params! {
 }
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
-    if json.get("target").and_then(|t| t.as_str()).is_some_and(|t| t != "none") {
+    if super::asks_for_a_target(json) {
         return Err("deepfool is untargeted: leave `target` at \"none\"".into());
     }
     Ok(Box::new(params_from::<DeepFool>(json)?))
@@ -91,18 +91,8 @@ impl Attack for DeepFool {
             if active.is_empty() {
                 break;
             }
-            let batch: Vec<f32> = active
-                .iter()
-                .flat_map(|&i| adv[i * width..(i + 1) * width].iter().copied())
-                .collect();
-            // One backward pass per class: the gradient of every active example's logit k.
-            let gradients: Vec<Vec<f32>> = (0..classes)
-                .map(|k| {
-                    let mut weights = vec![0.0f32; active.len() * classes];
-                    (0..active.len()).for_each(|a| weights[a * classes + k] = 1.0);
-                    ctx.output_gradient(&batch, &weights)
-                })
-                .collect();
+            let batch = crate::tensor::gather_rows(&adv, &active, width);
+            let gradients = ctx.class_gradients(&batch, classes);
             for (a, &i) in active.iter().enumerate() {
                 let y = labels[i];
                 let row = &logits[i * classes..(i + 1) * classes];

@@ -73,7 +73,7 @@ crate::declare_params! {
 }
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
-    if json.get("target").and_then(|t| t.as_str()).is_some_and(|t| t != "none") {
+    if super::asks_for_a_target(json) {
         return Err("fab chooses its targets itself (`targets: 9` is FAB-T): leave `target` at \"none\"".into());
     }
     Ok(Box::new(params_from::<Fab>(json)?))
@@ -252,14 +252,7 @@ impl Fab {
         }
         let logits = ctx.logits(x);
         let classes = logits.len() / rows;
-        // One backward pass per class: the input gradient of every row's logit k.
-        let gradients: Vec<Vec<f32>> = (0..classes)
-            .map(|k| {
-                let mut weights = vec![0.0f32; rows * classes];
-                (0..rows).for_each(|i| weights[i * classes + k] = 1.0);
-                ctx.output_gradient(x, &weights)
-            })
-            .collect();
+        let gradients = ctx.class_gradients(x, classes);
         (0..rows)
             .map(|i| {
                 let row = &logits[i * classes..(i + 1) * classes];
@@ -300,6 +293,7 @@ impl Attack for Fab {
         let mut standing: Vec<usize> = (0..labels.len())
             .filter(|&i| crate::tensor::argmax(&logits[i * classes..(i + 1) * classes]) == labels[i])
             .collect();
+        let ranked: Vec<Vec<usize>> = logits.chunks(classes).map(super::descending).collect();
         // Untargeted: one pass over the nearest boundaries; FAB-T: one per target rank.
         let ranks: Vec<Option<usize>> = if self.targets == 0 {
             vec![None]
@@ -311,17 +305,9 @@ impl Attack for Fab {
                 if standing.is_empty() {
                     return adversarial;
                 }
-                let x0: Vec<f32> = standing
-                    .iter()
-                    .flat_map(|&i| x[i * width..(i + 1) * width].iter().copied())
-                    .collect();
+                let x0 = crate::tensor::gather_rows(x, &standing, width);
                 let y: Vec<usize> = standing.iter().map(|&i| labels[i]).collect();
-                let targets: Option<Vec<usize>> = rank.map(|r| {
-                    standing
-                        .iter()
-                        .map(|&i| super::descending(&logits[i * classes..(i + 1) * classes])[r])
-                        .collect()
-                });
+                let targets: Option<Vec<usize>> = rank.map(|r| standing.iter().map(|&i| ranked[i][r]).collect());
                 let found = self.run(ctx, &x0, &y, targets.as_deref(), restart > 0);
                 for (a, &i) in standing.iter().enumerate() {
                     if let Some((size, point)) = &found[a] {

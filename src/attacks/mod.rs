@@ -160,6 +160,19 @@ impl<'a> AttackContext<'a> {
         grads.get(&x).as_vec()
     }
 
+    /// The input gradient of every row's logit `k`, for each of the `classes` classes (one
+    /// backward pass per class): DeepFool's and FAB's linearisations of every boundary.
+    pub fn class_gradients(&self, x: &[f32], classes: usize) -> Vec<Vec<f32>> {
+        let rows = x.len() / self.model.input_width();
+        (0..classes)
+            .map(|k| {
+                let mut weights = vec![0.0f32; rows * classes];
+                (0..rows).for_each(|i| weights[i * classes + k] = 1.0);
+                self.output_gradient(x, &weights)
+            })
+            .collect()
+    }
+
     /// [`Self::output_gradient`] and the logits it was taken at, from one pass: `weights`
     /// gets the logits (`rows * classes`) and returns the weights, so a loss defined on the
     /// logits (DLR, a margin) costs one forward and one backward pass.
@@ -389,6 +402,12 @@ pub fn find(name: &str) -> Option<&'static AttackKind> {
     }
     let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
     registered.iter().copied().find(|a| a.name == name)
+}
+
+/// Whether checked attack JSON asks for a target (`target` other than "none"): what the
+/// attacks that choose their own targets, or none, refuse in their `build`.
+pub fn asks_for_a_target(json: &serde_json::Value) -> bool {
+    json.get("target").and_then(|t| t.as_str()).is_some_and(|t| t != "none")
 }
 
 /// Deserializes an attack's params struct from checked JSON.

@@ -50,7 +50,7 @@ crate::declare_params! {
 }
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
-    if json.get("target").and_then(|t| t.as_str()).is_some_and(|t| t != "none") {
+    if super::asks_for_a_target(json) {
         return Err("trades moves away from the clean prediction, not towards a class: leave `target` at \"none\"".into());
     }
     Ok(Box::new(params_from::<Trades>(json)?))

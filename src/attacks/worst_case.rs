@@ -52,7 +52,7 @@ pub struct WorstCase {
 }
 
 fn build(json: &serde_json::Value) -> Result<Box<dyn Attack>, String> {
-    if json.get("target").and_then(|t| t.as_str()).is_some_and(|t| t != "none") {
+    if super::asks_for_a_target(json) {
         return Err("worst_case is untargeted (an example is broken when it is misclassified): leave `target` at \"none\"; a component may be targeted".into());
     }
     let params = params_from::<WorstCaseParams>(json)?;
@@ -82,10 +82,7 @@ impl WorstCase {
             if standing.is_empty() {
                 break;
             }
-            let batch: Vec<f32> = standing
-                .iter()
-                .flat_map(|&i| x[i * width..(i + 1) * width].iter().copied())
-                .collect();
+            let batch = crate::tensor::gather_rows(x, &standing, width);
             let batch_labels: Vec<usize> = standing.iter().map(|&i| labels[i]).collect();
             let crafted = component.craft(ctx, &batch, &batch_labels);
             let predicted = ctx.predict(&crafted);
