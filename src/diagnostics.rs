@@ -167,6 +167,9 @@ pub mod codes {
     pub const OUT_OF_RANGE: &str = "E0206";
     /// Tensor shapes that do not fit together.
     pub const SHAPE_MISMATCH: &str = "E0301";
+    /// A data file that is missing, unreadable, or does not fit its call (shape, labels,
+    /// class names).
+    pub const BAD_DATA: &str = "E0303";
     /// A net's output width that differs from the dataset's number of classes.
     pub const CLASS_MISMATCH: &str = "E0302";
     /// A field that a value does not have (e.g. a metric an evaluation does not produce).

@@ -21,6 +21,8 @@ pub enum FileKind {
     Checkpoint,
     /// An IDX data file, plain or the compressed bytes of a `.gz` one.
     Idx,
+    /// A `.npz` or `.safetensors` file of dataset arrays (`tensors(...)`).
+    Tensors,
     /// A downloaded data archive.
     Archive,
     /// A file inside a cache entry.
@@ -36,6 +38,7 @@ impl FileKind {
             FileKind::Config => MIB,
             FileKind::Checkpoint => 8 * 1024 * MIB,
             FileKind::Idx => 2 * 1024 * MIB,
+            FileKind::Tensors => 8 * 1024 * MIB,
             FileKind::Archive => 1024 * MIB,
             FileKind::CacheFile => 8 * 1024 * MIB,
         }
@@ -47,6 +50,7 @@ impl FileKind {
             FileKind::Config => "a settings file",
             FileKind::Checkpoint => "a checkpoint",
             FileKind::Idx => "an IDX data file",
+            FileKind::Tensors => "a file of dataset arrays",
             FileKind::Archive => "a data archive",
             FileKind::CacheFile => "a cache file",
         }
@@ -131,6 +135,13 @@ pub fn read(path: &Path, kind: FileKind) -> Result<Vec<u8>> {
         .map_err(|e| Error::io(path, e))?;
     too_large(path, kind, bytes.len() as u64)?;
     Ok(bytes)
+}
+
+/// Opens a regular file of at most `kind.limit()` bytes for a reader that takes only part
+/// of it (a header). Whoever reads the rest bounds it by the sizes the header gives.
+pub fn open(path: &Path, kind: FileKind) -> Result<std::fs::File> {
+    check_regular(path, kind)?;
+    std::fs::File::open(path).map_err(|e| Error::io(path, e))
 }
 
 /// Reads a regular UTF-8 text file of at most `kind.limit()` bytes. Invalid UTF-8 is

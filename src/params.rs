@@ -21,6 +21,8 @@ pub enum ParamType {
     Shape,
     /// A list of distinct class indices, e.g. `[3, 7]`.
     Classes,
+    /// A list of distinct, non-empty strings, e.g. `["cat", "dog"]` (class names).
+    Names,
     /// A clip range: `[lo, hi]`, or the string `"none"`.
     ClipRange,
     /// A dataset (a `data` declaration or call).
@@ -49,6 +51,7 @@ impl ParamType {
             ParamType::Choice(c) => format!("one of {}", c.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")),
             ParamType::Shape => "a shape such as [1, 28, 28]".into(),
             ParamType::Classes => "a list of distinct digits such as [3, 7]".into(),
+            ParamType::Names => "a list of distinct names such as [\"cat\", \"dog\"]".into(),
             ParamType::ClipRange => "a range [lo, hi] or \"none\"".into(),
             ParamType::Dataset => "a dataset".into(),
             ParamType::Net => "a net".into(),

@@ -5,6 +5,7 @@
 mod support;
 
 mod code_versions;
+mod datasets;
 mod diagnostics;
 mod docs;
 mod extension;

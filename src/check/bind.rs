@@ -199,6 +199,30 @@ impl<'a> Checker<'a> {
                     ),
                 }
             }
+            (ParamType::Names, Value::List(items)) if !items.is_empty() => {
+                let mut names: Vec<&str> = Vec::with_capacity(items.len());
+                for (item, item_span) in &items {
+                    let problem = match item {
+                        Value::Str(s) if s.trim().is_empty() => "an empty name",
+                        Value::Str(s) if names.contains(&s.as_str()) => "named twice",
+                        Value::Str(s) => {
+                            names.push(s);
+                            continue;
+                        }
+                        _ => "not a string",
+                    };
+                    return self.error(
+                        Diagnostic::new(
+                            codes::WRONG_TYPE,
+                            *item_span,
+                            format!("`{}` of `{callee}` is a list of distinct, non-empty names", spec.name),
+                        )
+                        .label(problem)
+                        .help(format!("{}: {}", spec.name, spec.doc)),
+                    );
+                }
+                Some(Coerced::Json(json!(names)))
+            }
             (ParamType::Shape, Value::List(items)) if !items.is_empty() => {
                 let dims: Option<Vec<usize>> = items
                     .iter()

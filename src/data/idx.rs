@@ -28,6 +28,43 @@ pub fn read(path: &Path) -> Result<IdxArray> {
     parse(&bytes).map_err(|m| Error::msg(format!("{}: not a valid IDX file: {m}", path.display())))
 }
 
+/// The dimensions in an IDX file's header, reading (and for `.gz`, inflating) only the header.
+pub fn peek(path: &Path) -> Result<Vec<usize>> {
+    use std::io::Read;
+    let file = files::open(path, FileKind::Idx)?;
+    let mut stream: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let bad = |m: &str| Error::msg(format!("{}: not a valid IDX file: {m}", path.display()));
+    let mut start = [0u8; 4];
+    stream.read_exact(&mut start).map_err(|_| bad("shorter than its header"))?;
+    if start[0] != 0 || start[1] != 0 {
+        return Err(bad("bad magic number"));
+    }
+    if start[2] != 0x08 {
+        return Err(bad(&format!("element type 0x{:02x} is not unsigned byte (0x08)", start[2])));
+    }
+    let mut dims = vec![0u8; 4 * start[3] as usize];
+    stream.read_exact(&mut dims).map_err(|_| bad("truncated header"))?;
+    Ok(dims
+        .chunks(4)
+        .map(|d| u32::from_be_bytes(d.try_into().expect("4 bytes")) as usize)
+        .collect())
+}
+
+/// An IDX array as a dataset array of bytes.
+pub fn to_array(idx: IdxArray) -> super::arrays::Array {
+    super::arrays::Array {
+        header: super::arrays::Header {
+            dims: idx.dims,
+            dtype: super::arrays::Dtype::U8,
+        },
+        bytes: idx.data,
+    }
+}
+
 /// Parses IDX bytes.
 pub fn parse(bytes: &[u8]) -> Result<IdxArray, String> {
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
@@ -81,6 +118,8 @@ mod tests {
         std::fs::write(&gz, enc.finish().unwrap()).unwrap();
         assert_eq!(read(&plain).unwrap(), read(&gz).unwrap());
         assert_eq!(read(&plain).unwrap().dims, vec![2, 2, 2]);
+        assert_eq!(peek(&plain).unwrap(), vec![2, 2, 2]);
+        assert_eq!(peek(&gz).unwrap(), vec![2, 2, 2]);
     }
 
     #[test]

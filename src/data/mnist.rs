@@ -179,40 +179,22 @@ pub fn load(dir: &Path, params: &MnistParams) -> Result<Dataset> {
     if let Some(bad) = labels.data.iter().find(|&&l| l >= 10) {
         return Err(Error::msg(format!("{}: label {bad} is not a digit", label_path.display())));
     }
-    // With a class filter, the split is the examples of those classes, relabelled 0, 1, ...
-    // in the order the filter lists them; skip and take count within it.
-    let kept: Vec<usize> = match &params.classes {
-        Some(classes) => (0..n).filter(|&i| classes.contains(&(labels.data[i] as usize))).collect(),
-        None => (0..n).collect(),
+    let picked = super::source::Pick {
+        skip: params.skip,
+        take: params.take,
+        classes: params.classes.as_deref(),
     };
-    let relabel = |l: u8| {
-        params
-            .classes
-            .as_ref()
-            .map_or(l, |c| c.iter().position(|&k| k == l as usize).expect("kept") as u8)
-    };
-    let n = kept.len();
-    let end = params.take.map_or(n, |t| params.skip + t);
-    if params.skip >= n || end > n {
-        return Err(Error::msg(format!(
-            "mnist(split: \"{}\", skip: {}, take: {}) asks for examples {}..{} but the split has {n}",
+    let call = || {
+        format!(
+            "mnist(split: \"{}\", skip: {}, take: {})",
             params.split,
             params.skip,
-            params.take.map_or("all".into(), |t| t.to_string()),
-            params.skip,
-            end
-        )));
-    }
-    let width = shape.iter().product::<usize>();
-    let chosen = &kept[params.skip..end];
-    let mut pixels = super::try_buffer(chosen.len() * width)?;
-    pixels.extend(
-        chosen
-            .iter()
-            .flat_map(|&i| images.data[i * width..(i + 1) * width].iter().map(|&b| b as f32 / 255.0)),
-    );
-    let images = pixels;
-    let labels = chosen.iter().map(|&i| relabel(labels.data[i])).collect();
+            params.take.map_or("all".into(), |t| t.to_string())
+        )
+    };
+    let (chosen, labels) = super::source::pick(|i| labels.data[i] as usize, n, &picked, &call)?;
+    let data = &images.data;
+    let images = super::source::pixels(&chosen, &images.dims, None, |e| data[e] as f32 / 255.0)?;
     Ok(Dataset {
         images,
         labels,

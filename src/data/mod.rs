@@ -3,8 +3,10 @@
 //! [`idx`] reads the IDX format (plain or `.gz`); [`mnist`] locates MNIST's four files in
 //! the data folder and, when they are missing, fetches and verifies them.
 
+pub mod arrays;
 pub mod idx;
 pub mod mnist;
+pub mod source;
 
 use crate::params::{Default, ParamDef, ParamType};
 use serde::Deserialize;

@@ -112,6 +112,8 @@ pub struct NodeRecord {
     pub status: Status,
     /// Wall time spent on it in this run.
     pub seconds: f64,
+    /// The files it read (data and checkpoints), with their digests.
+    pub files: Vec<FileRead>,
 }
 
 /// The result of a run.
@@ -200,6 +202,7 @@ pub fn preview(program: &Program, plan: &Plan, opts: &RunOptions) -> Result<Vec<
             key: keys[id].clone(),
             status,
             seconds: 0.0,
+            files: Vec::new(),
         });
     }
     Ok(records)
@@ -218,33 +221,63 @@ pub fn expected_status(cache: &Cache, key: &str) -> Status {
 /// Every node's cache key: what it computes, from what, and the bytes of the files it reads
 /// (MNIST must be in the data folder; `run` fetches it first).
 pub fn keys(program: &Program, plan: &Plan, opts: &RunOptions) -> Result<Vec<String>> {
+    keys_and_files(program, plan, opts).map(|(keys, _)| keys)
+}
+
+/// Every node's key, and per node the files it read with their digests (the manifest's).
+pub fn keys_and_files(program: &Program, plan: &Plan, opts: &RunOptions) -> Result<(Vec<String>, Vec<Vec<FileRead>>)> {
     // Several nodes read the same files (every `mnist` node of a split): hash each once.
     let mut digests = HashMap::new();
-    plan::keys(program, plan, &mut |id| node_digest(&program.nodes[id], opts, &mut digests))
+    let mut files = vec![Vec::new(); program.nodes.len()];
+    let keys = plan::keys(program, plan, &mut |id| {
+        node_digest(&program.nodes[id], opts, &mut digests, &mut files[id])
+    })?;
+    Ok((keys, files))
 }
 
 /// The content digest of the files one node reads, if any (what `explain` shows).
 pub fn source_digest(program: &Program, id: NodeId, opts: &RunOptions) -> Result<Option<String>> {
-    node_digest(&program.nodes[id], opts, &mut HashMap::new())
+    node_digest(&program.nodes[id], opts, &mut HashMap::new(), &mut Vec::new())
+}
+
+/// A file a node read, as the run manifest records it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FileRead {
+    /// The path, as the node's parameters or the data folder give it.
+    pub path: String,
+    /// Its size.
+    pub bytes: u64,
+    /// The BLAKE3 digest of its bytes.
+    pub blake3: String,
 }
 
 /// The digest of the files `node` reads (its runner's `reads`), each file hashed once per
-/// `digests`; `None` for kinds that read no files.
-fn node_digest(node: &Node, opts: &RunOptions, digests: &mut HashMap<PathBuf, blake3::Hash>) -> Result<Option<String>> {
+/// `digests`, each listed in `read`; `None` for kinds that read no files.
+fn node_digest(
+    node: &Node,
+    opts: &RunOptions,
+    digests: &mut HashMap<PathBuf, (blake3::Hash, u64)>,
+    read: &mut Vec<FileRead>,
+) -> Result<Option<String>> {
     let Some(reads) = runner_of(opts.runners, node)?.reads else {
         return Ok(None);
     };
     let in_node = |e: Error| e.in_node(&node.name, node.kind.name);
     let mut hasher = blake3::Hasher::new();
     for path in reads(node, &opts.data_dir).map_err(in_node)? {
-        let digest = match digests.get(&path) {
+        let (digest, bytes) = match digests.get(&path) {
             Some(d) => *d,
             None => {
                 let bytes = files::read(&path, FileKind::Checkpoint).map_err(in_node)?;
-                *digests.entry(path).or_insert(blake3::hash(&bytes))
+                *digests.entry(path.clone()).or_insert((blake3::hash(&bytes), bytes.len() as u64))
             }
         };
         hasher.update(digest.as_bytes());
+        read.push(FileRead {
+            path: path.display().to_string(),
+            bytes,
+            blake3: digest.to_hex().to_string(),
+        });
     }
     Ok(Some(hasher.finalize().to_hex().to_string()))
 }
@@ -276,17 +309,19 @@ impl<'a> Executor<'a> {
     /// Prepares what the program's kinds need (MNIST's fetch) and computes every key.
     fn start(program: &'a Program, plan: &Plan, opts: &'a RunOptions<'a>, log: &'a mut dyn Write) -> Result<Executor<'a>> {
         prepare(program, opts, log)?;
-        let keys = keys(program, plan, opts)?;
+        let (keys, files) = keys_and_files(program, plan, opts)?;
         let records = program
             .nodes
             .iter()
             .zip(&keys)
-            .map(|(n, k)| NodeRecord {
+            .zip(files)
+            .map(|((n, k), files)| NodeRecord {
                 name: n.name.clone(),
                 kind: n.kind.name,
                 key: k.clone(),
                 status: Status::NotNeeded,
                 seconds: 0.0,
+                files,
             })
             .collect();
         Ok(Executor {

@@ -16,10 +16,13 @@ pub mod evaluate;
 pub mod examples;
 pub mod fit;
 pub mod gaussian;
+pub mod idx;
 pub mod input;
+pub mod labelled;
 pub mod load;
 pub mod mnist;
 pub mod rubbish;
+pub mod tensors;
 pub mod transfer;
 pub mod weights;
 
@@ -44,6 +47,8 @@ pub struct Kind {
 /// Every built-in node kind. A new kind adds its `KIND` here.
 pub const KINDS: &[&Kind] = &[
     &mnist::KIND,
+    &idx::KIND,
+    &tensors::KIND,
     &gaussian::KIND,
     &craft::KIND,
     &fit::KIND,

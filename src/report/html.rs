@@ -46,6 +46,21 @@ pub struct NodeLine {
     pub key: String,
 }
 
+/// One dataset the run read from files, as the page lists it.
+#[derive(Serialize)]
+pub struct DataLine {
+    /// The node's name.
+    pub node: String,
+    /// The dataset's own name (`name:`), or the node kind's.
+    pub name: String,
+    /// How it was called, e.g. `idx(split: "test")`.
+    pub call: String,
+    /// Its classes, named where the call names them.
+    pub classes: String,
+    /// `path (size, BLAKE3 prefix)` per file read.
+    pub files: Vec<String>,
+}
+
 /// Everything the page shows.
 #[derive(Serialize)]
 pub struct Page<'a> {
@@ -60,6 +75,7 @@ pub struct Page<'a> {
     pub finished: String,
     pub machine: &'a serde_json::Value,
     pub nodes: Vec<NodeLine>,
+    pub data: Vec<DataLine>,
     pub plots: Vec<Picture>,
     pub examples: Vec<Picture>,
     pub figures: Vec<Picture>,
@@ -80,6 +96,7 @@ struct RowView {
 #[derive(Serialize)]
 struct TableView {
     title: String,
+    paper: bool,
     rows: Vec<RowView>,
 }
 
@@ -89,6 +106,7 @@ pub fn render(page: &Page, tables: &[TableResult]) -> Result<String> {
         .iter()
         .map(|t| TableView {
             title: t.title.clone(),
+            paper: super::has_paper_values(t),
             rows: t
                 .rows
                 .iter()

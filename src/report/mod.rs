@@ -6,7 +6,7 @@
 //! `plot-N.svg` per plot and `examples-NAME.svg` per example grid into its results folder.
 //! Rates are shown as percentages; "diff" is measured minus paper in percentage points.
 
-use crate::check::ir::Program;
+use crate::check::ir::{NodeId, Program};
 use crate::error::{Error, Result};
 use crate::exec::Outcome;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
@@ -219,14 +219,30 @@ fn cells(row: &RowResult) -> [String; 6] {
 
 const HEADER: [&str; 6] = ["", "measured", "spread", "paper", "diff", "reproduced"];
 
+/// How many of [`HEADER`]'s columns a table shows: the paper's three only where some row
+/// has a paper value.
+fn shown_columns(t: &TableResult) -> usize {
+    if has_paper_values(t) {
+        6
+    } else {
+        3
+    }
+}
+
+/// Whether any row of `t` has a paper value.
+pub fn has_paper_values(t: &TableResult) -> bool {
+    t.rows.iter().any(|r| r.paper.is_some())
+}
+
 /// The tables for a terminal.
 pub fn terminal(tables: &[TableResult]) -> String {
     let mut out = String::new();
     for t in tables {
+        let columns = shown_columns(t);
         let mut table = Table::new();
-        table.load_preset(UTF8_FULL_CONDENSED).set_header(HEADER);
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(&HEADER[..columns]);
         for row in &t.rows {
-            table.add_row(cells(row));
+            table.add_row(&cells(row)[..columns]);
         }
         out.push_str(&format!("\n{}\n{table}\n", t.title));
     }
@@ -237,13 +253,16 @@ pub fn terminal(tables: &[TableResult]) -> String {
 pub fn markdown(tables: &[TableResult]) -> String {
     let mut out = String::new();
     for t in tables {
+        let columns = shown_columns(t);
+        let rule = &["---", "---:", "---:", "---:", "---:", "---"][..columns];
         out.push_str(&format!(
-            "## {}\n\n| {} |\n|---|---:|---:|---:|---:|---|\n",
+            "## {}\n\n| {} |\n|{}|\n",
             t.title,
-            HEADER.join(" | ")
+            HEADER[..columns].join(" | "),
+            rule.join("|")
         ));
         for row in &t.rows {
-            out.push_str(&format!("| {} |\n", cells(row).join(" | ")));
+            out.push_str(&format!("| {} |\n", cells(row)[..columns].join(" | ")));
         }
         out.push('\n');
     }
@@ -258,6 +277,8 @@ struct NodeEntry<'a> {
     status: &'a str,
     seconds: f64,
     params: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    files: &'a [crate::exec::FileRead],
 }
 
 /// Writes the results folder `dir` as a whole (see [`folder`]): `table.md`, `tables.csv`,
@@ -298,6 +319,7 @@ fn write_into(
             status: r.status.word(),
             seconds: r.seconds,
             params: &node.params,
+            files: &r.files,
         })
         .collect();
     let machine = serde_json::json!({
@@ -355,6 +377,7 @@ fn write_into(
                 key: r.key[..16.min(r.key.len())].to_string(),
             })
             .collect(),
+        data: data_lines(program, outcome),
         plots: vec![],
         examples: vec![],
         figures: vec![],
@@ -365,10 +388,12 @@ fn write_into(
     }
     for (id, set) in &outcome.examples {
         let name = &program.nodes[*id].name;
+        let title = examples_title(program, *id);
+        let names = data_class_names(program, *id);
         page.examples.push(write_picture(
             format!("examples-{}.svg", file_safe(name)),
-            name,
-            examples_svg(name, set)?,
+            &title,
+            examples_svg(&title, set, names.as_deref())?,
         )?);
     }
     for (id, figure) in &outcome.figures {
@@ -389,6 +414,72 @@ fn file_safe(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
         .collect()
+}
+
+/// The datasets the run read from files, for the page's Data section.
+fn data_lines(program: &Program, outcome: &Outcome) -> Vec<html::DataLine> {
+    program
+        .nodes
+        .iter()
+        .zip(&outcome.records)
+        .filter(|(node, r)| node.kind.category == crate::params::Category::Data && !r.files.is_empty())
+        .map(|(node, r)| {
+            let shown: Vec<String> = node
+                .params
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, v)| !v.is_null() && !matches!(k.as_str(), "class_names" | "name"))
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            let classes = match crate::data::source::class_names(&node.params) {
+                Some(names) => names.join(", "),
+                None => "numbered".into(),
+            };
+            html::DataLine {
+                node: node.name.clone(),
+                name: node.params["name"].as_str().unwrap_or(node.kind.name).to_string(),
+                call: format!("{}({})", node.kind.name, shown.join(", ")),
+                classes,
+                files: r
+                    .files
+                    .iter()
+                    .map(|f| format!("{} ({}, {}…)", f.path, crate::files::human_bytes(f.bytes), &f.blake3[..16]))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// An example grid's title: its name, the model, the attack with its budget, and the data.
+fn examples_title(program: &Program, id: NodeId) -> String {
+    let node = &program.nodes[id];
+    let input = |role: &str| {
+        node.inputs
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map_or("?", |(_, i)| program.nodes[*i].name.as_str())
+    };
+    let attack = &node.params["attack"];
+    let mut said = attack["attack"].as_str().unwrap_or("attack").to_string();
+    for budget in ["eps", "norm", "steps"] {
+        if let Some(v) = attack.get(budget).filter(|v| !v.is_null()) {
+            said.push_str(&format!(" {budget} {}", v.as_str().map_or(v.to_string(), str::to_string)));
+        }
+    }
+    format!("{}: {} under {said}, on {}", node.name, input("model"), input("data"))
+}
+
+/// The class names of the data an example grid (or crafting node) reads, found by following
+/// `data` inputs back to the source that names its classes.
+fn data_class_names(program: &Program, mut id: NodeId) -> Option<Vec<String>> {
+    for _ in 0..program.nodes.len() {
+        if let Some(names) = crate::data::source::class_names(&program.nodes[id].params) {
+            return Some(names);
+        }
+        id = program.nodes[id].inputs.iter().find(|(role, _)| *role == "data")?.1;
+    }
+    None
 }
 
 /// The processor's model name (Linux's /proc/cpuinfo), for the manifest.

@@ -57,10 +57,17 @@ pub fn plot_svg(plot: &PlotResult) -> Result<String> {
 
 /// An example grid as SVG: per example, the clean image, the perturbation (grey is zero,
 /// scaled to the largest change in the set) and the adversarial image, each with the
-/// model's prediction and confidence; images are embedded PNGs drawn pixelated.
-pub fn examples_svg(title: &str, set: &crate::eval::ExampleSet) -> Result<String> {
+/// model's prediction and confidence; images are embedded PNGs drawn pixelated. Classes are
+/// shown by `class_names` where the data names them; an adversarial example the model gets
+/// wrong (and got right clean) is marked "fooled" in red.
+pub fn examples_svg(title: &str, set: &crate::eval::ExampleSet, class_names: Option<&[String]>) -> Result<String> {
+    let class = |c: usize| match class_names.and_then(|n| n.get(c)) {
+        Some(name) => format!("{c} {name}"),
+        None => c.to_string(),
+    };
     const SIDE: usize = 112;
-    const CELL: usize = SIDE + 48;
+    // Wide enough for a caption line such as "says 0 T-shirt/top (58%)".
+    const CELL: usize = SIDE + 88;
     let largest = set
         .rows
         .iter()
@@ -68,7 +75,7 @@ pub fn examples_svg(title: &str, set: &crate::eval::ExampleSet) -> Result<String
         .fold(1e-12f32, f32::max);
     let png = |pixels: &[f32]| png_base64(pixels, &set.shape);
     let width = 3 * CELL + 20;
-    let height = 56 + set.rows.len() * (CELL + 10);
+    let height = 56 + set.rows.len() * (SIDE + 58);
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"22\" font-size=\"16\">{}</text>\n",
@@ -78,40 +85,57 @@ pub fn examples_svg(title: &str, set: &crate::eval::ExampleSet) -> Result<String
         svg.push_str(&format!("<text x=\"{}\" y=\"46\">{head}</text>\n", 10 + c * CELL));
     }
     for (i, row) in set.rows.iter().enumerate() {
-        let y = 56 + i * (CELL + 10);
+        let y = 56 + i * (SIDE + 58);
         let perturbation: Vec<f32> = row
             .clean
             .iter()
             .zip(&row.adversarial)
             .map(|(c, a)| 0.5 + 0.5 * (a - c) / largest)
             .collect();
+        let fooled = row.clean_prediction.0 == row.label && row.adversarial_prediction.0 != row.label;
         let cells = [
             (
                 png(&row.clean)?,
                 format!(
-                    "label {}, says {} ({:.0}%)",
-                    row.label,
-                    row.clean_prediction.0,
+                    "label {}\nsays {} ({:.0}%)",
+                    class(row.label),
+                    class(row.clean_prediction.0),
                     row.clean_prediction.1 * 100.0
                 ),
+                "black",
             ),
-            (png(&perturbation)?, format!("max |d| = {largest:.3}")),
+            (png(&perturbation)?, format!("max |d| = {largest:.3}"), "black"),
             (
                 png(&row.adversarial)?,
                 format!(
-                    "says {} ({:.0}%)",
-                    row.adversarial_prediction.0,
+                    "{}says {} ({:.0}%)",
+                    if fooled { "fooled: " } else { "" },
+                    class(row.adversarial_prediction.0),
                     row.adversarial_prediction.1 * 100.0
                 ),
+                if fooled { "#c0392b" } else { "black" },
             ),
         ];
-        for (c, (data, caption)) in cells.iter().enumerate() {
+        for (c, (data, caption, colour)) in cells.iter().enumerate() {
             let x = 10 + c * CELL;
             svg.push_str(&format!(
                 "<image x=\"{x}\" y=\"{y}\" width=\"{SIDE}\" height=\"{SIDE}\" style=\"image-rendering:pixelated\" href=\"data:image/png;base64,{data}\"/>\n\
-                 <text x=\"{x}\" y=\"{}\">{}</text>\n",
+                 <text x=\"{x}\" y=\"{}\" fill=\"{colour}\">{}</text>\n",
                 y + SIDE + 16,
-                escape(caption)
+                caption
+                    .lines()
+                    .enumerate()
+                    .map(|(l, line)| format!("<tspan x=\"{x}\" dy=\"{}\">{}</tspan>", if l == 0 { 0 } else { 15 }, escape(line)))
+                    .collect::<String>()
+            ));
+        }
+        if fooled {
+            svg.push_str(&format!(
+                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#c0392b\" stroke-width=\"3\"/>\n",
+                10 + 2 * CELL - 2,
+                y - 2,
+                SIDE + 4,
+                SIDE + 4
             ));
         }
     }
