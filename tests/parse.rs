@@ -24,10 +24,23 @@ fn shipped_pipelines_check() {
             continue;
         }
         let source = Source::new(path.display().to_string(), std::fs::read_to_string(&path).unwrap());
-        if let Err(d) = advpipe::compile(&source) {
-            panic!("{}", render(&source, &d, false));
+        match advpipe::compile(&source) {
+            Ok(_) => checked += 1,
+            // A pipeline over data a machine may lack (pipelines/fashion-mnist.adv reads
+            // Debian's dataset-fashion-mnist): skipped with its reason, unless CI says the
+            // data must be there.
+            Err(d)
+                if d.iter().all(|d| d.code == advpipe::diagnostics::codes::BAD_DATA)
+                    && std::env::var_os("ADVPIPE_REQUIRE_DATA").is_none() =>
+            {
+                eprintln!(
+                    "skipped {}: its data is not on this machine:\n{}",
+                    path.display(),
+                    render(&source, &d, false)
+                );
+            }
+            Err(d) => panic!("{}", render(&source, &d, false)),
         }
-        checked += 1;
     }
     assert!(checked >= 1);
 }

@@ -255,7 +255,17 @@ impl<'a> Checker<'a> {
             Some(n) => n.to_string(),
             None => {
                 let (line, col) = crate::diagnostics::line_col(self.source, at.span.start);
-                format!("{}@{line}:{col}", at.kind.name)
+                let name = format!("{}@{line}:{col}", at.kind.name);
+                // A call inside a sweep is made once per element from one place in the
+                // file; jobs find nodes by name, so the second and later get `#2`, `#3`, ...
+                // (in checking order, the same in every process that checks the file).
+                let seen = self.inline_names.entry(name.clone()).or_insert(0);
+                *seen += 1;
+                if *seen == 1 {
+                    name
+                } else {
+                    format!("{name}#{seen}")
+                }
             }
         };
         self.program.nodes.push(ir::Node {

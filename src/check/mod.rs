@@ -144,6 +144,8 @@ pub struct Checker<'a> {
     source: &'a str,
     /// The declaration being checked: inline calls get names relative to it.
     current_decl: Option<(&'a str, Span)>,
+    /// How many nodes each generated name (`kind@line:col`) has been given so far.
+    inline_names: foldhash::HashMap<String, usize>,
 }
 
 /// Checks a parsed file with the profile and parameter values the command line chose,
@@ -173,6 +175,7 @@ pub fn check_with(
         diags: Vec::new(),
         source,
         current_decl: None,
+        inline_names: Default::default(),
     };
     let mut seed_span: Option<Span> = None;
     for &item in &items {
@@ -365,5 +368,23 @@ mod tests {
             serde_json::json!({"layer": "max_pool", "size": 2, "stride": null}),
             "{net}"
         );
+    }
+
+    #[test]
+    fn calls_repeated_by_a_sweep_get_names_of_their_own() {
+        // Jobs look nodes up by name: three evaluations from one place in the file once
+        // shared one name, and a worker computed the first for all three.
+        let text = "data d = mnist(split: \"test\")\nnet n = input([1, 28, 28]) >> flatten >> linear(10)\n\
+                    model a = fit(n, d, epochs: 1)\nmodel b = fit(n, d, epochs: 2)\n\
+                    table \"t\" {\n  for m in [a, b] {\n    row \"{m}\" value: evaluate(m, d).error\n  }\n}\n";
+        let program = crate::compile(&crate::diagnostics::Source::new("t.adv", text)).unwrap();
+        let names: Vec<&str> = program
+            .nodes
+            .iter()
+            .filter(|n| n.kind.name == "evaluate")
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(names, ["evaluate@7:22", "evaluate@7:22#2"]);
+        assert_eq!(program.node_named("evaluate@7:22#2"), Some(program.nodes.len() - 1));
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::estimate::{Estimate, Sizes};
 #[cfg(feature = "compute")]
 use crate::exec::{params, Artifact, Executor, Runner};
-use crate::params::{Category, Default, ParamDef, ParamType};
+use crate::params::{Category, ParamDef, ParamType};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -27,18 +27,18 @@ crate::declare_params! {
         /// the label file's name in dir, with images
         labels: Option<String> = ParamDef::optional(ParamType::Text),
         /// the dataset's name in the report (default: the folder's name)
-        name: Option<String> = ParamDef::optional(ParamType::Text),
+        name: Option<String> = labelled::NAME,
         /// a name per class, in label order, shown in example grids and the report
-        class_names: Option<Vec<String>> = ParamDef::optional(ParamType::Names),
+        class_names: Option<Vec<String>> = labelled::CLASS_NAMES,
         /// keep only these classes, relabelled 0, 1, ... (default: all)
         #[serde(default)]
         classes: Option<Vec<usize>> = ParamDef::optional(ParamType::Classes),
         /// examples dropped from the front
-        skip: usize = ParamDef::or(ParamType::Int, Default::Int(0)).range(0.0, 1.0e9),
+        skip: usize = labelled::SKIP,
         /// examples kept after skip (default: all)
-        take: Option<usize> = ParamDef::optional(ParamType::Int).range(1.0, 1.0e9),
+        take: Option<usize> = labelled::TAKE,
         /// the order of 4-dimensional images: "nchw" (channels first) or "nhwc" (channels last)
-        layout: Option<String> = ParamDef::optional(ParamType::Choice(&["nchw", "nhwc"])),
+        layout: Option<String> = labelled::LAYOUT,
     }
 }
 

@@ -9,6 +9,7 @@ use crate::check::{At, Bound, Checker, Value};
 use crate::data::source::{Layout, Survey};
 use crate::diagnostics::{codes, Diagnostic};
 use crate::estimate::{DataShape, Estimate, Sizes};
+use crate::params::{Default, ParamDef, ParamType};
 
 /// What a kind found in its files: the survey, or the argument to blame and why.
 pub type Surveyed = Result<Survey, (&'static str, String)>;
@@ -65,23 +66,7 @@ pub fn check(c: &mut Checker<'_>, bound: Bound, at: &At<'_>, surveyed: Surveyed,
             .label("no such class"),
         );
     }
-    let skip = bound.json.get("skip").and_then(|s| s.as_u64()).unwrap_or(0);
-    let take = bound.json.get("take").and_then(|t| t.as_u64());
-    if skip + take.unwrap_or(1) > survey.count as u64 {
-        let s = bound.spans.get("take").or(bound.spans.get("skip")).copied().unwrap_or(at.span);
-        return c.error(
-            Diagnostic::new(
-                codes::OUT_OF_RANGE,
-                s,
-                format!(
-                    "{what} has {} examples; skip {skip} + take {} exceeds it",
-                    survey.count,
-                    take.map_or("1".into(), |t| t.to_string())
-                ),
-            )
-            .label("too many examples"),
-        );
-    }
+    examples_fit(c, &bound, at, survey.count, what)?;
     let classes = kept.as_ref().map_or(classes, Vec::len);
     let node = c.push(at, bound.json, vec![]);
     Some(Value::Data {
@@ -90,6 +75,39 @@ pub fn check(c: &mut Checker<'_>, bound: Bound, at: &At<'_>, surveyed: Surveyed,
         classes,
     })
 }
+
+/// Checks that `skip` + `take` examples fit in a source's `count`; an error (returned as
+/// `None`) otherwise.
+pub fn examples_fit(c: &mut Checker<'_>, bound: &Bound, at: &At<'_>, count: usize, what: &str) -> Option<()> {
+    let skip = bound.json.get("skip").and_then(|s| s.as_u64()).unwrap_or(0);
+    let take = bound.json.get("take").and_then(|t| t.as_u64());
+    if skip + take.unwrap_or(1) <= count as u64 {
+        return Some(());
+    }
+    let s = bound.spans.get("take").or(bound.spans.get("skip")).copied().unwrap_or(at.span);
+    c.error(
+        Diagnostic::new(
+            codes::OUT_OF_RANGE,
+            s,
+            format!(
+                "{what} has {count} examples; skip {skip} + take {} exceeds it",
+                take.map_or("1".into(), |t| t.to_string())
+            ),
+        )
+        .label("too many examples"),
+    )
+}
+
+/// `name`: how the report names a dataset.
+pub const NAME: ParamDef = ParamDef::optional(ParamType::Text);
+/// `class_names`: a name per class, in label order.
+pub const CLASS_NAMES: ParamDef = ParamDef::optional(ParamType::Names);
+/// `skip`: examples dropped from the front.
+pub const SKIP: ParamDef = ParamDef::or(ParamType::Int, Default::Int(0)).range(0.0, 1.0e9);
+/// `take`: examples kept after skip.
+pub const TAKE: ParamDef = ParamDef::optional(ParamType::Int).range(1.0, 1.0e9);
+/// `layout`: the order of 4-dimensional images.
+pub const LAYOUT: ParamDef = ParamDef::optional(ParamType::Choice(&["nchw", "nhwc"]));
 
 /// The estimate of a source whose stored examples are `count` of `width` values.
 pub fn estimate(sizes: &Sizes, count: Option<(f64, f64)>) -> Estimate {

@@ -5,7 +5,6 @@
 use super::Kind;
 use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::data::{mnist, MnistParams};
-use crate::diagnostics::{codes, Diagnostic};
 use crate::error::Result;
 use crate::estimate::{DataShape, Estimate, Sizes};
 #[cfg(feature = "compute")]
@@ -36,24 +35,9 @@ pub const KIND: Kind = Kind {
 };
 
 fn check(c: &mut Checker<'_>, bound: Bound, at: &At<'_>) -> Option<Value> {
-    let skip = bound.json["skip"].as_u64().unwrap_or(0);
     let split = bound.json["split"].as_str().unwrap_or("train");
-    let size = mnist::split_size(split) as u64;
-    let take = bound.json["take"].as_u64();
-    if skip + take.unwrap_or(1) > size {
-        let s = bound.spans.get("take").or(bound.spans.get("skip")).copied().unwrap_or(at.span);
-        return c.error(
-            Diagnostic::new(
-                codes::OUT_OF_RANGE,
-                s,
-                format!(
-                    "the MNIST {split} split has {size} examples; skip {skip} + take {} exceeds it",
-                    take.map_or("1".into(), |t| t.to_string())
-                ),
-            )
-            .label("too many examples"),
-        );
-    }
+    let what = format!("the MNIST {split} split");
+    super::labelled::examples_fit(c, &bound, at, mnist::split_size(split), &what)?;
     let classes = bound.json["classes"].as_array().map_or(10, Vec::len);
     let node = c.push(at, bound.json, vec![]);
     Some(Value::Data {

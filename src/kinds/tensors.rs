@@ -26,18 +26,18 @@ crate::declare_params! {
         /// the label array's name in the file: [n] integers from 0
         labels: String = ParamDef::or(ParamType::Text, Default::Str("labels")),
         /// the dataset's name in the report (default: the file's name)
-        name: Option<String> = ParamDef::optional(ParamType::Text),
+        name: Option<String> = labelled::NAME,
         /// a name per class, in label order, shown in example grids and the report
-        class_names: Option<Vec<String>> = ParamDef::optional(ParamType::Names),
+        class_names: Option<Vec<String>> = labelled::CLASS_NAMES,
         /// keep only these classes, relabelled 0, 1, ... (default: all)
         #[serde(default)]
         classes: Option<Vec<usize>> = ParamDef::optional(ParamType::Classes),
         /// examples dropped from the front
-        skip: usize = ParamDef::or(ParamType::Int, Default::Int(0)).range(0.0, 1.0e9),
+        skip: usize = labelled::SKIP,
         /// examples kept after skip (default: all)
-        take: Option<usize> = ParamDef::optional(ParamType::Int).range(1.0, 1.0e9),
+        take: Option<usize> = labelled::TAKE,
         /// the order of 4-dimensional images: "nchw" (channels first) or "nhwc" (channels last)
-        layout: Option<String> = ParamDef::optional(ParamType::Choice(&["nchw", "nhwc"])),
+        layout: Option<String> = labelled::LAYOUT,
     }
 }
 
