@@ -271,6 +271,8 @@ pub enum Category {
     Examples,
     /// `figure`: a picture of models for the report (first-layer weights).
     Figure,
+    /// `export`: tensors written into the results folder for other tools (numpy, PyTorch).
+    Export,
 }
 
 impl Category {
@@ -284,10 +286,11 @@ impl Category {
             Category::Eval => "eval",
             Category::Examples => "examples",
             Category::Figure => "figure",
+            Category::Export => "export",
         }
     }
     /// All categories, in the order the docs list them.
-    pub const ALL: [Category; 7] = [
+    pub const ALL: [Category; 8] = [
         Category::Data,
         Category::Net,
         Category::Model,
@@ -295,5 +298,6 @@ impl Category {
         Category::Eval,
         Category::Examples,
         Category::Figure,
+        Category::Export,
     ];
 }

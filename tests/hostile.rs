@@ -297,7 +297,7 @@ const CASES: &[Case] = &[
         says: &["node `m` (load) failed", "holds NaN at index 0"],
     },
     Case {
-        name: "a checkpoint that is not safetensors names the load node in words",
+        name: "a checkpoint that is not safetensors is refused by check, at its path",
         setup: |d| {
             write_tiny_mnist(&d.join("data"), 40, 20);
             write(&d.join("m.safetensors"), b"\x05\0\0\0\0\0\0\0hello");
@@ -312,8 +312,8 @@ const CASES: &[Case] = &[
             );
         },
         args: &["run", "{dir}/p.adv", "--data-dir", "{dir}/data", "--cache-dir", "{dir}/c"],
-        code: 3,
-        says: &["node `m` (load) failed", "does not start with `{`"],
+        code: 1,
+        says: &["p.adv:3:16", "E0303", "cannot read the checkpoint", "does not start with `{`"],
     },
 ];
 

@@ -68,7 +68,24 @@ fn two_jobs_at_once_give_the_bytes_of_one_at_a_time() {
 fn a_failing_job_stops_the_run_names_the_node_and_keeps_what_finished() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_mnist(&dir.path().join("data"), 300, 100);
-    std::fs::write(dir.path().join("not-a-checkpoint.safetensors"), b"these are not tensors").unwrap();
+    // Its header fits the net, so `check` passes; its values do not, so the job fails.
+    let nan: Vec<u8> = [f32::NAN; 7840].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let zeros = vec![0u8; 40];
+    let views = vec![
+        (
+            "layers.1.weight",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![784, 10], &nan).unwrap(),
+        ),
+        (
+            "layers.1.bias",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![10], &zeros).unwrap(),
+        ),
+    ];
+    std::fs::write(
+        dir.path().join("not-a-checkpoint.safetensors"),
+        safetensors::tensor::serialize(views, &None).unwrap(),
+    )
+    .unwrap();
     let (code, log) = run_in(dir.path(), "run/jobs_fail.adv", "c", "r", &["--jobs", "2"]);
     assert_eq!(code, 3, "{log}");
     let error = log.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{log}"));

@@ -14,6 +14,7 @@ mod hostile;
 mod imports;
 mod jobs;
 mod parse;
+mod pytorch;
 mod report;
 mod resume;
 mod robustness;

@@ -71,6 +71,8 @@ pub enum Value {
     Examples,
     /// A figure (for the report).
     Figure,
+    /// Tensors for other tools (written into the results folder).
+    Export,
     /// One metric of an evaluation.
     MetricRef {
         /// The evaluation node.
@@ -90,6 +92,7 @@ impl Value {
             Value::Metrics { .. } => Some(Category::Eval),
             Value::Examples => Some(Category::Examples),
             Value::Figure => Some(Category::Figure),
+            Value::Export => Some(Category::Export),
             _ => None,
         }
     }
@@ -120,6 +123,7 @@ impl Value {
             Value::Metrics { .. } => "an evaluation".into(),
             Value::Examples => "an example grid".into(),
             Value::Figure => "a figure".into(),
+            Value::Export => "an export".into(),
             Value::MetricRef { .. } => "a metric".into(),
             Value::Loss(_) => "a loss mixture".into(),
         }
@@ -339,6 +343,7 @@ fn example_of(c: Category) -> &'static str {
         Category::Eval => "`evaluate(model, test)`",
         Category::Examples => "`examples(model, test, fgsm(eps: 0.25))`",
         Category::Figure => "`weights([mx, mx_at], n: 10)`",
+        Category::Export => "`export(test, model: mx)`",
     }
 }
 

@@ -241,6 +241,24 @@ pub fn read(path: &Path, name: &str) -> Result<Array> {
 
 type Entries = serde_json::Map<String, serde_json::Value>;
 
+/// Every tensor a safetensors file's header lists: name, element type as safetensors
+/// writes it (`F32`) and shape, reading only the header.
+pub fn safetensors_tensors(path: &Path) -> Result<Vec<(String, String, Vec<usize>)>> {
+    let (entries, _) = safetensors_header(path)?;
+    Ok(entries
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .map(|(name, entry)| {
+            let dtype = entry["dtype"].as_str().unwrap_or("?").to_string();
+            let shape = entry["shape"]
+                .as_array()
+                .map(|d| d.iter().map(|v| v.as_u64().unwrap_or(0) as usize).collect())
+                .unwrap_or_default();
+            (name.clone(), dtype, shape)
+        })
+        .collect())
+}
+
 /// The JSON header of a safetensors file and where its data starts.
 fn safetensors_header(path: &Path) -> Result<(Entries, usize)> {
     let bad = |m: &str| Error::msg(format!("{}: not a valid safetensors file: {m}", path.display()));
@@ -257,6 +275,9 @@ fn safetensors_header(path: &Path) -> Result<(Entries, usize)> {
     file.take(len).read_to_end(&mut text).map_err(|e| Error::io(path, e))?;
     if text.len() as u64 != len {
         return Err(bad("the file ends inside its header"));
+    }
+    if text.first() != Some(&b'{') {
+        return Err(bad("the header does not start with `{`"));
     }
     let entries: Entries = serde_json::from_slice(&text).map_err(|e| bad(&format!("header is not JSON: {e}")))?;
     Ok((entries, 8 + len as usize))

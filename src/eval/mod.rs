@@ -206,6 +206,21 @@ fn batches(data: &Dataset, batch: usize, progress: &mut dyn FnMut(usize, usize),
     }
 }
 
+/// `model`'s logits on every example of `data`, `[n, classes]` row-major, in batches.
+#[cfg(feature = "compute")]
+pub fn logits_of<'a>(
+    dev: &Dev,
+    model: impl Into<Classifier<'a>>,
+    data: &Dataset,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<f32> {
+    let ctx = AttackContext::new(model.into(), dev, 0);
+    let mut logits = Vec::new();
+    batches(data, batch, progress, |_, x, _| logits.extend(ctx.logits(x)));
+    logits
+}
+
 /// The adversarial version of every example of `data`, crafted against `model`.
 #[cfg(feature = "compute")]
 pub fn craft_set<'a>(

@@ -47,7 +47,13 @@ pub enum Artifact {
     Examples(crate::eval::ExampleSet),
     /// First-layer weights for the report.
     Figure(crate::eval::weights::WeightsFigure),
+    /// Files for other tools, by their name in the cache entry (`export.safetensors`,
+    /// `model.torch.safetensors`); the report copies them into the results folder.
+    Export(Vec<(String, Vec<u8>)>),
 }
+
+/// The files an `export` node may store.
+pub const EXPORT_FILES: [&str; 2] = ["export.safetensors", "model.torch.safetensors"];
 
 #[derive(Serialize, Deserialize)]
 struct TrainingRecord {
@@ -72,6 +78,16 @@ impl Artifact {
             Artifact::Metrics(m) => Ok(vec![("metrics.json", to_json(m)?)]),
             Artifact::Examples(e) => Ok(vec![("examples.json", to_json(e)?)]),
             Artifact::Figure(f) => Ok(vec![("figure.json", to_json(f)?)]),
+            Artifact::Export(files) => files
+                .iter()
+                .map(|(name, bytes)| {
+                    let name = EXPORT_FILES
+                        .iter()
+                        .find(|n| **n == name)
+                        .ok_or_else(|| Error::msg(format!("an export cannot store {name}")))?;
+                    Ok((*name, bytes.clone()))
+                })
+                .collect(),
             Artifact::Data(d) => Ok(vec![("examples.safetensors", encode_dataset(d)?)]),
             Artifact::Models { .. } => Err(Error::msg("loaded models and ensembles are not cached")),
         }
@@ -100,6 +116,14 @@ impl Artifact {
                 serde_json::from_slice(file("figure.json")?).map_err(|e| Error::msg(e.to_string()))?,
             )),
             Category::Data => Ok(Artifact::Data(Arc::new(decode_dataset(file("examples.safetensors")?)?))),
+            Category::Export => {
+                let stored = EXPORT_FILES
+                    .iter()
+                    .filter_map(|n| files.get(*n).map(|bytes| (n.to_string(), bytes.clone())))
+                    .collect::<Vec<_>>();
+                file(EXPORT_FILES[0])?;
+                Ok(Artifact::Export(stored))
+            }
             other => Err(Error::msg(format!("{} nodes are not cached", other.word()))),
         }
     }

@@ -126,6 +126,8 @@ pub struct Outcome {
     pub examples: BTreeMap<NodeId, crate::eval::ExampleSet>,
     /// The figures of every `figure` node.
     pub figures: BTreeMap<NodeId, crate::eval::weights::WeightsFigure>,
+    /// The files of every `export` node.
+    pub exports: BTreeMap<NodeId, Vec<(String, Vec<u8>)>>,
 }
 
 /// A run in progress: what a kind's `run` reads its inputs and settings through.
@@ -148,7 +150,7 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
         }
     }
     // What the report reads, moved out of the artifacts in one pass.
-    let (mut metrics, mut examples, mut figures) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let (mut metrics, mut examples, mut figures, mut exports) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     for (id, artifact) in exec.artifacts {
         match artifact {
             Artifact::Metrics(m) => {
@@ -160,6 +162,9 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
             Artifact::Figure(f) => {
                 figures.insert(id, f);
             }
+            Artifact::Export(files) => {
+                exports.insert(id, files);
+            }
             Artifact::Data(_) | Artifact::Model { .. } | Artifact::Models { .. } => {}
         }
     }
@@ -168,6 +173,7 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
         metrics,
         examples,
         figures,
+        exports,
     })
 }
 

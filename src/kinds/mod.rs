@@ -14,6 +14,7 @@ pub mod craft;
 pub mod ensemble;
 pub mod evaluate;
 pub mod examples;
+pub mod export;
 pub mod fit;
 pub mod gaussian;
 pub mod idx;
@@ -60,6 +61,7 @@ pub const KINDS: &[&Kind] = &[
     &transfer::KIND,
     &examples::KIND,
     &weights::KIND,
+    &export::KIND,
     &input::KIND,
 ];
 

@@ -5,6 +5,7 @@
 //! read, so this module owns the parameter tensors and composes dfdx's differentiable ops.
 //! A CUDA build changes the `Dev` alias in `model.rs` and nothing else.
 
+pub mod checkpoint;
 #[cfg(feature = "compute")]
 pub mod classifier;
 pub mod combine;

@@ -16,6 +16,7 @@
 //! net itself is stored as JSON in
 //! the safetensors metadata under `advpipe.net`.
 
+use super::checkpoint::{self, Layout};
 use super::layers::{LayerTape, NetSpec, Pass};
 use crate::Error;
 use dfdx::prelude::*;
@@ -188,6 +189,35 @@ impl Model {
         Ok(canonical_header(bytes))
     }
 
+    /// The parameters as a PyTorch `nn.Sequential`'s `state_dict` (`{i}.weight` in PyTorch's
+    /// shape, `{i}.bias`), for `torch.nn.Module.load_state_dict` after
+    /// `safetensors.torch.load_file`; an error names a layer PyTorch has no module for.
+    pub fn to_torch_safetensors(&self) -> Result<Vec<u8>, Error> {
+        let wants = checkpoint::wanted(&self.net, Layout::Torch, "").map_err(Error::msg)?;
+        let tensors = self.named_tensors();
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = wants
+            .into_iter()
+            .zip(tensors)
+            .map(|(want, (_, _, values))| {
+                let values = match want.transposed {
+                    Some((rows, columns)) => checkpoint::transpose(&values, rows, columns),
+                    None => values,
+                };
+                (want.name, want.shape, f32s_to_le(&values))
+            })
+            .collect();
+        let views: Vec<(String, ::safetensors::tensor::TensorView)> = bytes
+            .iter()
+            .map(|(name, shape, data)| {
+                let view = ::safetensors::tensor::TensorView::new(::safetensors::Dtype::F32, shape.clone(), data)
+                    .expect("shape and byte length agree by construction");
+                (name.clone(), view)
+            })
+            .collect();
+        let bytes = ::safetensors::serialize(views, &None).map_err(|e| Error::msg(format!("writing safetensors: {}", describe(&e))))?;
+        Ok(canonical_header(bytes))
+    }
+
     /// Reads a checkpoint written by [`Model::to_safetensors`].
     pub fn from_safetensors(dev: &Dev, bytes: &[u8]) -> Result<Model, Error> {
         let bad = |what: String| Error::msg(format!("not an advpipe checkpoint: {what}"));
@@ -210,32 +240,50 @@ impl Model {
     /// Reads the parameters of `net` from safetensors bytes with advpipe's tensor names
     /// (written by advpipe or by any other tool), checking every tensor's dtype and shape.
     pub fn from_safetensors_for(dev: &Dev, bytes: &[u8], net: &NetSpec) -> Result<Model, Error> {
+        Model::from_safetensors_as(dev, bytes, net, Layout::Advpipe, "")
+    }
+
+    /// Reads the parameters of `net` from safetensors bytes in `layout` (advpipe's names, or
+    /// a PyTorch `nn.Sequential`'s `state_dict` with `prefix` before its indices), checking
+    /// every tensor's dtype and shape; the error lists what the net needs and what the file
+    /// holds.
+    pub fn from_safetensors_as(dev: &Dev, bytes: &[u8], net: &NetSpec, layout: Layout, prefix: &str) -> Result<Model, Error> {
         let bad = |what: String| Error::msg(format!("checkpoint does not fit the net: {what}"));
         let st = ::safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(describe(&e)))?;
         // Every tensor is checked against the shape the net needs before the model is built,
         // so a net far larger than the file is refused, never allocated.
-        let shapes = parameter_shapes(net).ok_or_else(|| bad("the net's size overflows".into()))?;
-        let mut values = Vec::with_capacity(shapes.len());
-        for (i, rows, cols) in shapes {
-            for (suffix, shape) in [("weight", vec![rows, cols]), ("bias", vec![cols])] {
-                let name = format!("layers.{i}.{suffix}");
-                let view = st.tensor(&name).map_err(|e| bad(format!("{name}: {}", describe(&e))))?;
-                if view.dtype() != ::safetensors::Dtype::F32 || view.shape() != shape.as_slice() {
-                    return Err(bad(format!(
-                        "{name} is {:?} {:?}, the net needs F32 {shape:?}",
-                        view.dtype(),
-                        view.shape()
-                    )));
-                }
-                let data = f32s_from_le(view.data());
-                if let Some(at) = data.iter().position(|v| !v.is_finite()) {
-                    return Err(bad(format!(
-                        "{name} holds {} at index {at}; a checkpoint's values must be finite",
-                        data[at]
-                    )));
-                }
-                values.push(data);
+        let wants = checkpoint::wanted(net, layout, prefix).map_err(bad)?;
+        let found = st
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| {
+                let dtype = format!("{:?}", view.dtype());
+                (
+                    name,
+                    checkpoint::Found {
+                        dtype,
+                        shape: view.shape().to_vec(),
+                    },
+                )
+            })
+            .collect();
+        if let Some(problem) = checkpoint::mismatch(&found, &wants, layout) {
+            return Err(bad(problem));
+        }
+        let mut values = Vec::with_capacity(wants.len());
+        for want in &wants {
+            let view = st.tensor(&want.name).map_err(|e| bad(format!("{}: {}", want.name, describe(&e))))?;
+            let data = f32s_from_le(view.data());
+            if let Some(at) = data.iter().position(|v| !v.is_finite()) {
+                return Err(bad(format!(
+                    "{} holds {} at index {at}; a checkpoint's values must be finite",
+                    want.name, data[at]
+                )));
             }
+            values.push(match want.transposed {
+                Some((rows, columns)) => checkpoint::untranspose(&data, rows, columns),
+                None => data,
+            });
         }
         let mut model = Model::init(dev, net, 0.0, &mut rand::rngs::mock::StepRng::new(0, 0));
         let mut values = values.into_iter();
@@ -245,20 +293,6 @@ impl Model {
         }
         Ok(model)
     }
-}
-
-/// `(layer index, rows, columns)` of the weight matrix of every layer with parameters
-/// (its bias has `columns` values), if the sizes can be computed without overflow.
-fn parameter_shapes(net: &NetSpec) -> Option<Vec<(usize, usize, usize)>> {
-    let mut shape = net.input.clone();
-    let mut out = Vec::new();
-    for (i, layer) in net.layers.iter().enumerate() {
-        if let Some((rows, columns)) = layer.weight_shape(&shape).ok()? {
-            out.push((i, rows, columns));
-        }
-        shape = layer.output_shape(&shape).ok()?;
-    }
-    Some(out)
 }
 
 /// A safetensors error in words (the crate's own `Display` prints the variant's name).
@@ -395,7 +429,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("layers.1.weight is F32 [6, 12], the net needs F32 [6, 3221225472]"),
+            e.contains("`layers.1.weight` is F32 [6, 12], the net needs F32 [6, 3221225472]"),
             "{e}"
         );
     }

@@ -18,6 +18,7 @@ pub fn is_result_file(name: &str) -> bool {
         name,
         MARKER | "table.md" | "tables.csv" | "results.json" | "manifest.json" | "index.html"
     ) || (name.ends_with(".svg") && ["plot-", "examples-", "figure-"].iter().any(|p| name.starts_with(p)))
+        || (name.starts_with("export-") && name.ends_with(".safetensors"))
 }
 
 /// Checks, before anything runs, that `dir` can take new results: absent, an empty folder,

@@ -76,6 +76,8 @@ pub struct Page<'a> {
     pub machine: &'a serde_json::Value,
     pub nodes: Vec<NodeLine>,
     pub data: Vec<DataLine>,
+    /// Files written for other tools (`export-NAME.safetensors`), with their sizes.
+    pub exports: Vec<String>,
     pub plots: Vec<Picture>,
     pub examples: Vec<Picture>,
     pub figures: Vec<Picture>,

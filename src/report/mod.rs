@@ -378,6 +378,7 @@ fn write_into(
             })
             .collect(),
         data: data_lines(program, outcome),
+        exports: vec![],
         plots: vec![],
         examples: vec![],
         figures: vec![],
@@ -403,6 +404,19 @@ fn write_into(
             name,
             weights_svg(name, figure)?,
         )?);
+    }
+    for (id, files) in &outcome.exports {
+        let name = file_safe(&program.nodes[*id].name);
+        for (stored, bytes) in files {
+            let file = match stored.as_str() {
+                "model.torch.safetensors" => format!("export-{name}.torch.safetensors"),
+                _ => format!("export-{name}.safetensors"),
+            };
+            write_atomic(&dir.join(&file), bytes)?;
+            page.exports
+                .push(format!("{file} ({})", crate::files::human_bytes(bytes.len() as u64)));
+            written.push(dir.join(file));
+        }
     }
     let index = dir.join("index.html");
     write_atomic(&index, html::render(&page, tables)?.as_bytes())?;

@@ -61,6 +61,12 @@ impl Layer for Conv2d {
         Ok(Some((rows, self.filters)))
     }
 
+    /// `nn.Conv2d`'s `[filters, channels, kernel, kernel]`: its rows flatten in the order
+    /// advpipe's weight rows take (channel, kernel row, kernel column).
+    fn torch_weight_shape(&self, input: &[usize]) -> Option<Vec<usize>> {
+        Some(vec![self.filters, *input.first()?, self.kernel, self.kernel])
+    }
+
     #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
         let window = Window::over(pass.input, self.kernel, self.stride, self.padding, "conv2d").expect("shape-checked");

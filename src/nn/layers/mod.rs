@@ -85,6 +85,15 @@ pub trait Layer: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send
         1
     }
 
+    /// The shape PyTorch gives this layer's weight (`load(..., layout: "torch")`): advpipe's
+    /// `[rows, columns]` weight is that tensor flattened to `[columns, rows]`, transposed.
+    /// The default is `nn.Linear`'s `[out, in]`; `None` for a layer with parameters that
+    /// PyTorch has no module for.
+    fn torch_weight_shape(&self, input: &[usize]) -> Option<Vec<usize>> {
+        let (rows, columns) = self.weight_shape(input).ok()??;
+        Some(vec![columns, rows])
+    }
+
     /// Whether `fit`'s `max_norm` bounds its weight columns (an RBF layer's are centres).
     fn max_norm_applies(&self) -> bool {
         true
@@ -216,6 +225,10 @@ impl LayerSpec {
     pub fn columns_per_output(&self) -> usize {
         self.0.columns_per_output()
     }
+    /// See [`Layer::torch_weight_shape`].
+    pub fn torch_weight_shape(&self, input: &[usize]) -> Option<Vec<usize>> {
+        self.0.torch_weight_shape(input)
+    }
     /// See [`Layer::max_norm_applies`].
     pub fn max_norm_applies(&self) -> bool {
         self.0.max_norm_applies()
@@ -299,6 +312,7 @@ trait AnyLayer: Debug + Send + Sync {
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String>;
     fn weight_shape(&self, input: &[usize]) -> Result<Option<(usize, usize)>, String>;
     fn columns_per_output(&self) -> usize;
+    fn torch_weight_shape(&self, input: &[usize]) -> Option<Vec<usize>>;
     fn max_norm_applies(&self) -> bool;
     #[cfg(feature = "compute")]
     fn forward_untaped(&self, h: Matrix<NoneTape>, pass: &Pass<'_>) -> Matrix<NoneTape>;
@@ -336,6 +350,9 @@ impl<L: Layer> AnyLayer for L {
     }
     fn columns_per_output(&self) -> usize {
         Layer::columns_per_output(self)
+    }
+    fn torch_weight_shape(&self, input: &[usize]) -> Option<Vec<usize>> {
+        Layer::torch_weight_shape(self, input)
     }
     fn max_norm_applies(&self) -> bool {
         Layer::max_norm_applies(self)

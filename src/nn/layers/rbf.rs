@@ -91,6 +91,11 @@ impl Layer for Rbf {
         false
     }
 
+    /// Centres and log-precisions have no PyTorch module to come from.
+    fn torch_weight_shape(&self, _input: &[usize]) -> Option<Vec<usize>> {
+        None
+    }
+
     /// Expanded as `||x||^2 - 2 x.c_k + ||c_k||^2` so that the cross term is one matmul.
     #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
