@@ -169,24 +169,9 @@ impl Model {
 
     /// The checkpoint as safetensors bytes, with the net (and any extra metadata) in the header.
     pub fn to_safetensors(&self, extra: &[(&str, String)]) -> Result<Vec<u8>, Error> {
-        let tensors = self.named_tensors();
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-            .into_iter()
-            .map(|(name, shape, data)| (name, shape, f32s_to_le(&data)))
-            .collect();
-        let views: Vec<(String, ::safetensors::tensor::TensorView)> = bytes
-            .iter()
-            .map(|(name, shape, data)| {
-                let view = ::safetensors::tensor::TensorView::new(::safetensors::Dtype::F32, shape.clone(), data)
-                    .expect("shape and byte length agree by construction");
-                (name.clone(), view)
-            })
-            .collect();
         let mut meta: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         meta.insert("advpipe.net".into(), serde_json::to_string(&self.net).expect("nets serialize"));
-        let bytes =
-            ::safetensors::serialize(views, &Some(meta)).map_err(|e| Error::msg(format!("writing safetensors: {}", describe(&e))))?;
-        Ok(canonical_header(bytes))
+        serialize_f32(self.named_tensors(), Some(meta))
     }
 
     /// The parameters as a PyTorch `nn.Sequential`'s `state_dict` (`{i}.weight` in PyTorch's
@@ -194,28 +179,18 @@ impl Model {
     /// `safetensors.torch.load_file`; an error names a layer PyTorch has no module for.
     pub fn to_torch_safetensors(&self) -> Result<Vec<u8>, Error> {
         let wants = checkpoint::wanted(&self.net, Layout::Torch, "").map_err(Error::msg)?;
-        let tensors = self.named_tensors();
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = wants
+        let tensors = wants
             .into_iter()
-            .zip(tensors)
+            .zip(self.named_tensors())
             .map(|(want, (_, _, values))| {
                 let values = match want.transposed {
                     Some((rows, columns)) => checkpoint::transpose(&values, rows, columns),
                     None => values,
                 };
-                (want.name, want.shape, f32s_to_le(&values))
+                (want.name, want.shape, values)
             })
             .collect();
-        let views: Vec<(String, ::safetensors::tensor::TensorView)> = bytes
-            .iter()
-            .map(|(name, shape, data)| {
-                let view = ::safetensors::tensor::TensorView::new(::safetensors::Dtype::F32, shape.clone(), data)
-                    .expect("shape and byte length agree by construction");
-                (name.clone(), view)
-            })
-            .collect();
-        let bytes = ::safetensors::serialize(views, &None).map_err(|e| Error::msg(format!("writing safetensors: {}", describe(&e))))?;
-        Ok(canonical_header(bytes))
+        serialize_f32(tensors, None)
     }
 
     /// Reads a checkpoint written by [`Model::to_safetensors`].
@@ -293,6 +268,24 @@ impl Model {
         }
         Ok(model)
     }
+}
+
+/// Named f32 tensors as safetensors bytes with sorted header keys.
+fn serialize_f32(tensors: Vec<(String, Vec<usize>, Vec<f32>)>, meta: Option<HashMap<String, String>>) -> Result<Vec<u8>, Error> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(name, shape, data)| (name, shape, f32s_to_le(&data)))
+        .collect();
+    let views: Vec<(String, ::safetensors::tensor::TensorView)> = bytes
+        .iter()
+        .map(|(name, shape, data)| {
+            let view = ::safetensors::tensor::TensorView::new(::safetensors::Dtype::F32, shape.clone(), data)
+                .expect("shape and byte length agree by construction");
+            (name.clone(), view)
+        })
+        .collect();
+    let bytes = ::safetensors::serialize(views, &meta).map_err(|e| Error::msg(format!("writing safetensors: {}", describe(&e))))?;
+    Ok(canonical_header(bytes))
 }
 
 /// A safetensors error in words (the crate's own `Display` prints the variant's name).
