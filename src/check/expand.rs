@@ -286,7 +286,9 @@ fn expand_item(item: &Item, scope: &Scope, in_sweep: bool, out: &mut Vec<Item>, 
             for entry in &t.rows {
                 expand_entry(entry, scope, &mut rows, diags, budget);
             }
-            out.push(Item::Table(Table { rows, ..t.clone() }));
+            // `{param}` in a title, as in a row label.
+            let title = fill(&t.title, scope);
+            out.push(Item::Table(Table { rows, title, ..t.clone() }));
         }
         Item::Sweep(sweep) => {
             for element in elements(sweep.over.clone(), scope, diags) {
@@ -322,13 +324,19 @@ fn as_written(item: &Item, scope: &Scope) -> bool {
     }
 }
 
+/// `text` with `{name}` replaced by each name's value in `scope`.
+fn fill(text: &str, scope: &Scope) -> String {
+    let mut text = text.to_string();
+    for (var, element) in scope {
+        text = text.replace(&format!("{{{var}}}"), &key(element).unwrap_or_default());
+    }
+    text
+}
+
 fn expand_entry(entry: &TableEntry, scope: &Scope, out: &mut Vec<TableEntry>, diags: &mut Vec<Diagnostic>, budget: &mut Budget) {
     match entry {
         TableEntry::Row(row) => {
-            let mut label = row.label.clone();
-            for (var, element) in scope {
-                label = label.replace(&format!("{{{var}}}"), &key(element).unwrap_or_default());
-            }
+            let label = fill(&row.label, scope);
             let fields = row.fields.iter().map(|(n, e)| (n.clone(), substitute(e, scope, diags))).collect();
             out.push(TableEntry::Row(Row {
                 label,

@@ -96,6 +96,8 @@ pub struct Plot {
     pub title: String,
     /// Its points in file order.
     pub points: Vec<Point>,
+    /// The x axis's name: the variable its rows' `x:` names (`eps`), if they name one.
+    pub x_label: Option<String>,
 }
 
 /// One point: `x` given in the file, `y` a measured metric.

@@ -392,4 +392,18 @@ mod tests {
         assert_eq!(names, ["evaluate@7:22", "evaluate@7:22#2"]);
         assert_eq!(program.node_named("evaluate@7:22#2"), Some(program.nodes.len() - 1));
     }
+
+    #[test]
+    fn titles_fill_params_and_plots_name_their_x_axis() {
+        let text = "param units = 240\ndata d = mnist(split: \"test\")\nnet n = input([1, 28, 28]) >> flatten >> linear(10)\n\
+                    model m = fit(n, d, epochs: 1)\nfor eps in [0.1, 0.2] {\n  eval e[eps] = evaluate(m, d, attack: fgsm(eps: eps))\n}\n\
+                    table \"maxout {units}\" {\n  row \"{units} units\" value: e[0.1].error\n}\n\
+                    plot \"error against eps\" {\n  for eps in [0.1, 0.2] {\n    row \"m\" x: eps y: e[eps].error\n  }\n}\n\
+                    plot \"written out\" {\n  row \"m\" x: 0.1 y: e[0.1].error\n}\n";
+        let program = crate::compile(&crate::diagnostics::Source::new("t.adv", text)).unwrap();
+        assert_eq!(program.tables[0].title, "maxout 240");
+        assert_eq!(program.tables[0].rows[0].label, "240 units");
+        assert_eq!(program.plots[0].x_label.as_deref(), Some("eps"));
+        assert_eq!(program.plots[1].x_label, None);
+    }
 }

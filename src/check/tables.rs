@@ -10,6 +10,7 @@ impl<'a> Checker<'a> {
     /// A plot: every row is a point `x: NUMBER y: METRIC` of the series its label names.
     pub(super) fn plot(&mut self, t: &'a ast::Table) {
         let mut points = Vec::new();
+        let mut x_label: Option<String> = None;
         for entry in &t.rows {
             let ast::TableEntry::Row(row) = entry else {
                 unreachable!("sweeps are expanded before checking")
@@ -17,7 +18,14 @@ impl<'a> Checker<'a> {
             let (mut x, mut y) = (None, None);
             for (name, expr) in &row.fields {
                 match (name.name.as_str(), self.expr(expr, None)) {
-                    ("x", Some(Value::Number { value, .. })) => x = Some(value),
+                    ("x", Some(Value::Number { value, .. })) => {
+                        x = Some(value);
+                        // Sweeps are expanded, but spans still point at what was written.
+                        let written = self.source.get(expr.span.start..expr.span.end).unwrap_or_default();
+                        if x_label.is_none() && written.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+                            x_label = Some(written.to_string());
+                        }
+                    }
                     ("y", Some(Value::MetricRef { node, field })) => y = Some((node, field)),
                     ("x" | "y", Some(other)) => self.diags.push(
                         Diagnostic::new(
@@ -69,6 +77,7 @@ impl<'a> Checker<'a> {
         self.program.plots.push(ir::Plot {
             title: t.title.clone(),
             points,
+            x_label,
         });
     }
 

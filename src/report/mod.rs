@@ -64,6 +64,9 @@ pub struct PlotResult {
     pub series: BTreeMap<String, Vec<(f64, f64)>>,
     /// The metrics plotted (for the y axis label).
     pub metrics: Vec<String>,
+    /// The x axis's name, when the rows' `x:` name a variable (`eps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_label: Option<String>,
 }
 
 /// Fills the program's plots with the run's metrics.
@@ -87,6 +90,7 @@ pub fn plots(program: &Program, outcome: &Outcome) -> Vec<PlotResult> {
                 title: p.title.clone(),
                 series,
                 metrics,
+                x_label: p.x_label.clone(),
             }
         })
         .collect()

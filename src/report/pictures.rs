@@ -30,18 +30,42 @@ pub fn plot_svg(plot: &PlotResult) -> Result<String> {
             .build_cartesian_2d((x_lo - pad)..(x_hi + pad), 0.0..y_top)
             .map_err(|e| draw_error(&e))?;
         let y_desc = format!("{}{}", plot.metrics.join(", "), if percent { " (%)" } else { "" });
-        chart.configure_mesh().y_desc(y_desc).draw().map_err(|e| draw_error(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(plot.x_label.as_deref().unwrap_or(""))
+            .y_desc(y_desc)
+            .draw()
+            .map_err(|e| draw_error(&e))?;
         for (i, (name, points)) in plot.series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let color = SERIES_COLOURS[i % SERIES_COLOURS.len()];
             let points: Vec<(f64, f64)> = points.iter().map(|(x, y)| (*x, y * scale)).collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(|e| draw_error(&e))?
-                .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-            chart
-                .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
                 .map_err(|e| draw_error(&e))?;
+            // A marker shape per series as well as a colour, so lines on top of each other
+            // and readers who do not tell the colours apart still see every series.
+            // Legend entries are drawn relative to their anchor.
+            let line = move |(x, y): (i32, i32)| EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (18, 0)], color.stroke_width(2));
+            let fill = color.filled();
+            let drawn = match i % 4 {
+                0 => chart
+                    .draw_series(points.iter().map(|p| Circle::new(*p, 4, fill)))
+                    .map(|s| s.legend(move |(x, y)| line((x, y)) + Circle::new((9, 0), 4, fill))),
+                1 => chart
+                    .draw_series(points.iter().map(|p| TriangleMarker::new(*p, 5, fill)))
+                    .map(|s| s.legend(move |(x, y)| line((x, y)) + TriangleMarker::new((9, 0), 5, fill))),
+                2 => chart
+                    .draw_series(
+                        points
+                            .iter()
+                            .map(|p| EmptyElement::at(*p) + Rectangle::new([(-4, -4), (4, 4)], fill)),
+                    )
+                    .map(|s| s.legend(move |(x, y)| line((x, y)) + Rectangle::new([(5, -4), (13, 4)], fill))),
+                _ => chart
+                    .draw_series(points.iter().map(|p| Cross::new(*p, 4, color.stroke_width(2))))
+                    .map(|s| s.legend(move |(x, y)| line((x, y)) + Cross::new((9, 0), 4, color.stroke_width(2)))),
+            };
+            drawn.map_err(|e| draw_error(&e))?.label(name.as_str());
         }
         chart
             .configure_series_labels()
@@ -54,6 +78,19 @@ pub fn plot_svg(plot: &PlotResult) -> Result<String> {
     }
     Ok(svg)
 }
+
+/// Okabe and Ito's colour-blind-safe palette (blue, orange, bluish green, vermillion,
+/// reddish purple, sky blue, yellow, black), in the order series take them.
+const SERIES_COLOURS: [plotters::style::RGBColor; 8] = [
+    plotters::style::RGBColor(0, 114, 178),
+    plotters::style::RGBColor(230, 159, 0),
+    plotters::style::RGBColor(0, 158, 115),
+    plotters::style::RGBColor(213, 94, 0),
+    plotters::style::RGBColor(204, 121, 167),
+    plotters::style::RGBColor(86, 180, 233),
+    plotters::style::RGBColor(240, 228, 66),
+    plotters::style::RGBColor(0, 0, 0),
+];
 
 /// An example grid as SVG: per example, the clean image, the perturbation (grey is zero,
 /// scaled to the largest change in the set) and the adversarial image, each with the
