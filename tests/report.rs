@@ -84,7 +84,18 @@ fn the_results_folder_has_every_part() {
     let page = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(page.contains("Report test &lt;tiny&gt;"), "titles are escaped");
     assert!(page.contains("clean error, mean over seeds") && page.contains("mean of "));
-    assert_eq!(page.matches("data:image/svg+xml;base64,").count(), 3, "plot, example grid, figure");
+    // The plot, the example grid, the figure, and a training-loss curve on each model's card.
+    let curves = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("curve-"))
+        .count();
+    assert_eq!(curves, 2, "m[1] and m[2] train for 2 epochs each");
+    assert_eq!(page.matches("data:image/svg+xml;base64,").count(), 3 + curves);
+    assert!(page.contains("<h2>Models</h2>") && page.contains("parameters;"), "model cards");
+    assert!(
+        page.contains("<h2>Pipeline</h2>") && page.contains("<span class=\"k\">"),
+        "the source, highlighted"
+    );
     assert!(page.contains("within") && page.contains("profile <b>quick</b>"));
     #[cfg(unix)]
     {
@@ -171,7 +182,7 @@ fn the_html_report_renders_in_headless_chromium() {
         "page did not render cleanly: <body{body}>\n{log}"
     );
     assert!(
-        body.contains("data-images=\"3\"") && body.contains("data-broken=\"0\""),
+        body.contains("data-images=\"5\"") && body.contains("data-broken=\"0\""),
         "<body{body}>"
     );
     let console_errors: Vec<&str> = log

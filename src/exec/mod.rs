@@ -128,6 +128,8 @@ pub struct Outcome {
     pub figures: BTreeMap<NodeId, crate::eval::weights::WeightsFigure>,
     /// The files of every `export` node.
     pub exports: BTreeMap<NodeId, Vec<(String, Vec<u8>)>>,
+    /// How every model trained in (or cached for) this run trained.
+    pub fits: BTreeMap<NodeId, crate::train::FitSummary>,
 }
 
 /// A run in progress: what a kind's `run` reads its inputs and settings through.
@@ -151,6 +153,7 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
     }
     // What the report reads, moved out of the artifacts in one pass.
     let (mut metrics, mut examples, mut figures, mut exports) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let mut fits = BTreeMap::new();
     for (id, artifact) in exec.artifacts {
         match artifact {
             Artifact::Metrics(m) => {
@@ -165,7 +168,10 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
             Artifact::Export(files) => {
                 exports.insert(id, files);
             }
-            Artifact::Data(_) | Artifact::Model { .. } | Artifact::Models { .. } => {}
+            Artifact::Model { summary, .. } => {
+                fits.insert(id, summary);
+            }
+            Artifact::Data(_) | Artifact::Models { .. } => {}
         }
     }
     Ok(Outcome {
@@ -174,6 +180,7 @@ pub fn run(program: &Program, plan: &Plan, opts: &RunOptions, log: &mut dyn Writ
         examples,
         figures,
         exports,
+        fits,
     })
 }
 

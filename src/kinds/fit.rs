@@ -148,6 +148,7 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
             FitEvent::Step(epoch, step, steps, loss) => bar.set_message(format!("epoch {epoch} step {step}/{steps} loss {loss:.4}")),
             FitEvent::Epoch(record) => {
                 let valid = match (record.valid_error, record.valid_objective) {
+                    (Some(e), _) if fit_params.valid_attack.is_some() => format!(", adversarial validation error {:.2}%", e * 100.0),
                     (Some(e), _) => format!(", validation error {:.2}%", e * 100.0),
                     (None, Some(o)) => format!(", validation objective {o:.4}"),
                     (None, None) => String::new(),
@@ -156,8 +157,9 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
                 let per_epoch = last_epoch.elapsed().as_secs_f64();
                 last_epoch = std::time::Instant::now();
                 let left = fit_params.epochs.saturating_sub(record.epoch) as f64 * per_epoch;
+                let rate = data.len() as f64 / per_epoch.max(1e-9);
                 let line = format!(
-                    "             {}: epoch {} loss {:.4}{valid} ({per_epoch:.1} s/epoch, at most {} left of {} epochs)",
+                    "             {}: epoch {} loss {:.4}{valid} ({per_epoch:.1} s/epoch, {rate:.0} examples/s, at most {} left of {} epochs)",
                     node.name,
                     record.epoch,
                     record.loss,

@@ -161,9 +161,49 @@ pub fn max_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window) -> Matrix<T> {
         .max::<(usize, usize), Axis<2>>()
 }
 
+/// The mean over each window of each channel: `(batch, channels * oh * ow)`.
+#[cfg(feature = "compute")]
+pub fn avg_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window) -> Matrix<T> {
+    assert_eq!(window.padding, 0, "avg_pool pads nothing");
+    let n = x.shape().0;
+    let (oh, ow) = window.output().expect("checked when the net was built");
+    let positions = window.channels * oh * ow;
+    gather_rows(x, &window.pool_indices())
+        .reshape_like(&(n, positions, window.size * window.size))
+        .mean::<(usize, usize), Axis<2>>()
+}
+
 #[cfg(all(test, feature = "compute"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn average_pooling_matches_a_direct_loop_and_spreads_its_gradient() {
+        let dev = Dev::default();
+        let w = Window {
+            channels: 2,
+            height: 4,
+            width: 4,
+            size: 2,
+            stride: 2,
+            padding: 0,
+        };
+        let x: Vec<f32> = (0..32).map(|i| ((i * 7) % 11) as f32).collect();
+        let input: Matrix = dev.tensor_from_vec(x.clone(), (1, 32));
+        let out = avg_pool(input.leaky_trace(), &w);
+        let mut expected = Vec::new();
+        for c in 0..2 {
+            for oy in 0..2 {
+                for ox in 0..2 {
+                    let at = |y: usize, x_: usize| x[c * 16 + (2 * oy + y) * 4 + 2 * ox + x_];
+                    expected.push((at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4.0);
+                }
+            }
+        }
+        assert_eq!(out.as_vec(), expected);
+        let grads = out.sum::<(), Axes2<0, 1>>().backward();
+        assert!(grads.get(&input).as_vec().iter().all(|g| (g - 0.25).abs() < 1e-7));
+    }
 
     #[test]
     fn conv_matches_a_direct_loop() {

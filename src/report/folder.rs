@@ -17,7 +17,7 @@ pub fn is_result_file(name: &str) -> bool {
     matches!(
         name,
         MARKER | "table.md" | "tables.csv" | "results.json" | "manifest.json" | "index.html"
-    ) || (name.ends_with(".svg") && ["plot-", "examples-", "figure-"].iter().any(|p| name.starts_with(p)))
+    ) || (name.ends_with(".svg") && ["plot-", "examples-", "figure-", "curve-"].iter().any(|p| name.starts_with(p)))
         || (name.starts_with("export-") && name.ends_with(".safetensors"))
 }
 

@@ -61,6 +61,25 @@ pub struct DataLine {
     pub files: Vec<String>,
 }
 
+/// One trained model, as the page's card shows it.
+#[derive(Serialize)]
+pub struct ModelCard {
+    /// The node's name.
+    pub name: String,
+    /// Its layers, `input [1, 28, 28] → flatten → ...`.
+    pub layers: String,
+    /// Weights and biases.
+    pub parameters: usize,
+    /// Its training settings, `name: value`.
+    pub recipe: Vec<String>,
+    /// How training ended.
+    pub stopped: String,
+    /// Clean error on each dataset an evaluation scored it on.
+    pub clean: Vec<String>,
+    /// Training loss and validation error per epoch.
+    pub curves: Vec<Picture>,
+}
+
 /// Everything the page shows.
 #[derive(Serialize)]
 pub struct Page<'a> {
@@ -76,6 +95,10 @@ pub struct Page<'a> {
     pub machine: &'a serde_json::Value,
     pub nodes: Vec<NodeLine>,
     pub data: Vec<DataLine>,
+    /// A card per trained model.
+    pub models: Vec<ModelCard>,
+    /// The pipeline file, highlighted HTML.
+    pub source: Option<String>,
     /// Files written for other tools (`export-NAME.safetensors`), with their sizes.
     pub exports: Vec<String>,
     pub plots: Vec<Picture>,

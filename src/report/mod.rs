@@ -6,7 +6,7 @@
 //! `plot-N.svg` per plot and `examples-NAME.svg` per example grid into its results folder.
 //! Rates are shown as percentages; "diff" is measured minus paper in percentage points.
 
-use crate::check::ir::{NodeId, Program};
+use crate::check::ir::Program;
 use crate::error::{Error, Result};
 use crate::exec::Outcome;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
@@ -14,6 +14,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod cards;
 pub mod folder;
 mod html;
 pub mod pictures;
@@ -149,7 +150,8 @@ fn is_norm(metric: &str) -> bool {
 
 /// Whether a metric is a proportion, shown in percent (and differences in points).
 pub(crate) fn is_rate(metric: &str) -> bool {
-    !is_count(metric) && !is_norm(metric)
+    // A training loss (the model cards' curves) is a plain number too.
+    !is_count(metric) && !is_norm(metric) && metric != "loss"
 }
 
 /// `99.9%`, `0.94%`; counts as plain integers, norms with three decimals.
@@ -381,7 +383,9 @@ fn write_into(
                 key: r.key[..16.min(r.key.len())].to_string(),
             })
             .collect(),
-        data: data_lines(program, outcome),
+        data: cards::data_lines(program, outcome),
+        models: vec![],
+        source: cards::highlighted_source(pipeline),
         exports: vec![],
         plots: vec![],
         examples: vec![],
@@ -393,14 +397,17 @@ fn write_into(
     }
     for (id, set) in &outcome.examples {
         let name = &program.nodes[*id].name;
-        let title = examples_title(program, *id);
-        let names = data_class_names(program, *id);
+        let title = cards::examples_title(program, *id);
+        let names = cards::data_class_names(program, *id);
         page.examples.push(write_picture(
             format!("examples-{}.svg", file_safe(name)),
             &title,
             examples_svg(&title, set, names.as_deref())?,
         )?);
     }
+    page.models = cards::model_cards(program, outcome, &mut |name, plot| {
+        write_picture(format!("curve-{}.svg", file_safe(name)), &plot.title, plot_svg(plot)?)
+    })?;
     for (id, figure) in &outcome.figures {
         let name = &program.nodes[*id].name;
         page.figures.push(write_picture(
@@ -432,72 +439,6 @@ fn file_safe(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
         .collect()
-}
-
-/// The datasets the run read from files, for the page's Data section.
-fn data_lines(program: &Program, outcome: &Outcome) -> Vec<html::DataLine> {
-    program
-        .nodes
-        .iter()
-        .zip(&outcome.records)
-        .filter(|(node, r)| node.kind.category == crate::params::Category::Data && !r.files.is_empty())
-        .map(|(node, r)| {
-            let shown: Vec<String> = node
-                .params
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, v)| !v.is_null() && !matches!(k.as_str(), "class_names" | "name"))
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect();
-            let classes = match crate::data::source::class_names(&node.params) {
-                Some(names) => names.join(", "),
-                None => "numbered".into(),
-            };
-            html::DataLine {
-                node: node.name.clone(),
-                name: node.params["name"].as_str().unwrap_or(node.kind.name).to_string(),
-                call: format!("{}({})", node.kind.name, shown.join(", ")),
-                classes,
-                files: r
-                    .files
-                    .iter()
-                    .map(|f| format!("{} ({}, {}…)", f.path, crate::files::human_bytes(f.bytes), &f.blake3[..16]))
-                    .collect(),
-            }
-        })
-        .collect()
-}
-
-/// An example grid's title: its name, the model, the attack with its budget, and the data.
-fn examples_title(program: &Program, id: NodeId) -> String {
-    let node = &program.nodes[id];
-    let input = |role: &str| {
-        node.inputs
-            .iter()
-            .find(|(r, _)| *r == role)
-            .map_or("?", |(_, i)| program.nodes[*i].name.as_str())
-    };
-    let attack = &node.params["attack"];
-    let mut said = attack["attack"].as_str().unwrap_or("attack").to_string();
-    for budget in ["eps", "norm", "steps"] {
-        if let Some(v) = attack.get(budget).filter(|v| !v.is_null()) {
-            said.push_str(&format!(" {budget} {}", v.as_str().map_or(v.to_string(), str::to_string)));
-        }
-    }
-    format!("{}: {} under {said}, on {}", node.name, input("model"), input("data"))
-}
-
-/// The class names of the data an example grid (or crafting node) reads, found by following
-/// `data` inputs back to the source that names its classes.
-fn data_class_names(program: &Program, mut id: NodeId) -> Option<Vec<String>> {
-    for _ in 0..program.nodes.len() {
-        if let Some(names) = crate::data::source::class_names(&program.nodes[id].params) {
-            return Some(names);
-        }
-        id = program.nodes[id].inputs.iter().find(|(role, _)| *role == "data")?.1;
-    }
-    None
 }
 
 /// The processor's model name (Linux's /proc/cpuinfo), for the manifest.

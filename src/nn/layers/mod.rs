@@ -10,6 +10,7 @@
 //! Adding one: see "Adding a layer" in the README; `maxout.rs` is the worked example.
 
 pub mod activations;
+pub mod avg_pool;
 pub mod conv2d;
 pub mod dropout;
 pub mod flatten;
@@ -39,6 +40,7 @@ pub const LAYERS: &[LayerKind] = &[
     LayerKind::of::<activations::Tanh>(),
     LayerKind::of::<conv2d::Conv2d>(),
     LayerKind::of::<max_pool::MaxPool>(),
+    LayerKind::of::<avg_pool::AvgPool>(),
     LayerKind::of::<rbf::Rbf>(),
     LayerKind::of::<sigmoid_top::SigmoidTop>(),
     LayerKind::of::<dropout::Dropout>(),
