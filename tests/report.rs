@@ -58,7 +58,7 @@ fn the_results_folder_has_every_part() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "table,row,node,metric,measured,paper,diff,tol,within,spread,low,high,paper_inside"
+        "table,row,node,metric,measured,paper,diff,tol,within,spread,low,high,paper_inside,column"
     );
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(

@@ -337,7 +337,18 @@ fn expand_entry(entry: &TableEntry, scope: &Scope, out: &mut Vec<TableEntry>, di
     match entry {
         TableEntry::Row(row) => {
             let label = fill(&row.label, scope);
-            let fields = row.fields.iter().map(|(n, e)| (n.clone(), substitute(e, scope, diags))).collect();
+            let fields = row
+                .fields
+                .iter()
+                .map(|(n, e)| {
+                    let mut e = substitute(e, scope, diags);
+                    // `column: "{attack}"`: a string field fills `{var}` as the label does.
+                    if let ExprKind::Str(text) = &e.kind {
+                        e.kind = ExprKind::Str(fill(text, scope));
+                    }
+                    (n.clone(), e)
+                })
+                .collect();
             out.push(TableEntry::Row(Row {
                 label,
                 span: row.span,

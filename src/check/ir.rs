@@ -74,6 +74,9 @@ pub struct Table {
     pub title: String,
     /// Its rows.
     pub rows: Vec<Row>,
+    /// The columns its rows' `column:` name, in first-use order; empty for a table of one
+    /// value per row.
+    pub columns: Vec<String>,
 }
 
 /// One row: a measured metric next to the paper's value.
@@ -87,6 +90,9 @@ pub struct Row {
     pub paper: Option<f64>,
     /// How far from `paper` the measurement may be and still count as reproduced.
     pub tol: Option<f64>,
+    /// The column it fills, in a table whose rows name columns: rows with the same label
+    /// share a line.
+    pub column: Option<String>,
 }
 
 /// A line plot: points grouped into series by their row label.

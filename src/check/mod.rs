@@ -406,4 +406,22 @@ mod tests {
         assert_eq!(program.plots[0].x_label.as_deref(), Some("eps"));
         assert_eq!(program.plots[1].x_label, None);
     }
+
+    #[test]
+    fn rows_naming_columns_make_a_grid_table() {
+        let text = "data d = mnist(split: \"test\")\nnet n = input([1, 28, 28]) >> flatten >> linear(10)\n\
+                    model a = fit(n, d, epochs: 1)\nmodel b = fit(n, d, epochs: 2)\n\
+                    table \"transfer\" {\n  for s in [a, b] {\n    for t in [a, b] {\n      \
+                    row \"crafted on {s}\" column: \"scored on {t}\" value: evaluate(t, craft(s, d, fgsm(eps: 0.1))).error\n    }\n  }\n}\n";
+        let program = crate::compile(&crate::diagnostics::Source::new("t.adv", text)).unwrap();
+        let table = &program.tables[0];
+        assert_eq!(table.columns, ["scored on a", "scored on b"]);
+        let cells: Vec<(&str, &str)> = table
+            .rows
+            .iter()
+            .map(|r| (r.label.as_str(), r.column.as_deref().unwrap()))
+            .collect();
+        assert_eq!(cells[1], ("crafted on a", "scored on b"));
+        assert_eq!(cells.len(), 4);
+    }
 }

@@ -90,8 +90,21 @@ impl<'a> Checker<'a> {
             let mut measured = None;
             let mut paper = None;
             let mut tol = None;
+            let mut column = None;
             for (name, expr) in &row.fields {
                 match name.name.as_str() {
+                    "column" => match &expr.kind {
+                        ExprKind::Str(text) => column = Some((text.clone(), expr.span)),
+                        _ => {
+                            self.diags.push(
+                                Diagnostic::new(codes::BAD_ROW, expr.span, "`column` must be a string, the column's heading")
+                                    .label("not a string")
+                                    .help("e.g. `row \"{eps}\" column: \"FGSM\" value: f[eps].error`"),
+                            );
+                            // Named, if wrongly: the row is not also missing a column.
+                            column = Some((String::new(), expr.span));
+                        }
+                    },
                     "value" if matches!(&expr.kind, ExprKind::Call { callee, .. } if callee.name == "mean") => {
                         measured = self.mean_of(expr);
                     }
@@ -124,7 +137,7 @@ impl<'a> Checker<'a> {
                         ),
                     },
                     other => {
-                        let help = match did_you_mean(other, ["value", "paper", "tol"]) {
+                        let help = match did_you_mean(other, ["value", "paper", "tol", "column"]) {
                             Some(s) => format!("did you mean `{s}`?"),
                             None => {
                                 "a row has `value:` (a metric) and optionally `paper:` (the published number) and `tol:` (how close counts)"
@@ -147,12 +160,16 @@ impl<'a> Checker<'a> {
                 );
             }
             match measured {
-                Some(sources) => rows.push(ir::Row {
-                    label: row.label.clone(),
-                    sources,
-                    paper,
-                    tol: tol.map(|t| t.0),
-                }),
+                Some(sources) => rows.push((
+                    ir::Row {
+                        label: row.label.clone(),
+                        sources,
+                        paper,
+                        tol: tol.map(|t| t.0),
+                        column: column.as_ref().map(|c| c.0.clone()),
+                    },
+                    column.map_or(row.span, |c| c.1),
+                )),
                 None if !row.fields.iter().any(|(n, _)| n.name == "value") => self.diags.push(
                     Diagnostic::new(codes::BAD_ROW, row.span, format!("row \"{}\" has no `value:`", row.label))
                         .label("nothing measured")
@@ -161,10 +178,61 @@ impl<'a> Checker<'a> {
                 None => {}
             }
         }
+        let columns = self.columns_of(&rows);
         self.program.tables.push(ir::Table {
             title: t.title.clone(),
-            rows,
+            rows: rows.into_iter().map(|(row, _)| row).collect(),
+            columns,
         });
+    }
+
+    /// `span` cut at the end of its first line (a row's span runs on to the next item).
+    fn line_of(&self, span: Span) -> Span {
+        let end = self.source[span.start..span.end].find('\n').map_or(span.end, |n| span.start + n);
+        Span {
+            start: span.start,
+            end: end.max(span.start + 1).min(span.end),
+        }
+    }
+
+    /// A table's columns: either every row names one (`column:`) or none does, and no two
+    /// rows fill the same cell.
+    fn columns_of(&mut self, rows: &[(ir::Row, Span)]) -> Vec<String> {
+        let mut columns: Vec<String> = Vec::new();
+        let mut cells: Vec<(&str, &str)> = Vec::new();
+        let named = rows.iter().filter(|(r, _)| r.column.is_some()).count();
+        for (row, span) in rows {
+            match &row.column {
+                None if named > 0 => self.diags.push(
+                    Diagnostic::new(
+                        codes::BAD_ROW,
+                        self.line_of(*span),
+                        format!("row \"{}\" names no column, but other rows of its table do", row.label),
+                    )
+                    .label("no `column:`")
+                    .help("give every row of a table with columns a `column: \"...\"`"),
+                ),
+                None => {}
+                Some(column) => {
+                    if cells.contains(&(row.label.as_str(), column.as_str())) {
+                        self.diags.push(
+                            Diagnostic::new(
+                                codes::BAD_ROW,
+                                *span,
+                                format!("row \"{}\" fills column \"{column}\" twice", row.label),
+                            )
+                            .label("this cell is already filled")
+                            .help("rows with the same label share a line; give each a different column"),
+                        );
+                    }
+                    cells.push((&row.label, column));
+                    if !columns.contains(column) {
+                        columns.push(column.clone());
+                    }
+                }
+            }
+        }
+        columns
     }
     /// `mean([a.error, b.error])` or `mean(adv[seeds].error)`: the metrics a row averages.
     pub(super) fn mean_of(&mut self, expr: &'a Expr) -> Option<Vec<(NodeId, String)>> {

@@ -122,6 +122,8 @@ struct RowView {
 struct TableView {
     title: String,
     paper: bool,
+    /// For a table whose rows name columns: the header and the lines (see `grid`).
+    grid: Option<(Vec<String>, Vec<Vec<String>>)>,
     rows: Vec<RowView>,
 }
 
@@ -132,6 +134,7 @@ pub fn render(page: &Page, tables: &[TableResult]) -> Result<String> {
         .map(|t| TableView {
             title: t.title.clone(),
             paper: super::has_paper_values(t),
+            grid: super::grid::grid(t).map(|g| (g.header, g.lines)),
             rows: t
                 .rows
                 .iter()

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 mod cards;
 pub mod folder;
+pub mod grid;
 mod html;
 pub mod pictures;
 pub mod spread;
@@ -45,6 +46,9 @@ pub struct RowResult {
     /// binomial interval for one error rate (see [`spread`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spread: Option<Spread>,
+    /// The column it fills, in a table whose rows name columns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
 }
 
 /// One table with its rows.
@@ -54,6 +58,9 @@ pub struct TableResult {
     pub title: String,
     /// Rows.
     pub rows: Vec<RowResult>,
+    /// The columns its rows name, in first-use order (drawn as a grid, see [`grid`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
 }
 
 /// One plot with its measured points, grouped into series.
@@ -132,9 +139,11 @@ pub fn tables(program: &Program, outcome: &Outcome) -> Vec<TableResult> {
                         paper: r.paper,
                         tol: r.tol,
                         spread,
+                        column: r.column.clone(),
                     }
                 })
                 .collect(),
+            columns: t.columns.clone(),
         })
         .collect()
 }
@@ -244,11 +253,19 @@ pub fn has_paper_values(t: &TableResult) -> bool {
 pub fn terminal(tables: &[TableResult]) -> String {
     let mut out = String::new();
     for t in tables {
-        let columns = shown_columns(t);
         let mut table = Table::new();
-        table.load_preset(UTF8_FULL_CONDENSED).set_header(&HEADER[..columns]);
-        for row in &t.rows {
-            table.add_row(&cells(row)[..columns]);
+        table.load_preset(UTF8_FULL_CONDENSED);
+        if let Some(g) = grid::grid(t) {
+            table.set_header(g.header);
+            for line in g.lines {
+                table.add_row(line);
+            }
+        } else {
+            let columns = shown_columns(t);
+            table.set_header(&HEADER[..columns]);
+            for row in &t.rows {
+                table.add_row(&cells(row)[..columns]);
+            }
         }
         out.push_str(&format!("\n{}\n{table}\n", t.title));
     }
@@ -259,6 +276,15 @@ pub fn terminal(tables: &[TableResult]) -> String {
 pub fn markdown(tables: &[TableResult]) -> String {
     let mut out = String::new();
     for t in tables {
+        if let Some(g) = grid::grid(t) {
+            let rule: Vec<&str> = std::iter::once("---").chain(g.header[1..].iter().map(|_| "---:")).collect();
+            out.push_str(&format!("## {}\n\n| {} |\n|{}|\n", t.title, g.header.join(" | "), rule.join("|")));
+            for line in g.lines {
+                out.push_str(&format!("| {} |\n", line.join(" | ")));
+            }
+            out.push('\n');
+            continue;
+        }
         let columns = shown_columns(t);
         let rule = &["---", "---:", "---:", "---:", "---:", "---"][..columns];
         out.push_str(&format!(
@@ -473,6 +499,7 @@ pub fn csv(tables: &[TableResult]) -> Result<Vec<u8>> {
         "low",
         "high",
         "paper_inside",
+        "column",
     ])
     .map_err(fail)?;
     let number = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
@@ -496,6 +523,7 @@ pub fn csv(tables: &[TableResult]) -> Result<Vec<u8>> {
                 &number(r.spread.as_ref().map(|s| s.bounds().0)),
                 &number(r.spread.as_ref().map(|s| s.bounds().1)),
                 r.paper_inside_spread().map_or("", |w| if w { "yes" } else { "no" }),
+                r.column.as_deref().unwrap_or(""),
             ])
             .map_err(fail)?;
         }
@@ -546,6 +574,7 @@ mod tests {
             paper: Some(0.999),
             tol: Some(0.05),
             spread: None,
+            column: None,
         };
         assert_eq!(cells(&row)[4], "-4.9 pp");
         assert_eq!(cells(&row)[5], "within 5.00%");
