@@ -219,6 +219,41 @@ fn clean_errors(program: &Program, outcome: &Outcome, id: NodeId) -> Vec<String>
         .collect()
 }
 
+/// Every attack the run used (to evaluate, craft, draw or train against), with its full
+/// parameters and the nodes that used it, in first-use order.
+pub fn attacks_used(program: &Program) -> Vec<html::AttackLine> {
+    let mut lines: Vec<(serde_json::Value, Vec<String>)> = Vec::new();
+    for node in &program.nodes {
+        let mut used: Vec<&serde_json::Value> = ["attack", "valid_attack"].iter().filter_map(|k| node.params.get(*k)).collect();
+        if let Some(terms) = node.params.get("loss").and_then(|l| l.as_array()) {
+            used.extend(terms.iter().filter_map(|t| t.get("attack")));
+        }
+        for attack in used.into_iter().filter(|a| a.is_object()) {
+            match lines.iter_mut().find(|(a, _)| a == attack) {
+                Some((_, users)) => users.push(node.name.clone()),
+                None => lines.push((attack.clone(), vec![node.name.clone()])),
+            }
+        }
+    }
+    lines
+        .into_iter()
+        .map(|(attack, users)| {
+            let name = attack["attack"].as_str().unwrap_or("attack").to_string();
+            let params: Vec<String> = attack
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, v)| *k != "attack" && !v.is_null())
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            html::AttackLine {
+                call: format!("{name}({})", params.join(", ")),
+                users: users.join(", "),
+            }
+        })
+        .collect()
+}
+
 /// The pipeline file as HTML: comments, strings, numbers and declaration words in their
 /// own classes (the page's style colours them); `None` when the file cannot be read again.
 pub fn highlighted_source(pipeline: &Path) -> Option<String> {

@@ -61,6 +61,15 @@ pub struct DataLine {
     pub files: Vec<String>,
 }
 
+/// One attack the run used.
+#[derive(Serialize)]
+pub struct AttackLine {
+    /// `fgsm(eps: 0.25, clip: [0.0, 1.0], ...)`, every parameter as the run took it.
+    pub call: String,
+    /// The nodes that used it.
+    pub users: String,
+}
+
 /// One trained model, as the page's card shows it.
 #[derive(Serialize)]
 pub struct ModelCard {
@@ -97,6 +106,8 @@ pub struct Page<'a> {
     pub data: Vec<DataLine>,
     /// A card per trained model.
     pub models: Vec<ModelCard>,
+    /// Every attack used, with its parameters.
+    pub attacks: Vec<AttackLine>,
     /// The pipeline file, highlighted HTML.
     pub source: Option<String>,
     /// Files written for other tools (`export-NAME.safetensors`), with their sizes.

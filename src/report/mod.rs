@@ -411,6 +411,7 @@ fn write_into(
             .collect(),
         data: cards::data_lines(program, outcome),
         models: vec![],
+        attacks: cards::attacks_used(program),
         source: cards::highlighted_source(pipeline),
         exports: vec![],
         plots: vec![],
