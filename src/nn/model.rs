@@ -112,6 +112,22 @@ impl Model {
         }
     }
 
+    /// A model with PyTorch's default initialisation for `nn.Linear` and `nn.Conv2d`: every
+    /// layer's weights and biases uniform in ±1/sqrt(fan_in), fan_in being its weight's rows
+    /// (inputs, or channels x kernel x kernel).
+    pub fn init_fan_in(dev: &Dev, net: &NetSpec, rng: &mut impl Rng) -> Model {
+        let mut model = Model::init(dev, net, 0.0, rng);
+        for p in model.params.iter_mut().flatten() {
+            let (fan_in, out) = *p.weight.shape();
+            let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+            let w: Vec<f32> = (0..fan_in * out).map(|_| rng.gen_range(-bound..=bound) as f32).collect();
+            let b: Vec<f32> = (0..out).map(|_| rng.gen_range(-bound..=bound) as f32).collect();
+            p.weight.copy_from(&w);
+            p.bias.copy_from(&b);
+        }
+        model
+    }
+
     /// Input width (product of the input shape).
     pub fn input_width(&self) -> usize {
         self.net.input.iter().product()
@@ -344,6 +360,26 @@ pub fn f32s_from_le(bytes: &[u8]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fan_in_initialisation_scales_by_each_layer_inputs() {
+        use rand::SeedableRng;
+        let dev = Dev::default();
+        let net: NetSpec = serde_json::from_value(serde_json::json!({
+            "input": [1, 8, 8],
+            "layers": [{"layer": "conv2d", "filters": 4, "kernel": 3, "stride": 1}, {"layer": "flatten"}, {"layer": "linear", "units": 10}]
+        }))
+        .unwrap();
+        let model = Model::init_fan_in(&dev, &net, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+        for (p, fan_in) in model.params.iter().flatten().zip([9.0f32, 144.0]) {
+            let bound = 1.0 / fan_in.sqrt();
+            for values in [p.weight.as_vec(), p.bias.as_vec()] {
+                assert!(values.iter().all(|v| v.abs() <= bound), "within ±1/sqrt({fan_in})");
+                // Spread over the range, not stuck near zero.
+                assert!(values.iter().any(|v| v.abs() > 0.5 * bound));
+            }
+        }
+    }
     use crate::nn::layers::{activations::Tanh, flatten::Flatten, linear::Linear, maxout::Maxout};
     use rand::SeedableRng;
 

@@ -77,8 +77,8 @@ crate::declare_params! {
         momentum_epochs: usize = ParamDef::or(ParamType::Int, Default::Int(1)).range(1.0, 100000.0),
         /// largest norm of a unit's incoming weights (default: none)
         max_norm: Option<f64> = ParamDef::optional(ParamType::Number).range(1e-6, 1000.0),
-        /// initial weights uniform in [-init, init]
-        init: f64 = ParamDef::or(ParamType::Number, Default::Number(0.005)).range(0.0, 10.0),
+        /// initial weights uniform in [-init, init], biases 0 (default: PyTorch's, weights and biases uniform in ±1/sqrt(fan_in); the paper's maxout recipe is init: 0.005)
+        init: Option<f64> = ParamDef::optional(ParamType::Number).range(0.0, 10.0),
         /// L1 weight decay on the first layer's weights (section 5)
         #[serde(default)]
         l1: f64 = ParamDef::or(ParamType::Number, Default::Number(0.0)).range(0.0, 1.0),
@@ -119,7 +119,7 @@ impl FitParams {
             momentum_epochs: 1,
             max_norm: None,
             l1: 0.0,
-            init: 0.005,
+            init: Some(0.005),
             seed,
             patience: None,
             after_stop: AfterStop::Best,

@@ -44,7 +44,7 @@ mod fit_tests {
 
     fn params(seed: u64) -> FitParams {
         FitParams {
-            init: 0.05,
+            init: Some(0.05),
             ..FitParams::sgd(20, 20, 0.5, 0.5, seed)
         }
     }
@@ -402,7 +402,7 @@ mod top_tests {
         };
         assert_eq!(net.top(), crate::nn::Top::Sigmoid);
         let p = FitParams {
-            init: 0.05,
+            init: Some(0.05),
             ..FitParams::sgd(30, 20, 1.0, 0.5, 1)
         };
         let (model, s) = fit(&net, &data, None, &p, &mut |_| {}).unwrap();
@@ -531,7 +531,7 @@ mod resume_tests {
             momentum_end: Some(0.8),
             momentum_epochs: 5,
             max_norm: Some(1.5),
-            init: 0.3,
+            init: Some(0.3),
             batch: 16,
             loss: vec![
                 LossTerm { weight: 0.5, attack: None },
