@@ -111,7 +111,7 @@ fn main() {
 
             let dev = Dev::seed_from_u64(p.seed);
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed);
-            let mut trainer = Trainer::new(&dev, Model::init(&dev, &net, p.init, &mut rng), &p).expect("valid recipe");
+            let mut trainer = Trainer::new(&dev, Model::init_as(&dev, &net, p.init, &mut rng), &p).expect("valid recipe");
             let start = Instant::now();
             for (x, labels) in &batches {
                 std::hint::black_box(trainer.step(&dev, x.clone(), labels));

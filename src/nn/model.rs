@@ -112,6 +112,15 @@ impl Model {
         }
     }
 
+    /// A model initialised as `fit`'s `init` says: uniform in ±`scale` (biases 0), or
+    /// [`Model::init_fan_in`] when none is given.
+    pub fn init_as(dev: &Dev, net: &NetSpec, scale: Option<f64>, rng: &mut impl Rng) -> Model {
+        match scale {
+            Some(scale) => Model::init(dev, net, scale, rng),
+            None => Model::init_fan_in(dev, net, rng),
+        }
+    }
+
     /// A model with PyTorch's default initialisation for `nn.Linear` and `nn.Conv2d`: every
     /// layer's weights and biases uniform in ±1/sqrt(fan_in), fan_in being its weight's rows
     /// (inputs, or channels x kernel x kernel).

@@ -122,11 +122,7 @@ impl Phase<'_> {
         // The device's stream drives dropout; seeding it per fit makes masks reproducible.
         let dev = Dev::seed_from_u64(self.p.seed);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.p.seed);
-        let model = match self.p.init {
-            Some(scale) => Model::init(&dev, self.net, scale, &mut rng),
-            None => Model::init_fan_in(&dev, self.net, &mut rng),
-        };
-        let trainer = Trainer::new(&dev, model, self.p)?;
+        let trainer = Trainer::new(&dev, Model::init_as(&dev, self.net, self.p.init, &mut rng), self.p)?;
         Ok((dev, rng, trainer))
     }
 
