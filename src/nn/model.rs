@@ -90,26 +90,7 @@ pub struct Model {
 impl Model {
     /// A model with weights drawn uniformly from `[-init, init]` and zero biases.
     pub fn init(dev: &Dev, net: &NetSpec, init: f64, rng: &mut impl Rng) -> Model {
-        let mut shape = net.input.clone();
-        let mut params = Vec::with_capacity(net.layers.len());
-        let mut inputs = Vec::with_capacity(net.layers.len());
-        for layer in &net.layers {
-            inputs.push(shape.clone());
-            let weights = layer.weight_shape(&shape).expect("nets are shape-checked before they are built");
-            params.push(weights.map(|(fan_in, out)| {
-                let w: Vec<f32> = (0..fan_in * out).map(|_| rng.gen_range(-init..=init) as f32).collect();
-                Affine {
-                    weight: dev.tensor_from_vec(w, (fan_in, out)),
-                    bias: dev.zeros_like(&(out,)),
-                }
-            }));
-            shape = layer.output_shape(&shape).expect("nets are shape-checked before they are built");
-        }
-        Model {
-            net: net.clone(),
-            params,
-            inputs,
-        }
+        Model::init_with(dev, net, rng, |_| (init, false))
     }
 
     /// A model initialised as `fit`'s `init` says: uniform in ±`scale` (biases 0), or
@@ -125,16 +106,40 @@ impl Model {
     /// layer's weights and biases uniform in ±1/sqrt(fan_in), fan_in being its weight's rows
     /// (inputs, or channels x kernel x kernel).
     pub fn init_fan_in(dev: &Dev, net: &NetSpec, rng: &mut impl Rng) -> Model {
-        let mut model = Model::init(dev, net, 0.0, rng);
-        for p in model.params.iter_mut().flatten() {
-            let (fan_in, out) = *p.weight.shape();
-            let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
-            let w: Vec<f32> = (0..fan_in * out).map(|_| rng.gen_range(-bound..=bound) as f32).collect();
-            let b: Vec<f32> = (0..out).map(|_| rng.gen_range(-bound..=bound) as f32).collect();
-            p.weight.copy_from(&w);
-            p.bias.copy_from(&b);
+        Model::init_with(dev, net, rng, |fan_in| (1.0 / (fan_in.max(1) as f64).sqrt(), true))
+    }
+
+    /// Weights uniform in ±bound for each layer, `bound_of(fan_in)` giving the bound and
+    /// whether biases are drawn the same way (else they are 0); a layer's weights are drawn
+    /// before its biases.
+    fn init_with(dev: &Dev, net: &NetSpec, rng: &mut impl Rng, bound_of: impl Fn(usize) -> (f64, bool)) -> Model {
+        let mut shape = net.input.clone();
+        let mut params = Vec::with_capacity(net.layers.len());
+        let mut inputs = Vec::with_capacity(net.layers.len());
+        for layer in &net.layers {
+            inputs.push(shape.clone());
+            let weights = layer.weight_shape(&shape).expect("nets are shape-checked before they are built");
+            params.push(weights.map(|(fan_in, out)| {
+                let (bound, biases_too) = bound_of(fan_in);
+                let w: Vec<f32> = (0..fan_in * out).map(|_| rng.gen_range(-bound..=bound) as f32).collect();
+                let bias = if biases_too {
+                    let b: Vec<f32> = (0..out).map(|_| rng.gen_range(-bound..=bound) as f32).collect();
+                    dev.tensor_from_vec(b, (out,))
+                } else {
+                    dev.zeros_like(&(out,))
+                };
+                Affine {
+                    weight: dev.tensor_from_vec(w, (fan_in, out)),
+                    bias,
+                }
+            }));
+            shape = layer.output_shape(&shape).expect("nets are shape-checked before they are built");
         }
-        model
+        Model {
+            net: net.clone(),
+            params,
+            inputs,
+        }
     }
 
     /// Input width (product of the input shape).
