@@ -100,6 +100,11 @@ impl Header {
     pub fn elements(&self) -> Option<usize> {
         self.dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
     }
+
+    /// Bytes of data, or `None` if the size overflows.
+    pub fn byte_len(&self) -> Option<usize> {
+        self.elements()?.checked_mul(self.dtype.size())
+    }
 }
 
 /// A whole array: its header and its little-endian element bytes, row-major.
@@ -190,8 +195,7 @@ pub fn read(path: &Path, name: &str) -> Result<Array> {
             let (entries, start) = safetensors_header(path)?;
             let (header, (begin, end)) = entry_of(&entries, name, path)?;
             let expected = header
-                .elements()
-                .and_then(|n| n.checked_mul(header.dtype.size()))
+                .byte_len()
                 .ok_or_else(|| located("its shape multiplies past any file size".into()))?;
             if end < begin || end - begin != expected {
                 return Err(located(format!(
@@ -200,11 +204,10 @@ pub fn read(path: &Path, name: &str) -> Result<Array> {
                     header.dims
                 )));
             }
-            let all = files::read(path, FileKind::Tensors)?;
-            let bytes = all
-                .get(start + begin..start + end)
-                .ok_or_else(|| located("the file ends before the array does".into()))?
-                .to_vec();
+            // Only this array's bytes: a file holds other arrays (the labels beside the images).
+            let mut file = files::open(path, FileKind::Tensors)?;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start((start + begin) as u64)).map_err(|e| Error::io(path, e))?;
+            let bytes = read_exactly(&mut file, expected).map_err(located)?;
             Ok(Array { header, bytes })
         }
         Container::Npz => {
@@ -213,30 +216,31 @@ pub fn read(path: &Path, name: &str) -> Result<Array> {
             let mut entry = archive.by_name(&member).map_err(|e| located(e.to_string()))?;
             let (header, _) = npy_header(&mut entry).map_err(located)?;
             let expected = header
-                .elements()
-                .and_then(|n| n.checked_mul(header.dtype.size()))
+                .byte_len()
                 .ok_or_else(|| located("its shape multiplies past any file size".into()))?;
-            if expected as u64 > FileKind::Tensors.limit() {
-                return Err(located(format!("{expected} bytes is more than advpipe reads as one array")));
-            }
-            let mut bytes = Vec::new();
-            bytes
-                .try_reserve_exact(expected)
-                .map_err(|_| located("not enough memory to read it".into()))?;
-            entry
-                .by_ref()
-                .take(expected as u64 + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|e| located(e.to_string()))?;
-            if bytes.len() != expected {
-                return Err(located(format!(
-                    "its header promises {expected} bytes of data, it has {}",
-                    bytes.len()
-                )));
-            }
+            let bytes = read_exactly(&mut entry, expected).map_err(located)?;
             Ok(Array { header, bytes })
         }
     }
+}
+
+/// The next `expected` bytes of `stream`: no more is read, and fewer is an error.
+fn read_exactly(stream: &mut impl Read, expected: usize) -> Result<Vec<u8>, String> {
+    if expected as u64 > FileKind::Tensors.limit() {
+        return Err(format!("{expected} bytes is more than advpipe reads as one array"));
+    }
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(expected)
+        .map_err(|_| "not enough memory to read it".to_string())?;
+    stream.take(expected as u64).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() != expected {
+        return Err(format!(
+            "its header promises {expected} bytes of data, the file has {}",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
 }
 
 type Entries = serde_json::Map<String, serde_json::Value>;

@@ -143,11 +143,16 @@ pub fn split_size(split: &str) -> usize {
     }
 }
 
+/// The image and label file names of a split ("train" or "test"), as MNIST and
+/// Fashion-MNIST name them (without `.gz`).
+pub fn split_names(split: &str) -> (String, String) {
+    let prefix = if split == "train" { "train" } else { "t10k" };
+    (format!("{prefix}-images-idx3-ubyte"), format!("{prefix}-labels-idx1-ubyte"))
+}
+
 /// The image and label files of a split.
 pub fn split_files(dir: &Path, split: &str) -> Result<(PathBuf, PathBuf)> {
-    let prefix = if split == "train" { "train" } else { "t10k" };
-    let images = format!("{prefix}-images-idx3-ubyte");
-    let labels = format!("{prefix}-labels-idx1-ubyte");
+    let (images, labels) = split_names(split);
     let missing = || Error::msg(format!("MNIST {split} split is missing.\n{}", how_to_point(dir)));
     Ok((find(dir, &images).ok_or_else(missing)?, find(dir, &labels).ok_or_else(missing)?))
 }

@@ -47,12 +47,12 @@ pub enum Artifact {
     Examples(crate::eval::ExampleSet),
     /// First-layer weights for the report.
     Figure(crate::eval::weights::WeightsFigure),
-    /// Files for other tools, by their name in the cache entry (`export.safetensors`,
-    /// `model.torch.safetensors`); the report copies them into the results folder.
-    Export(Vec<(String, Vec<u8>)>),
+    /// Files for other tools, by their name in the cache entry (one of [`EXPORT_FILES`]);
+    /// the report copies them into the results folder.
+    Export(Vec<(&'static str, Vec<u8>)>),
 }
 
-/// The files an `export` node may store.
+/// The files an `export` node stores: the tensors, and the model as a PyTorch state_dict.
 pub const EXPORT_FILES: [&str; 2] = ["export.safetensors", "model.torch.safetensors"];
 
 #[derive(Serialize, Deserialize)]
@@ -78,16 +78,7 @@ impl Artifact {
             Artifact::Metrics(m) => Ok(vec![("metrics.json", to_json(m)?)]),
             Artifact::Examples(e) => Ok(vec![("examples.json", to_json(e)?)]),
             Artifact::Figure(f) => Ok(vec![("figure.json", to_json(f)?)]),
-            Artifact::Export(files) => files
-                .iter()
-                .map(|(name, bytes)| {
-                    let name = EXPORT_FILES
-                        .iter()
-                        .find(|n| **n == name)
-                        .ok_or_else(|| Error::msg(format!("an export cannot store {name}")))?;
-                    Ok((*name, bytes.clone()))
-                })
-                .collect(),
+            Artifact::Export(files) => Ok(files.clone()),
             Artifact::Data(d) => Ok(vec![("examples.safetensors", encode_dataset(d)?)]),
             Artifact::Models { .. } => Err(Error::msg("loaded models and ensembles are not cached")),
         }
@@ -117,11 +108,8 @@ impl Artifact {
             )),
             Category::Data => Ok(Artifact::Data(Arc::new(decode_dataset(file("examples.safetensors")?)?))),
             Category::Export => {
-                let stored = EXPORT_FILES
-                    .iter()
-                    .filter_map(|n| files.get(*n).map(|bytes| (n.to_string(), bytes.clone())))
-                    .collect::<Vec<_>>();
                 file(EXPORT_FILES[0])?;
+                let stored = EXPORT_FILES.iter().filter_map(|n| Some((*n, files.get(*n)?.clone()))).collect();
                 Ok(Artifact::Export(stored))
             }
             other => Err(Error::msg(format!("{} nodes are not cached", other.word()))),

@@ -127,7 +127,7 @@ pub struct Outcome {
     /// The figures of every `figure` node.
     pub figures: BTreeMap<NodeId, crate::eval::weights::WeightsFigure>,
     /// The files of every `export` node.
-    pub exports: BTreeMap<NodeId, Vec<(String, Vec<u8>)>>,
+    pub exports: BTreeMap<NodeId, Vec<(&'static str, Vec<u8>)>>,
     /// How every model trained in (or cached for) this run trained.
     pub fits: BTreeMap<NodeId, crate::train::FitSummary>,
 }

@@ -11,7 +11,7 @@ use crate::check::{At, Bound, Checker, NodeKind, Value};
 use crate::error::Result;
 use crate::estimate::{scoring_rule, Estimate, Sizes};
 #[cfg(feature = "compute")]
-use crate::exec::{params, Artifact, Executor, Runner};
+use crate::exec::{artifacts::EXPORT_FILES, params, Artifact, Executor, Runner};
 use crate::params::{Category, Input, ParamDef, ParamType};
 
 crate::declare_params! {
@@ -91,7 +91,7 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
         // One model (not an ensemble) whose layers all have PyTorch modules.
         if let [member] = models.members.as_slice() {
             if let Ok(weights) = member.to_torch_safetensors() {
-                files.push(("model.torch.safetensors".to_string(), weights));
+                files.push((EXPORT_FILES[1], weights));
             }
         }
     }
@@ -100,7 +100,7 @@ fn run(x: &mut Executor<'_>, id: crate::check::ir::NodeId) -> Result<Artifact> {
         .map(|(name, dtype, shape, bytes)| (*name, TensorView::new(*dtype, shape.clone(), bytes).expect("shape and bytes agree")))
         .collect();
     let bytes = safetensors::tensor::serialize(views, &None).map_err(|e| crate::Error::msg(format!("writing the export: {e:?}")))?;
-    files.insert(0, ("export.safetensors".to_string(), bytes));
+    files.insert(0, (EXPORT_FILES[0], bytes));
     Ok(Artifact::Export(files))
 }
 

@@ -81,23 +81,10 @@ fn files(json: &serde_json::Value) -> Result<(PathBuf, PathBuf), (&'static str, 
     }
     match (json["split"].as_str(), json["images"].as_str(), json["labels"].as_str()) {
         (Some(split), None, None) => {
-            let prefix = if split == "train" { "train" } else { "t10k" };
-            Ok((
-                in_dir("split", &format!("{prefix}-images-idx3-ubyte"))?,
-                in_dir("split", &format!("{prefix}-labels-idx1-ubyte"))?,
-            ))
+            let (images, labels) = mnist::split_names(split);
+            Ok((in_dir("split", &images)?, in_dir("split", &labels)?))
         }
-        (None, Some(images), Some(labels)) => {
-            let name = |arg, file: &str| {
-                let path = dir.join(file);
-                if path.is_file() {
-                    Ok(path)
-                } else {
-                    in_dir(arg, file)
-                }
-            };
-            Ok((name("images", images)?, name("labels", labels)?))
-        }
+        (None, Some(images), Some(labels)) => Ok((in_dir("images", images)?, in_dir("labels", labels)?)),
         (Some(_), _, _) => Err((
             "split",
             "give either split (MNIST's file names) or images and labels (file names in dir), not both".into(),
@@ -156,12 +143,6 @@ fn reads(node: &crate::check::ir::Node, _: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn estimate(sizes: &Sizes) -> Estimate {
-    let stored = files(sizes.params)
-        .ok()
-        .and_then(|(images, _)| idx::peek(&images).ok())
-        .map(|dims| {
-            let width: usize = dims.iter().skip(1).product();
-            (*dims.first().unwrap_or(&0) as f64, width as f64)
-        });
-    labelled::estimate(sizes, stored)
+    let dims = files(sizes.params).ok().and_then(|(images, _)| idx::peek(&images).ok());
+    labelled::estimate(sizes, dims)
 }

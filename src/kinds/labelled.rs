@@ -109,9 +109,13 @@ pub const TAKE: ParamDef = ParamDef::optional(ParamType::Int).range(1.0, 1.0e9);
 /// `layout`: the order of 4-dimensional images.
 pub const LAYOUT: ParamDef = ParamDef::optional(ParamType::Choice(&["nchw", "nhwc"]));
 
-/// The estimate of a source whose stored examples are `count` of `width` values.
-pub fn estimate(sizes: &Sizes, count: Option<(f64, f64)>) -> Estimate {
-    let (stored, width) = count.unwrap_or((0.0, 0.0));
+/// The estimate of a source whose stored image array has dimensions `dims` (the first
+/// counting examples), when its header could be read.
+pub fn estimate(sizes: &Sizes, dims: Option<Vec<usize>>) -> Estimate {
+    let (stored, width) = match dims.as_deref() {
+        Some([count, rest @ ..]) => (*count as f64, rest.iter().product::<usize>() as f64),
+        _ => (0.0, 0.0),
+    };
     let examples = sizes
         .params
         .get("take")

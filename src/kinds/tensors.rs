@@ -118,11 +118,9 @@ fn reads(node: &crate::check::ir::Node, _: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn estimate(sizes: &Sizes) -> Estimate {
-    let stored = sizes.params.as_object().and_then(|json| {
+    let dims = sizes.params.as_object().and_then(|json| {
         let (path, images, _) = names(json);
-        let dims = arrays::peek(&path, &images).ok()?.dims;
-        let width: usize = dims.iter().skip(1).product();
-        Some((*dims.first()? as f64, width as f64))
+        Some(arrays::peek(&path, &images).ok()?.dims)
     });
-    labelled::estimate(sizes, stored)
+    labelled::estimate(sizes, dims)
 }

@@ -6,13 +6,16 @@
 
 use super::{format_value, RowResult, TableResult};
 
-/// A table as a grid: the header (an empty corner, then the columns) and its lines (the
-/// label, then a cell per column, `-` where no row fills it).
+/// A table as text: the header, its lines, and each column's markdown alignment. For a
+/// table whose rows name columns, the header is an empty corner then the columns, and a
+/// line is the label then a cell per column (`-` where no row fills it).
 pub struct Grid {
     /// `["", column, ...]`.
     pub header: Vec<String>,
     /// `[label, cell, ...]` per line.
     pub lines: Vec<Vec<String>>,
+    /// Per column, `---` (text) or `---:` (numbers, right-aligned).
+    pub rule: Vec<&'static str>,
 }
 
 /// The grid of `t`, if its rows name columns.
@@ -45,7 +48,8 @@ pub fn grid(t: &TableResult) -> Option<Grid> {
         .collect();
     let mut header = vec![String::new()];
     header.extend(t.columns.iter().cloned());
-    Some(Grid { header, lines })
+    let rule = std::iter::once("---").chain(t.columns.iter().map(|_| "---:")).collect();
+    Some(Grid { header, lines, rule })
 }
 
 #[cfg(test)]

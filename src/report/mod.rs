@@ -249,23 +249,28 @@ pub fn has_paper_values(t: &TableResult) -> bool {
     t.rows.iter().any(|r| r.paper.is_some())
 }
 
+/// What a table shows as text: a grid when its rows name columns, else a row per line
+/// under [`HEADER`] (the paper's columns only where some row cites the paper).
+fn shown(t: &TableResult) -> grid::Grid {
+    grid::grid(t).unwrap_or_else(|| {
+        let columns = shown_columns(t);
+        grid::Grid {
+            header: HEADER[..columns].iter().map(|h| h.to_string()).collect(),
+            lines: t.rows.iter().map(|row| cells(row)[..columns].to_vec()).collect(),
+            rule: ["---", "---:", "---:", "---:", "---:", "---"][..columns].to_vec(),
+        }
+    })
+}
+
 /// The tables for a terminal.
 pub fn terminal(tables: &[TableResult]) -> String {
     let mut out = String::new();
     for t in tables {
+        let shown = shown(t);
         let mut table = Table::new();
-        table.load_preset(UTF8_FULL_CONDENSED);
-        if let Some(g) = grid::grid(t) {
-            table.set_header(g.header);
-            for line in g.lines {
-                table.add_row(line);
-            }
-        } else {
-            let columns = shown_columns(t);
-            table.set_header(&HEADER[..columns]);
-            for row in &t.rows {
-                table.add_row(&cells(row)[..columns]);
-            }
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(shown.header);
+        for line in shown.lines {
+            table.add_row(line);
         }
         out.push_str(&format!("\n{}\n{table}\n", t.title));
     }
@@ -276,25 +281,15 @@ pub fn terminal(tables: &[TableResult]) -> String {
 pub fn markdown(tables: &[TableResult]) -> String {
     let mut out = String::new();
     for t in tables {
-        if let Some(g) = grid::grid(t) {
-            let rule: Vec<&str> = std::iter::once("---").chain(g.header[1..].iter().map(|_| "---:")).collect();
-            out.push_str(&format!("## {}\n\n| {} |\n|{}|\n", t.title, g.header.join(" | "), rule.join("|")));
-            for line in g.lines {
-                out.push_str(&format!("| {} |\n", line.join(" | ")));
-            }
-            out.push('\n');
-            continue;
-        }
-        let columns = shown_columns(t);
-        let rule = &["---", "---:", "---:", "---:", "---:", "---"][..columns];
+        let shown = shown(t);
         out.push_str(&format!(
             "## {}\n\n| {} |\n|{}|\n",
             t.title,
-            HEADER[..columns].join(" | "),
-            rule.join("|")
+            shown.header.join(" | "),
+            shown.rule.join("|")
         ));
-        for row in &t.rows {
-            out.push_str(&format!("| {} |\n", cells(row)[..columns].join(" | ")));
+        for line in shown.lines {
+            out.push_str(&format!("| {} |\n", line.join(" | ")));
         }
         out.push('\n');
     }
@@ -446,7 +441,7 @@ fn write_into(
     for (id, files) in &outcome.exports {
         let name = file_safe(&program.nodes[*id].name);
         for (stored, bytes) in files {
-            let file = match stored.as_str() {
+            let file = match *stored {
                 "model.torch.safetensors" => format!("export-{name}.torch.safetensors"),
                 _ => format!("export-{name}.safetensors"),
             };
