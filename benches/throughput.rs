@@ -18,7 +18,8 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use advpipe::attacks::{AttackContext, Crafter};
-use advpipe::nn::layers::{linear::Linear, maxout::Maxout};
+use advpipe::nn::layers::activations::Relu;
+use advpipe::nn::layers::{conv2d::Conv2d, flatten::Flatten, linear::Linear, max_pool::MaxPool, maxout::Maxout};
 use advpipe::nn::{Dev, Model, NetSpec};
 use advpipe::train::{FitParams, LossTerm, Trainer};
 use rand::{Rng, SeedableRng};
@@ -27,10 +28,55 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 100;
-const WORKLOADS: [&str; 3] = ["train", "fgsm", "advtrain"];
+const WORKLOADS: [&str; 4] = ["train", "fgsm", "advtrain", "pgd"];
+const MODELS: [&str; 3] = ["maxout240", "maxout1600", "lenet"];
+/// The peer's PGD: `--pgd-steps` and `--pgd-step-size` of `benches/peer/torch_throughput.py`.
+const PGD_STEPS: usize = 10;
 
 fn fgsm_json() -> serde_json::Value {
     serde_json::json!({"attack": "fgsm", "eps": 0.25, "clip": [0.0, 1.0], "labels": "true", "target": "none", "target_class": null, "mode": "eval"})
+}
+
+fn pgd_json() -> serde_json::Value {
+    serde_json::json!({"attack": "pgd", "eps": 0.25, "norm": "linf", "steps": PGD_STEPS, "step_size": 0.01, "start": "random", "restarts": 1, "clip": [0.0, 1.0], "labels": "true", "target": "none", "target_class": null, "mode": "eval"})
+}
+
+/// A net of the harness by name: `maxoutU` (the paper's, U units per layer) or `lenet`.
+fn net(name: &str) -> NetSpec {
+    if name == "lenet" {
+        let conv = |filters| Conv2d {
+            filters,
+            kernel: 5,
+            stride: 1,
+            padding: 0,
+        };
+        let pool = || MaxPool { size: 2, stride: None };
+        return NetSpec {
+            input: vec![1, 28, 28],
+            layers: vec![
+                conv(16).into(),
+                Relu {}.into(),
+                pool().into(),
+                conv(32).into(),
+                Relu {}.into(),
+                pool().into(),
+                Flatten {}.into(),
+                Linear { units: 10 }.into(),
+            ],
+        };
+    }
+    let units: usize = name
+        .strip_prefix("maxout")
+        .and_then(|u| u.parse().ok())
+        .unwrap_or_else(|| panic!("unknown model {name}: maxoutU or lenet"));
+    NetSpec {
+        input: vec![784],
+        layers: vec![
+            Maxout { units, pieces: 5 }.into(),
+            Maxout { units, pieces: 5 }.into(),
+            Linear { units: 10 }.into(),
+        ],
+    }
 }
 
 /// Examples per second of one workload, timed over about `budget` after a warm-up.
@@ -48,10 +94,12 @@ fn ours(dev: &Dev, model: &Model, workload: &str, x: &[f32], y: &[usize], budget
     };
     let mut trainer = Trainer::new(dev, model.clone(), &FitParams { loss, ..plain }).expect("valid attack");
     let fgsm = Crafter::from_json(&fgsm_json()).expect("valid attack");
+    let pgd = Crafter::from_json(&pgd_json()).expect("valid attack");
     let mut once = || match workload {
-        "fgsm" => {
+        "fgsm" | "pgd" => {
             let mut ctx = AttackContext::new(model, dev, 0);
-            let adv = fgsm.craft(&mut ctx, x, y);
+            let attack = if workload == "fgsm" { &fgsm } else { &pgd };
+            let adv = attack.craft(&mut ctx, x, y);
             std::hint::black_box(ctx.predict(&adv));
         }
         _ => {
@@ -78,18 +126,25 @@ fn peer_python() -> Option<PathBuf> {
 }
 
 fn peer_script() -> PathBuf {
-    std::env::var_os("ADVPIPE_PEER_SCRIPT").map_or_else(|| PathBuf::from("../shared/peer/torch_reference.py"), PathBuf::from)
+    std::env::var_os("ADVPIPE_PEER_SCRIPT").map_or_else(|| PathBuf::from("benches/peer/torch_throughput.py"), PathBuf::from)
 }
 
 /// The peer's examples per second, or why there is none.
-fn peer(python: &Option<PathBuf>, units: usize, workload: &str) -> Result<f64, String> {
+fn peer(python: &Option<PathBuf>, model: &str, workload: &str) -> Result<f64, String> {
     let python = python.as_ref().ok_or("no torch venv (see this file's header)")?;
-    let iters = if units > 500 { "10" } else { "60" };
+    let (kind, units) = match model.strip_prefix("maxout") {
+        Some(units) => ("maxout", units),
+        None => (model, "240"),
+    };
+    let slow = model == "maxout1600" || workload == "pgd";
+    let iters = if slow { "10" } else { "60" };
     let out = Command::new(python)
         .arg(peer_script())
         .args([
+            "--model",
+            kind,
             "--units",
-            &units.to_string(),
+            units,
             "--threads",
             "2",
             "--workload",
@@ -97,6 +152,7 @@ fn peer(python: &Option<PathBuf>, units: usize, workload: &str) -> Result<f64, S
             "--iters",
             iters,
         ])
+        .args(["--eps", "0.25", "--pgd-steps", &PGD_STEPS.to_string(), "--pgd-step-size", "0.01"])
         .output()
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -111,6 +167,15 @@ fn peer(python: &Option<PathBuf>, units: usize, workload: &str) -> Result<f64, S
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+fn list(var: &str, default: &[&str]) -> Vec<String> {
+    std::env::var(var)
+        .unwrap_or_else(|_| default.join(","))
+        .split(',')
+        .map(|w| w.trim().to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 /// The fp32 matmul ceiling: GFLOP/s of the gemm advpipe's dense layers use, on a square
@@ -155,16 +220,8 @@ fn matmul_ceiling() -> f64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; anything else (a filter) is ignored.
-    let units: Vec<usize> = std::env::var("ADVPIPE_BENCH_UNITS")
-        .unwrap_or_else(|_| "240,1600".into())
-        .split(',')
-        .filter_map(|u| u.trim().parse().ok())
-        .collect();
-    let chosen: Vec<String> = std::env::var("ADVPIPE_BENCH_WORKLOADS")
-        .unwrap_or_else(|_| WORKLOADS.join(","))
-        .split(',')
-        .map(|w| w.trim().to_string())
-        .collect();
+    let models = list("ADVPIPE_BENCH_MODELS", &MODELS);
+    let chosen = list("ADVPIPE_BENCH_WORKLOADS", &WORKLOADS);
     let rounds: usize = std::env::var("ADVPIPE_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     let python = peer_python();
     let dev = Dev::default();
@@ -177,51 +234,43 @@ fn main() {
         rayon::current_num_threads()
     );
     let mut train_flops = Vec::new();
-    println!("| workload | units | advpipe ex/s | PyTorch ex/s | advpipe / PyTorch |");
-    println!("|---|---:|---:|---:|---:|");
-    for &u in &units {
-        let net = NetSpec {
-            input: vec![784],
-            layers: vec![
-                Maxout { units: u, pieces: 5 }.into(),
-                Maxout { units: u, pieces: 5 }.into(),
-                Linear { units: 10 }.into(),
-            ],
-        };
-        let model = Model::init(&dev, &net, 0.005, &mut rng);
-        let budget = Duration::from_millis(if u > 500 { 4000 } else { 1500 });
+    println!("| model | workload | advpipe ex/s | PyTorch ex/s | advpipe / PyTorch |");
+    println!("|---|---|---:|---:|---:|");
+    for name in &models {
+        let model = Model::init(&dev, &net(name), 0.005, &mut rng);
+        let budget = Duration::from_millis(if name == "maxout1600" { 4000 } else { 1500 });
         for workload in WORKLOADS.into_iter().filter(|w| chosen.iter().any(|c| c == w)) {
             let (mut a, mut b, mut why) = (vec![], vec![], None);
             for _ in 0..rounds {
                 a.push(ours(&dev, &model, workload, &x, &y, budget));
-                match peer(&python, u, workload) {
+                match peer(&python, name, workload) {
                     Ok(v) => b.push(v),
                     Err(e) => why = Some(e),
                 }
             }
             let ours = median(a);
-            if workload == "train" {
-                // A training step costs about 6 x parameters FLOPs per example.
+            if workload == "train" && name.starts_with("maxout") {
+                // A dense training step costs about 6 x parameters FLOPs per example.
                 let params: usize = model
                     .params
                     .iter()
                     .flatten()
                     .map(|p| p.weight.as_vec().len() + p.bias.as_vec().len())
                     .sum();
-                train_flops.push((u, ours * 6.0 * params as f64 / 1e9));
+                train_flops.push((name.clone(), ours * 6.0 * params as f64 / 1e9));
             }
             match why {
                 None => {
                     let theirs = median(b);
-                    println!("| {workload} | {u} | {ours:.0} | {theirs:.0} | {:.2} |", ours / theirs);
+                    println!("| {name} | {workload} | {ours:.0} | {theirs:.0} | {:.2} |", ours / theirs);
                 }
-                Some(e) => println!("| {workload} | {u} | {ours:.0} | skipped: {e} | - |"),
+                Some(e) => println!("| {name} | {workload} | {ours:.0} | skipped: {e} | - |"),
             }
         }
     }
-    for (u, gflops) in train_flops {
+    for (name, gflops) in train_flops {
         println!(
-            "{u}-unit training step: {gflops:.0} GFLOP/s (6 x parameters per example), {:.0}% of the ceiling",
+            "{name} training step: {gflops:.0} GFLOP/s (6 x parameters per example), {:.0}% of the ceiling",
             100.0 * gflops / ceiling
         );
     }

@@ -37,7 +37,7 @@ fn dense_len<S: Shape, T>(t: &Tensor<S, f32, Dev, T>, start: *const f32) -> usiz
 }
 
 /// A contiguous tensor's values, read in place.
-fn values<S: Shape, T>(t: &Tensor<S, f32, Dev, T>) -> &[f32] {
+pub(super) fn values<S: Shape, T>(t: &Tensor<S, f32, Dev, T>) -> &[f32] {
     if t.shape().num_elements() == 0 {
         return &[];
     }
@@ -215,10 +215,26 @@ impl Columns {
 // SAFETY: the blocks that share a `Columns` touch disjoint elements (see its use).
 unsafe impl Sync for Columns {}
 
-/// `dst (m x n, row stride dst_rs) = accumulate * dst + lhs (m x k) * rhs (k x n)`, each
-/// operand given by its pointer and its column and row strides.
-#[allow(clippy::too_many_arguments)]
+/// `dst (m x n, row-major) = accumulate * dst + lhs (m x k) * rhs (k x n)`, each input given
+/// by its slice and its column and row strides, on every thread.
 fn gemm(
+    shape: (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+) {
+    let threads = gemm::Parallelism::Rayon(rayon::current_num_threads());
+    gemm_on(threads, shape, dst, accumulate, lhs, lhs_strides, rhs, rhs_strides);
+}
+
+/// [`gemm`] on the given threads (`gemm::Parallelism::None` inside a task that is already
+/// one of several running in parallel).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_on(
+    parallelism: gemm::Parallelism,
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     accumulate: bool,
@@ -256,7 +272,7 @@ fn gemm(
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            parallelism,
         );
     }
 }

@@ -12,6 +12,8 @@ pub mod combine;
 pub mod conv;
 #[cfg(all(feature = "compute", not(feature = "cuda")))]
 pub mod fused;
+#[cfg(all(feature = "compute", not(feature = "cuda")))]
+pub mod fused_conv;
 pub mod layers;
 #[cfg(feature = "compute")]
 pub mod model;

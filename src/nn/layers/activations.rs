@@ -1,6 +1,8 @@
 //! The element-wise activations `relu`, `sigmoid` and `tanh`: one value in, one value out,
 //! any input shape, no parameters. Each is a layer of its own (its own struct, version and
-//! registry line); they share this file because they differ only in the dfdx op they call.
+//! registry line); they share this file because they differ only in the op they call. ReLU,
+//! the conv nets' activation, runs a fused CPU kernel (`nn::fused_conv::relu`, the same values
+//! and gradients as dfdx's op); the others are dfdx's ops.
 
 use super::Layer;
 #[cfg(feature = "compute")]
@@ -13,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// Declares an element-wise activation layer: its struct, name, doc line, version and op.
 macro_rules! activation {
-    ($(#[$doc:meta])* $ty:ident, $name:literal, $line:literal, version $version:literal, $op:ident) => {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $line:literal, version $version:literal, sources $sources:expr, $op:expr) => {
         crate::declare_params! {
             $(#[$doc])*
             #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,7 +26,7 @@ macro_rules! activation {
             const NAME: &'static str = $name;
             const DOC: &'static str = $line;
             const VERSION: u32 = $version;
-            const SOURCES: &'static [&'static str] = &[file!()];
+            const SOURCES: &'static [&'static str] = $sources;
             const PARAMS: &'static [crate::params::ParamSpec] = $ty::PARAMS;
 
             fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
@@ -33,7 +35,7 @@ macro_rules! activation {
 
             #[cfg(feature = "compute")]
             fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, _: &Pass<'_>) -> Matrix<T> {
-                h.$op()
+                $op(h)
             }
         }
     };
@@ -41,16 +43,25 @@ macro_rules! activation {
 
 activation!(
     /// `relu`: max(0, x).
-    Relu, "relu", "max(0, x)", version 1, relu
+    Relu, "relu", "max(0, x)", version 1, sources &[file!(), "src/nn/fused_conv.rs"], relu
 );
 activation!(
     /// `sigmoid`: 1 / (1 + e^-x).
-    Sigmoid, "sigmoid", "logistic sigmoid", version 1, sigmoid
+    Sigmoid, "sigmoid", "logistic sigmoid", version 1, sources &[file!()], |h: Matrix<T>| h.sigmoid()
 );
 activation!(
     /// `tanh`: the hyperbolic tangent.
-    Tanh, "tanh", "hyperbolic tangent", version 1, tanh
+    Tanh, "tanh", "hyperbolic tangent", version 1, sources &[file!()], |h: Matrix<T>| h.tanh()
 );
+
+/// ReLU: the fused kernel on the CPU, dfdx's op on other devices.
+#[cfg(feature = "compute")]
+fn relu<T: Tape<f32, Dev>>(h: Matrix<T>) -> Matrix<T> {
+    #[cfg(not(feature = "cuda"))]
+    return crate::nn::fused_conv::relu(h);
+    #[cfg(feature = "cuda")]
+    h.relu()
+}
 
 #[cfg(all(test, feature = "compute"))]
 mod tests {

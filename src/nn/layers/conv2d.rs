@@ -3,7 +3,8 @@
 //! `[c, h, w] -> [filters, (h + 2 padding - kernel) / stride + 1, ...]`; `padding: 1` with a
 //! 3x3 kernel keeps the size, as PyTorch's `Conv2d(..., padding=1)` does.
 //!
-//! The kernel is `nn::conv` (gather + matmul, on stable Rust). One filter per weight column,
+//! The kernel is `nn::fused_conv` on the CPU (im2col + gemm per example) and `nn::conv`
+//! (dfdx's gather + matmul) on other devices. One filter per weight column,
 //! `weight` `[channels * kernel * kernel, filters]`, rows ordered by input channel, then
 //! kernel row, then kernel column.
 
@@ -42,8 +43,9 @@ fn is_zero(padding: &usize) -> bool {
 impl Layer for Conv2d {
     const NAME: &'static str = "conv2d";
     const DOC: &'static str = "2-D convolution: [c, h, w] -> [filters, (h + 2 padding - kernel) / stride + 1, ...]";
-    const VERSION: u32 = 1;
-    const SOURCES: &'static [&'static str] = &[file!(), "src/nn/conv.rs"];
+    // 2: the fused kernel (its sums run in another order).
+    const VERSION: u32 = 2;
+    const SOURCES: &'static [&'static str] = &[file!(), "src/nn/conv.rs", "src/nn/fused_conv.rs", "src/nn/fused.rs"];
     const PARAMS: &'static [crate::params::ParamSpec] = Conv2d::PARAMS;
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
@@ -71,6 +73,9 @@ impl Layer for Conv2d {
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
         let window = Window::over(pass.input, self.kernel, self.stride, self.padding, "conv2d").expect("shape-checked");
         let p = pass.affine();
+        #[cfg(not(feature = "cuda"))]
+        return crate::nn::fused_conv::conv2d(h, &window, p, pass.needs);
+        #[cfg(feature = "cuda")]
         crate::nn::conv::conv2d(h, &window, &p.weight, &p.bias)
     }
 }

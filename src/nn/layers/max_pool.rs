@@ -32,8 +32,9 @@ impl MaxPool {
 impl Layer for MaxPool {
     const NAME: &'static str = "max_pool";
     const DOC: &'static str = "max over square windows of each channel";
-    const VERSION: u32 = 1;
-    const SOURCES: &'static [&'static str] = &[file!(), "src/nn/conv.rs"];
+    // 2: the fused kernel, whose gradient goes to the first largest value of a window only.
+    const VERSION: u32 = 2;
+    const SOURCES: &'static [&'static str] = &[file!(), "src/nn/conv.rs", "src/nn/fused_conv.rs"];
     const PARAMS: &'static [crate::params::ParamSpec] = MaxPool::PARAMS;
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
@@ -42,7 +43,11 @@ impl Layer for MaxPool {
 
     #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
-        crate::nn::conv::max_pool(h, &self.window(pass.input).expect("shape-checked"))
+        let window = self.window(pass.input).expect("shape-checked");
+        #[cfg(not(feature = "cuda"))]
+        return crate::nn::fused_conv::max_pool(h, &window);
+        #[cfg(feature = "cuda")]
+        crate::nn::conv::max_pool(h, &window)
     }
 }
 
