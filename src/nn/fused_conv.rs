@@ -238,6 +238,175 @@ pub fn conv2d<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affine, need
     y.put_tape(tape)
 }
 
+/// A winner that takes no gradient: its window's largest value was not positive, so the
+/// ReLU before the pooling passed nothing back.
+const NO_WINNER: u32 = u32::MAX;
+
+/// `max_pool(relu(conv2d(x)))` in one pass per example, with the same values and gradients
+/// to the bit as the three kernels above one after the other (the test says so): the
+/// convolution's output lives in a per-example scratch buffer and never goes to memory as a
+/// batch, so the ReLU's and the pooling's passes over it (four times the pooled output, both
+/// ways) cost nothing. Backward, each example's pooled gradient is scattered into a scratch
+/// buffer of the convolution's shape, which then goes through [`conv2d`]'s backward.
+pub fn conv_relu_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affine, pool: &Window, needs: Needs) -> Matrix<T> {
+    let n = x.shape().0;
+    let out = window.output().expect("checked when the net was built");
+    let (pooled_h, pooled_w) = pool.output().expect("checked when the net was built");
+    let positions = out.0 * out.1;
+    let (field, filters) = *p.weight.shape();
+    debug_assert_eq!((pool.channels, pool.height, pool.width, pool.padding), (filters, out.0, out.1, 0));
+    let in_len = window.channels * window.height * window.width;
+    let (conv_len, out_len) = (filters * positions, filters * pooled_h * pooled_w);
+    let (x, mut tape) = x.split_tape();
+    let (weight, bias) = (values(&p.weight), values(&p.bias));
+    let mut y = vec![0.0f32; n * out_len];
+    let mut winners = vec![0u32; n * out_len];
+    let serial = gemm::Parallelism::None;
+    y.par_chunks_mut(out_len)
+        .zip(winners.par_chunks_mut(out_len))
+        .zip(values(&x).par_chunks(in_len))
+        .for_each_init(
+            || (vec![0.0f32; field * positions], vec![0.0f32; conv_len]),
+            |(cols, conv), ((y, winners), x)| {
+                im2col(window, out, x, cols);
+                for (row, b) in conv.chunks_exact_mut(positions).zip(bias) {
+                    row.fill(*b);
+                }
+                gemm_on(
+                    serial,
+                    (filters, positions, field),
+                    conv,
+                    true,
+                    weight,
+                    (filters, 1),
+                    cols,
+                    (1, positions),
+                );
+                relu_pool(pool, (pooled_h, pooled_w), conv, y, winners);
+            },
+        );
+    let y = x.device().tensor_from_vec(y, (n, out_len));
+    let y_ghost = y.ghost();
+    let (window, weight, bias) = (*window, p.weight.clone(), p.bias.clone());
+    tape.add_backward_op(move |grads| {
+        // SAFETY: only the input's and the parameters' gradients are touched below.
+        let gy = unsafe { gradient_of!(grads, &y_ghost) };
+        let (input, w) = (values(&x), values(&weight));
+        let chunks = n.div_ceil(EXAMPLES_PER_CHUNK);
+        let gx_parts: Vec<Option<&mut [f32]>> = if needs.input {
+            grads
+                .get_or_alloc_mut(&x)?
+                .chunks_mut(EXAMPLES_PER_CHUNK * in_len)
+                .map(Some)
+                .collect()
+        } else {
+            (0..chunks).map(|_| None).collect()
+        };
+        // Per chunk of examples, its sums of the weight and bias gradients.
+        let chunk_sums: Vec<Vec<f32>> = gx_parts
+            .into_par_iter()
+            .enumerate()
+            .map(|(chunk, mut gx)| {
+                let mut sums = vec![0.0f32; if needs.params { field * filters + filters } else { 0 }];
+                let (mut cols, mut conv) = (vec![0.0f32; field * positions], vec![0.0f32; conv_len]);
+                let first = chunk * EXAMPLES_PER_CHUNK;
+                for b in first..n.min(first + EXAMPLES_PER_CHUNK) {
+                    conv.fill(0.0);
+                    let at = b * out_len..(b + 1) * out_len;
+                    for (&winner, &g) in winners[at.clone()].iter().zip(&gy[at]) {
+                        if winner != NO_WINNER {
+                            conv[winner as usize] += g;
+                        }
+                    }
+                    if needs.params {
+                        im2col(&window, out, &input[b * in_len..(b + 1) * in_len], &mut cols);
+                        let (dw, db) = sums.split_at_mut(field * filters);
+                        gemm_on(
+                            serial,
+                            (field, filters, positions),
+                            dw,
+                            true,
+                            &cols,
+                            (1, positions),
+                            &conv,
+                            (positions, 1),
+                        );
+                        for (db, row) in db.iter_mut().zip(conv.chunks_exact(positions)) {
+                            *db += lane_sum(row);
+                        }
+                    }
+                    if let Some(gx) = gx.as_deref_mut() {
+                        gemm_on(
+                            serial,
+                            (field, positions, filters),
+                            &mut cols,
+                            false,
+                            w,
+                            (1, filters),
+                            &conv,
+                            (1, positions),
+                        );
+                        let example = b - first;
+                        col2im_add(&window, out, &cols, &mut gx[example * in_len..(example + 1) * in_len]);
+                    }
+                }
+                sums
+            })
+            .collect();
+        if needs.params {
+            let gw = grads.get_or_alloc_mut(&weight)?;
+            for sums in &chunk_sums {
+                for (g, s) in gw.iter_mut().zip(&sums[..field * filters]) {
+                    *g += s;
+                }
+            }
+            let gb = grads.get_or_alloc_mut(&bias)?;
+            for sums in &chunk_sums {
+                for (g, s) in gb.iter_mut().zip(&sums[field * filters..]) {
+                    *g += s;
+                }
+            }
+        }
+        Ok(())
+    });
+    y.put_tape(tape)
+}
+
+/// One example's max-pooling of `relu(conv)` into `y`, each window's winner (an offset into
+/// `conv`) into `winners`: the first largest of the ReLU's outputs, as [`max_pool`] after
+/// [`relu`] picks it, and [`NO_WINNER`] where that is a zero.
+fn relu_pool(pool: &Window, (oh, ow): (usize, usize), conv: &[f32], y: &mut [f32], winners: &mut [u32]) {
+    let Window {
+        channels,
+        height,
+        width,
+        size,
+        stride,
+        ..
+    } = *pool;
+    let mut at = 0;
+    for c in 0..channels {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let first = (c * height + oy * stride) * width + ox * stride;
+                let (mut best, mut winner) = (conv[first].max(0.0), first);
+                for ky in 0..size {
+                    let row = first + ky * width;
+                    for (kx, &v) in conv[row..row + size].iter().enumerate() {
+                        let v = v.max(0.0);
+                        if v > best {
+                            (best, winner) = (v, row + kx);
+                        }
+                    }
+                }
+                y[at] = best;
+                winners[at] = if best > 0.0 { winner as u32 } else { NO_WINNER };
+                at += 1;
+            }
+        }
+    }
+}
+
 /// Max-pooling each channel of a batch (no padding): `[n, c * oh * ow]`. The gradient goes
 /// to the first largest value of each window, as PyTorch's does (dfdx's `max` gives it to
 /// every tied value, which after a ReLU are the zeros of a dead window).
@@ -410,6 +579,59 @@ mod tests {
                     close(&what, &grads.get(&p.weight).as_vec(), &composed.1.get(&p.weight).as_vec());
                     close(&what, &grads.get(&p.bias).as_vec(), &composed.1.get(&p.bias).as_vec());
                 }
+            }
+        }
+    }
+
+    /// The fused run against the three kernels one after the other: the same bits, values
+    /// and gradients, for each choice of `needs`.
+    #[test]
+    fn conv_relu_pool_equals_the_three_kernels_to_the_bit() {
+        let dev = Dev::default();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        for (channels, side, size, stride, padding, filters, pool_size, pool_stride) in
+            [(1, 12, 5, 1, 0, 4, 2, 2), (3, 9, 3, 1, 1, 5, 3, 2), (2, 8, 3, 2, 1, 3, 2, 1)]
+        {
+            let n = 19;
+            let window = Window {
+                channels,
+                height: side,
+                width: side,
+                size,
+                stride,
+                padding,
+            };
+            let (oh, ow) = window.output().unwrap();
+            let pool = Window {
+                channels: filters,
+                height: oh,
+                width: ow,
+                size: pool_size,
+                stride: pool_stride,
+                padding: 0,
+            };
+            let (ph, pw) = pool.output().unwrap();
+            let x = random(&dev, &mut rng, (n, channels * side * side));
+            let p = Affine {
+                weight: random(&dev, &mut rng, (channels * size * size, filters)),
+                bias: random(&dev, &mut rng, (1, filters)).reshape_like(&(filters,)),
+            };
+            let upstream = random(&dev, &mut rng, (n, filters * ph * pw));
+            for needs in [Needs::ALL, Needs::PARAMS, Needs::INPUT] {
+                let run = |fused: bool| {
+                    let h = x.clone().leaky_trace();
+                    let y = if fused {
+                        conv_relu_pool(h, &window, &p, &pool, needs)
+                    } else {
+                        max_pool(relu(conv2d(h, &window, &p, needs)), &pool)
+                    };
+                    let value = y.as_vec();
+                    let grads = (y * upstream.clone()).sum().backward();
+                    let input = needs.input.then(|| grads.get(&x).as_vec());
+                    let params = needs.params.then(|| (grads.get(&p.weight).as_vec(), grads.get(&p.bias).as_vec()));
+                    (value, input, params)
+                };
+                assert_eq!(run(true), run(false), "{window:?} {pool:?} {needs:?}");
             }
         }
     }

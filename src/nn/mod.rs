@@ -14,6 +14,8 @@ pub mod conv;
 pub mod fused;
 #[cfg(all(feature = "compute", not(feature = "cuda")))]
 pub mod fused_conv;
+#[cfg(all(feature = "compute", not(feature = "cuda")))]
+pub mod fusion;
 pub mod layers;
 #[cfg(feature = "compute")]
 pub mod model;

@@ -167,12 +167,20 @@ impl Model {
         // Whether some layer before this one has parameters being trained: then this layer's
         // input gradient carries theirs.
         let mut trained_below = false;
-        for ((layer, params), input) in self.net.layers.iter().zip(&self.params).zip(&self.inputs) {
+        let mut i = 0;
+        while i < self.net.layers.len() {
+            let (layer, params, input) = (&self.net.layers[i], &self.params[i], &self.inputs[i]);
             let layer_needs = Needs {
                 input: needs.input || (needs.params && trained_below),
                 params: needs.params,
             };
             trained_below |= params.is_some();
+            #[cfg(not(feature = "cuda"))]
+            if let (Some(run), Some(params)) = (super::fusion::find(&self.net.layers[i..], input), params) {
+                h = run.forward(h, params, layer_needs);
+                i += run.layers();
+                continue;
+            }
             let pass = Pass {
                 params: params.as_ref(),
                 input,
@@ -180,6 +188,7 @@ impl Model {
                 needs: layer_needs,
             };
             h = layer.forward(h, &pass);
+            i += 1;
         }
         h
     }

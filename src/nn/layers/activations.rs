@@ -43,7 +43,7 @@ macro_rules! activation {
 
 activation!(
     /// `relu`: max(0, x).
-    Relu, "relu", "max(0, x)", version 1, sources &[file!(), "src/nn/fused_conv.rs"], relu
+    Relu, "relu", "max(0, x)", version 1, sources &[file!(), "src/nn/fused_conv.rs", "src/nn/fusion.rs"], relu
 );
 activation!(
     /// `sigmoid`: 1 / (1 + e^-x).

@@ -40,17 +40,29 @@ fn is_zero(padding: &usize) -> bool {
     *padding == 0
 }
 
+impl Conv2d {
+    /// Its window over an input of shape `input`, or why it does not fit.
+    pub(crate) fn window(&self, input: &[usize]) -> Result<Window, String> {
+        Window::over(input, self.kernel, self.stride, self.padding, "conv2d")
+    }
+}
+
 impl Layer for Conv2d {
     const NAME: &'static str = "conv2d";
     const DOC: &'static str = "2-D convolution: [c, h, w] -> [filters, (h + 2 padding - kernel) / stride + 1, ...]";
     // 2: the fused kernel (its sums run in another order).
     const VERSION: u32 = 2;
-    const SOURCES: &'static [&'static str] = &[file!(), "src/nn/conv.rs", "src/nn/fused_conv.rs", "src/nn/fused.rs"];
+    const SOURCES: &'static [&'static str] = &[
+        file!(),
+        "src/nn/conv.rs",
+        "src/nn/fused_conv.rs",
+        "src/nn/fused.rs",
+        "src/nn/fusion.rs",
+    ];
     const PARAMS: &'static [crate::params::ParamSpec] = Conv2d::PARAMS;
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        let window = Window::over(input, self.kernel, self.stride, self.padding, "conv2d")?;
-        window.output().map(|(h, w)| vec![self.filters, h, w])
+        self.window(input)?.output().map(|(h, w)| vec![self.filters, h, w])
     }
 
     fn weight_shape(&self, input: &[usize]) -> Result<Option<(usize, usize)>, String> {
@@ -71,7 +83,7 @@ impl Layer for Conv2d {
 
     #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
-        let window = Window::over(pass.input, self.kernel, self.stride, self.padding, "conv2d").expect("shape-checked");
+        let window = self.window(pass.input).expect("shape-checked");
         let p = pass.affine();
         #[cfg(not(feature = "cuda"))]
         return crate::nn::fused_conv::conv2d(h, &window, p, pass.needs);

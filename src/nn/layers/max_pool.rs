@@ -24,7 +24,8 @@ crate::declare_params! {
 }
 
 impl MaxPool {
-    fn window(&self, input: &[usize]) -> Result<Window, String> {
+    /// Its window over an input of shape `input`, or why it does not fit.
+    pub(crate) fn window(&self, input: &[usize]) -> Result<Window, String> {
         Window::over(input, self.size, self.stride.unwrap_or(self.size), 0, "max_pool")
     }
 }
@@ -34,7 +35,7 @@ impl Layer for MaxPool {
     const DOC: &'static str = "max over square windows of each channel";
     // 2: the fused kernel, whose gradient goes to the first largest value of a window only.
     const VERSION: u32 = 2;
-    const SOURCES: &'static [&'static str] = &[file!(), "src/nn/conv.rs", "src/nn/fused_conv.rs"];
+    const SOURCES: &'static [&'static str] = &[file!(), "src/nn/conv.rs", "src/nn/fused_conv.rs", "src/nn/fusion.rs"];
     const PARAMS: &'static [crate::params::ParamSpec] = MaxPool::PARAMS;
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
