@@ -92,6 +92,9 @@ fn each_run(window: &Window, (oh, ow): (usize, usize), mut visit: impl FnMut(usi
 /// window hangs over the padding.
 fn im2col(window: &Window, out: (usize, usize), x: &[f32], cols: &mut [f32]) {
     let (stride, ow) = (window.stride, out.1);
+    if stride == 1 && window.padding == 0 {
+        return im2col_unpadded(window, out, x, cols);
+    }
     each_run(window, out, |at, row, (lo, hi), x0| {
         let run = &mut cols[at..at + ow];
         let Some(row) = row else {
@@ -101,7 +104,7 @@ fn im2col(window: &Window, out: (usize, usize), x: &[f32], cols: &mut [f32]) {
         run[..lo].fill(0.0);
         run[hi..].fill(0.0);
         if stride == 1 {
-            run[lo..hi].copy_from_slice(&x[row + x0..row + x0 + hi - lo]);
+            copy_short(&mut run[lo..hi], &x[row + x0..row + x0 + hi - lo]);
         } else {
             for (i, v) in run[lo..hi].iter_mut().enumerate() {
                 *v = x[row + x0 + i * stride];
@@ -110,10 +113,70 @@ fn im2col(window: &Window, out: (usize, usize), x: &[f32], cols: &mut [f32]) {
     });
 }
 
+/// [`im2col`] at stride 1 without padding (a LeNet's layers): every run a whole row of the
+/// window's input, copied in one tight loop.
+fn im2col_unpadded(window: &Window, (oh, ow): (usize, usize), x: &[f32], cols: &mut [f32]) {
+    let (height, width, size) = (window.height, window.width, window.size);
+    let mut runs = cols.chunks_exact_mut(ow);
+    for c in 0..window.channels {
+        for ky in 0..size {
+            for kx in 0..size {
+                for oy in 0..oh {
+                    let from = (c * height + oy + ky) * width + kx;
+                    copy_short(runs.next().expect("cols holds field x positions"), &x[from..from + ow]);
+                }
+            }
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col (a row of the output, 8 or 24
+/// values in a LeNet) with inline vector moves: `copy_from_slice`, and any copy loop the
+/// compiler recognises, becomes a call to the C library's `memcpy`, whose overhead on runs
+/// this short had cost a tenth of a training step.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_loadu_ps, _mm_storeu_ps};
+        let blocks = dst.len() / 4;
+        for i in (0..blocks * 4).step_by(4) {
+            // SAFETY: i + 4 <= len of both slices (asserted equal); SSE is part of every
+            // x86_64 target; the loads and stores are unaligned ones.
+            unsafe { _mm_storeu_ps(dst.as_mut_ptr().add(i), _mm_loadu_ps(src.as_ptr().add(i))) };
+        }
+        for i in blocks * 4..dst.len() {
+            dst[i] = src[i];
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    dst.copy_from_slice(src);
+}
+
 /// Adds a `[field, positions]` gradient back onto the input it was gathered from (col2im);
 /// the padding's share is dropped.
 fn col2im_add(window: &Window, out: (usize, usize), cols: &[f32], gx: &mut [f32]) {
     let stride = window.stride;
+    if stride == 1 && window.padding == 0 {
+        // As im2col_unpadded: each run a whole row of the window's input, in one tight loop.
+        let (height, width, size, (oh, ow)) = (window.height, window.width, window.size, out);
+        let mut runs = cols.chunks_exact(ow);
+        for c in 0..window.channels {
+            for ky in 0..size {
+                for kx in 0..size {
+                    for oy in 0..oh {
+                        let from = (c * height + oy + ky) * width + kx;
+                        let run = runs.next().expect("cols holds field x positions");
+                        for (gx, g) in gx[from..from + ow].iter_mut().zip(run) {
+                            *gx += g;
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     each_run(window, out, |at, row, (lo, hi), x0| {
         let Some(row) = row else { return };
         let run = &cols[at + lo..at + hi];
@@ -172,8 +235,6 @@ pub fn conv2d<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affine, need
         let gy = unsafe { gradient_of!(grads, &y_ghost) };
         let (input, w) = (values(&x), values(&weight));
         if needs.params {
-            // dW [field, filters] += cols [field, positions] dY^T [positions, filters], and
-            // db += dY summed over positions, per chunk of examples, then over chunks in order.
             let chunk_sums: Vec<Vec<f32>> = gy
                 .par_chunks(EXAMPLES_PER_CHUNK * filters * positions)
                 .zip(input.par_chunks(EXAMPLES_PER_CHUNK * in_len))
@@ -181,56 +242,19 @@ pub fn conv2d<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affine, need
                     let mut sums = vec![0.0f32; field * filters + filters];
                     let mut cols = vec![0.0f32; field * positions];
                     for (gy, x) in gy.chunks_exact(filters * positions).zip(x.chunks_exact(in_len)) {
-                        im2col(&window, out, x, &mut cols);
-                        let (dw, db) = sums.split_at_mut(field * filters);
-                        gemm_on(
-                            serial,
-                            (field, filters, positions),
-                            dw,
-                            true,
-                            &cols,
-                            (1, positions),
-                            gy,
-                            (positions, 1),
-                        );
-                        for (db, row) in db.iter_mut().zip(gy.chunks_exact(positions)) {
-                            *db += lane_sum(row);
-                        }
+                        add_param_gradients(&window, out, x, gy, &mut cols, &mut sums);
                     }
                     sums
                 })
                 .collect();
-            let gw = grads.get_or_alloc_mut(&weight)?;
-            for sums in &chunk_sums {
-                for (g, s) in gw.iter_mut().zip(&sums[..field * filters]) {
-                    *g += s;
-                }
-            }
-            let gb = grads.get_or_alloc_mut(&bias)?;
-            for sums in &chunk_sums {
-                for (g, s) in gb.iter_mut().zip(&sums[field * filters..]) {
-                    *g += s;
-                }
-            }
+            add_chunk_sums(grads.get_or_alloc_mut(&weight)?, &chunk_sums, field, filters);
+            add_chunk_sums(grads.get_or_alloc_mut(&bias)?, &chunk_sums, field, filters);
         }
         if needs.input {
             let gx = grads.get_or_alloc_mut(&x)?;
             gx.par_chunks_mut(in_len).zip(gy.par_chunks(filters * positions)).for_each_init(
                 || vec![0.0f32; field * positions],
-                |cols, (gx, gy)| {
-                    // dcols [field, positions] = W [field, filters] dY [filters, positions]
-                    gemm_on(
-                        serial,
-                        (field, positions, filters),
-                        cols,
-                        false,
-                        w,
-                        (1, filters),
-                        gy,
-                        (1, positions),
-                    );
-                    col2im_add(&window, out, cols, gx);
-                },
+                |cols, (gx, gy)| add_input_gradient(&window, out, w, gy, cols, gx),
             );
         }
         Ok(())
@@ -319,53 +343,19 @@ pub fn conv_relu_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affi
                         }
                     }
                     if needs.params {
-                        im2col(&window, out, &input[b * in_len..(b + 1) * in_len], &mut cols);
-                        let (dw, db) = sums.split_at_mut(field * filters);
-                        gemm_on(
-                            serial,
-                            (field, filters, positions),
-                            dw,
-                            true,
-                            &cols,
-                            (1, positions),
-                            &conv,
-                            (positions, 1),
-                        );
-                        for (db, row) in db.iter_mut().zip(conv.chunks_exact(positions)) {
-                            *db += lane_sum(row);
-                        }
+                        add_param_gradients(&window, out, &input[b * in_len..(b + 1) * in_len], &conv, &mut cols, &mut sums);
                     }
                     if let Some(gx) = gx.as_deref_mut() {
-                        gemm_on(
-                            serial,
-                            (field, positions, filters),
-                            &mut cols,
-                            false,
-                            w,
-                            (1, filters),
-                            &conv,
-                            (1, positions),
-                        );
                         let example = b - first;
-                        col2im_add(&window, out, &cols, &mut gx[example * in_len..(example + 1) * in_len]);
+                        add_input_gradient(&window, out, w, &conv, &mut cols, &mut gx[example * in_len..(example + 1) * in_len]);
                     }
                 }
                 sums
             })
             .collect();
         if needs.params {
-            let gw = grads.get_or_alloc_mut(&weight)?;
-            for sums in &chunk_sums {
-                for (g, s) in gw.iter_mut().zip(&sums[..field * filters]) {
-                    *g += s;
-                }
-            }
-            let gb = grads.get_or_alloc_mut(&bias)?;
-            for sums in &chunk_sums {
-                for (g, s) in gb.iter_mut().zip(&sums[field * filters..]) {
-                    *g += s;
-                }
-            }
+            add_chunk_sums(grads.get_or_alloc_mut(&weight)?, &chunk_sums, field, filters);
+            add_chunk_sums(grads.get_or_alloc_mut(&bias)?, &chunk_sums, field, filters);
         }
         Ok(())
     });
@@ -384,6 +374,9 @@ fn relu_pool(pool: &Window, (oh, ow): (usize, usize), conv: &[f32], y: &mut [f32
         stride,
         ..
     } = *pool;
+    if size == 2 && stride == 2 {
+        return relu_pool_2x2(pool, (oh, ow), conv, y, winners);
+    }
     let mut at = 0;
     for c in 0..channels {
         for oy in 0..oh {
@@ -402,6 +395,101 @@ fn relu_pool(pool: &Window, (oh, ow): (usize, usize), conv: &[f32], y: &mut [f32
                 y[at] = best;
                 winners[at] = if best > 0.0 { winner as u32 } else { NO_WINNER };
                 at += 1;
+            }
+        }
+    }
+}
+
+/// [`relu_pool`] for the common 2x2 window at stride 2, the same choices: two rows at a
+/// time, and selects the compiler makes without branches (which of four values wins is a
+/// coin toss that the general loop's branches kept mispredicting).
+fn relu_pool_2x2(pool: &Window, (oh, ow): (usize, usize), conv: &[f32], y: &mut [f32], winners: &mut [u32]) {
+    let (height, width) = (pool.height, pool.width);
+    for c in 0..pool.channels {
+        for oy in 0..oh {
+            let top = (c * height + 2 * oy) * width;
+            let (upper, lower) = (&conv[top..top + width], &conv[top + width..top + 2 * width]);
+            let at = (c * oh + oy) * ow;
+            for (ox, (y, winner)) in y[at..at + ow].iter_mut().zip(&mut winners[at..at + ow]).enumerate() {
+                let left = 2 * ox;
+                let mut best = upper[left].max(0.0);
+                let mut offset = top + left;
+                for (v, o) in [
+                    (upper[left + 1], top + left + 1),
+                    (lower[left], top + width + left),
+                    (lower[left + 1], top + width + left + 1),
+                ] {
+                    let v = v.max(0.0);
+                    let wins = v > best;
+                    best = if wins { v } else { best };
+                    offset = if wins { o } else { offset };
+                }
+                *y = best;
+                *winner = if best > 0.0 { offset as u32 } else { NO_WINNER };
+            }
+        }
+    }
+}
+
+/// Adds one example's parameter gradients to `sums` (`[filters, field]`, then `[filters]`):
+/// `dW^T += dY cols^T` with the example's fields recomputed into `cols`, and `db += dY`
+/// summed over positions. The transposed product gives gemm's micro-kernel the long side
+/// (`field`) as its rows.
+fn add_param_gradients(window: &Window, out: (usize, usize), x: &[f32], gy: &[f32], cols: &mut [f32], sums: &mut [f32]) {
+    let positions = out.0 * out.1;
+    let filters = gy.len() / positions;
+    let field = cols.len() / positions;
+    im2col(window, out, x, cols);
+    let (dw, db) = sums.split_at_mut(field * filters);
+    // dW^T [filters, field] += dY [filters, positions] cols^T [positions, field]
+    gemm_on(
+        gemm::Parallelism::None,
+        (filters, field, positions),
+        dw,
+        true,
+        gy,
+        (1, positions),
+        cols,
+        (positions, 1),
+    );
+    for (db, row) in db.iter_mut().zip(gy.chunks_exact(positions)) {
+        *db += lane_sum(row);
+    }
+}
+
+/// Adds one example's input gradient to `gx`: `dcols = W dY` into `cols`, then added back
+/// through the fields (col2im).
+fn add_input_gradient(window: &Window, out: (usize, usize), w: &[f32], gy: &[f32], cols: &mut [f32], gx: &mut [f32]) {
+    let positions = out.0 * out.1;
+    let (filters, field) = (gy.len() / positions, cols.len() / positions);
+    // dcols [field, positions] = W [field, filters] dY [filters, positions]
+    gemm_on(
+        gemm::Parallelism::None,
+        (field, positions, filters),
+        cols,
+        false,
+        w,
+        (1, filters),
+        gy,
+        (1, positions),
+    );
+    col2im_add(window, out, cols, gx);
+}
+
+/// Adds the per-chunk sums of [`add_param_gradients`] to the weight gradient (`[field,
+/// filters]`, `grad.len() == field * filters`) or to the bias gradient, chunk by chunk in
+/// order.
+fn add_chunk_sums(grad: &mut [f32], chunk_sums: &[Vec<f32>], field: usize, filters: usize) {
+    for sums in chunk_sums {
+        if grad.len() == field * filters {
+            for (r, row) in grad.chunks_exact_mut(filters).enumerate() {
+                for (f, g) in row.iter_mut().enumerate() {
+                    *g += sums[f * field + r];
+                }
+            }
+        } else {
+            for (g, s) in grad.iter_mut().zip(&sums[field * filters..]) {
+                *g += s;
             }
         }
     }
