@@ -146,6 +146,7 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
             // x86_64 target; the loads and stores are unaligned ones.
             unsafe { _mm_storeu_ps(dst.as_mut_ptr().add(i), _mm_loadu_ps(src.as_ptr().add(i))) };
         }
+        #[allow(clippy::manual_memcpy, reason = "copy_from_slice is the memcpy call this avoids")]
         for i in blocks * 4..dst.len() {
             dst[i] = src[i];
         }
