@@ -8,7 +8,8 @@ then torchattacks_on_checkpoint.py runs each peer attack on the same 1000 MNIST 
 interval of advpipe's, over the 1000 images), seconds per side (median over rounds) and the
 ratio.
 
-  .venv-peer/bin/python benches/peer/compare_attacks.py CHECKPOINT [--eps 0.1] [--rounds 3] [--only pgd40,apgd_ce]
+  .venv-peer/bin/python benches/peer/compare_attacks.py CHECKPOINT [--eps 0.1] [--rounds 3] [--only fgsm,bim10,pgd40]
+      [--n 10000 --batch 500]
 
 CHECKPOINT is a model.safetensors of the maxout net of attacks.adv (784 -> maxout 240 x 5 ->
 maxout 240 x 5 -> 10), e.g. robustbench-mnist.adv's `naive` or `adv` from the cache
@@ -27,6 +28,8 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # advpipe's evaluation -> the peer script's arguments for the same attack.
 PEER = {
+    "fgsm": ["--attack", "fgsm"],
+    "bim10": ["--attack", "bim", "--steps", "10", "--step-size", "0.01"],
     "pgd40": ["--attack", "pgd", "--steps", "40", "--step-size", "0.01"],
     "apgd_ce": ["--attack", "apgd", "--steps", "100", "--loss", "ce"],
     "apgd_t": ["--attack", "apgdt", "--steps", "100"],
@@ -53,27 +56,24 @@ def rows_of(value):
             yield from rows_of(inner)
 
 
-def advpipe_side(binary, checkpoint, eps, only):
+def advpipe_side(binary, checkpoint, eps, only, n, batch):
     with tempfile.TemporaryDirectory() as scratch:
         cmd = [binary, "run", os.path.join(ROOT, "benches/peer/attacks.adv"), "--set", f'checkpoint="{checkpoint}"', "--set", f"eps={eps}",
+               "--set", f"n={n}", "--set", f"batch={batch}",
                "--cache-dir", os.path.join(scratch, "cache"), "--out", os.path.join(scratch, "out"), "--jobs", "1"]
         env = dict(os.environ, RAYON_NUM_THREADS="2")
         log = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
         if log.returncode != 0:
             sys.exit(f"advpipe failed:\n{log.stdout}\n{log.stderr}")
         errors = {r["label"]: r["measured"] for r in rows_of(json.load(open(os.path.join(scratch, "out", "results.json"))))}
-        seconds = {}
-        for line in log.stdout.splitlines() + log.stderr.splitlines():
-            parts = line.split()
-            # "  computed   evaluate  pgd40   <key> (1.2 s)"
-            if len(parts) >= 6 and parts[0] == "computed" and parts[1] == "evaluate":
-                seconds[parts[2]] = float(parts[-2].lstrip("("))
+        manifest = json.load(open(os.path.join(scratch, "out", "manifest.json")))
+        seconds = {node["name"]: node["seconds"] for node in manifest["nodes"]}
     return {name: (errors[name], seconds[name]) for name in only}
 
 
-def peer_side(python, checkpoint, mnist, eps, name):
+def peer_side(python, checkpoint, mnist, eps, name, n, batch):
     cmd = [python, os.path.join(ROOT, "benches/peer/torchattacks_on_checkpoint.py"), checkpoint, mnist,
-           "--n", "1000", "--batch", "1000", "--eps", str(eps)] + PEER[name]
+           "--n", str(n), "--batch", str(batch), "--eps", str(eps)] + PEER[name]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     result = json.loads(out)
     return result["error"], result["seconds"]
@@ -85,6 +85,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--eps", type=float, default=0.3)
     ap.add_argument("--only", default=",".join(PEER))
+    ap.add_argument("--n", type=int, default=1000, help="test images")
+    ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--advpipe", default=os.path.join(ROOT, "target/release/advpipe"))
     ap.add_argument("--mnist", default=os.environ.get("ADVPIPE_DATA", os.path.expanduser("~/.cache/advpipe/mnist")))
     args = ap.parse_args()
@@ -98,26 +100,26 @@ def main():
         peer_missing = f"peer skipped: {e} in {sys.executable} (python3 -m venv .venv-peer && .venv-peer/bin/pip install torch torchattacks safetensors)"
     ours, theirs = {n: [] for n in only}, {n: [] for n in only}
     for _ in range(args.rounds):
-        for name, measured in advpipe_side(args.advpipe, checkpoint, args.eps, only).items():
+        for name, measured in advpipe_side(args.advpipe, checkpoint, args.eps, only, args.n, args.batch).items():
             ours[name].append(measured)
         if peer_missing is None:
             for name in only:
-                theirs[name].append(peer_side(sys.executable, checkpoint, args.mnist, args.eps, name))
-    print(f"checkpoint {checkpoint}, first 1000 MNIST test images, L-inf eps {args.eps}, batch 1000, 2 threads, {args.rounds} round(s)")
+                theirs[name].append(peer_side(sys.executable, checkpoint, args.mnist, args.eps, name, args.n, args.batch))
+    print(f"checkpoint {checkpoint}, first {args.n} MNIST test images, L-inf eps {args.eps}, batch {args.batch}, 2 threads, {args.rounds} round(s)")
     if peer_missing:
         print(peer_missing)
     print("| attack | advpipe error (95% interval) | torchattacks error | advpipe s | torchattacks s | speed-up |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in only:
         error = ours[name][-1][0]
-        low, high = wilson(error, 1000)
+        low, high = wilson(error, args.n)
         ours_s = statistics.median(s for _, s in ours[name])
         if theirs[name]:
             peer_error = theirs[name][-1][0]
             peer_s = statistics.median(s for _, s in theirs[name])
-            print(f"| {name} | {100 * error:.1f}% ({100 * low:.1f}-{100 * high:.1f}) | {100 * peer_error:.1f}% | {ours_s:.1f} | {peer_s:.1f} | {peer_s / ours_s:.2f}x |")
+            print(f"| {name} | {100 * error:.1f}% ({100 * low:.1f}-{100 * high:.1f}) | {100 * peer_error:.1f}% | {ours_s:.2f} | {peer_s:.2f} | {peer_s / ours_s:.2f}x |")
         else:
-            print(f"| {name} | {100 * error:.1f}% ({100 * low:.1f}-{100 * high:.1f}) | - | {ours_s:.1f} | - | - |")
+            print(f"| {name} | {100 * error:.1f}% ({100 * low:.1f}-{100 * high:.1f}) | - | {ours_s:.2f} | - | - |")
 
 
 if __name__ == "__main__":

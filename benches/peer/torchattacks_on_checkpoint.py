@@ -24,6 +24,8 @@ l2_median_fooled and linf_*.
                                                                 vs autoattack(eps, norm)
   --attack pgd        torchattacks.PGD(eps, alpha, steps, random start)
                                                                 vs pgd(eps, steps, step_size)
+  --attack fgsm       torchattacks.FGSM(eps)                    vs fgsm(eps)
+  --attack bim        torchattacks.BIM(eps, alpha, steps)       vs bim(eps, steps, step_size)
 
 It also prints the attack's wall time (`seconds`, 2 threads, batch --batch).
 
@@ -105,7 +107,7 @@ def main():
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--overshoot", type=float, default=0.02)
-    ap.add_argument("--attack", choices=["deepfool", "apgd", "apgdt", "fab", "square", "autoattack", "pgd"], default="deepfool")
+    ap.add_argument("--attack", choices=["deepfool", "apgd", "apgdt", "fab", "square", "autoattack", "pgd", "fgsm", "bim"], default="deepfool")
     ap.add_argument("--eps", type=float, default=0.1)
     ap.add_argument("--norm", choices=["Linf", "L2"], default="Linf")
     ap.add_argument("--loss", choices=["ce", "dlr"], default="ce")
@@ -131,6 +133,10 @@ def main():
         attack = torchattacks.Square(model, norm=args.norm, eps=args.eps, n_queries=args.queries, n_restarts=1, p_init=0.8, seed=0)
     elif args.attack == "autoattack":
         attack = torchattacks.AutoAttack(model, norm=args.norm, eps=args.eps, version="standard", n_classes=10, seed=0)
+    elif args.attack == "fgsm":
+        attack = torchattacks.FGSM(model, eps=args.eps)
+    elif args.attack == "bim":
+        attack = torchattacks.BIM(model, eps=args.eps, alpha=args.step_size, steps=args.steps)
     else:
         attack = torchattacks.PGD(model, eps=args.eps, alpha=args.step_size, steps=args.steps, random_start=True)
     started = time.perf_counter()
