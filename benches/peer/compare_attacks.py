@@ -56,9 +56,25 @@ def rows_of(value):
             yield from rows_of(inner)
 
 
+def only_these(source, only):
+    """attacks.adv without the evaluations (and their table rows) that `only` leaves out."""
+    kept = []
+    for line in source.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "eval" and words[1] not in only:
+            continue
+        if len(words) >= 2 and words[0] == "row" and words[1].strip('"') not in only:
+            continue
+        kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
 def advpipe_side(binary, checkpoint, eps, only, n, batch):
     with tempfile.TemporaryDirectory() as scratch:
-        cmd = [binary, "run", os.path.join(ROOT, "benches/peer/attacks.adv"), "--set", f'checkpoint="{checkpoint}"', "--set", f"eps={eps}",
+        pipeline = os.path.join(scratch, "attacks.adv")
+        with open(os.path.join(ROOT, "benches/peer/attacks.adv")) as f, open(pipeline, "w") as out:
+            out.write(only_these(f.read(), only))
+        cmd = [binary, "run", pipeline, "--set", f'checkpoint="{checkpoint}"', "--set", f"eps={eps}",
                "--set", f"n={n}", "--set", f"batch={batch}",
                "--cache-dir", os.path.join(scratch, "cache"), "--out", os.path.join(scratch, "out"), "--jobs", "1"]
         env = dict(os.environ, RAYON_NUM_THREADS="2")
