@@ -17,7 +17,7 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 /// Elements per task of the element-wise passes split across threads.
-const ELEMENTS_PER_TASK: usize = 1 << 14;
+pub(super) const ELEMENTS_PER_TASK: usize = 1 << 14;
 
 /// The number of values of `t`, checked to be dense and row-major from `start`, the address
 /// of its first element: dense storage puts the last element len - 1 places after the

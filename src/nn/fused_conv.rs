@@ -17,7 +17,7 @@
 //! tests, and by the layers' finite-difference checks.
 
 use super::conv::Window;
-use super::fused::{gemm_on, gradient_of, values};
+use super::fused::{gemm_on, gradient_of, values, ELEMENTS_PER_TASK};
 use super::model::{Affine, Dev, Matrix, Needs};
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -25,9 +25,6 @@ use rayon::prelude::*;
 /// Examples per chunk whose weight gradients one task adds up; fixed so that the order of
 /// the sums, and with it the bits of the result, is the same on any number of threads.
 const EXAMPLES_PER_CHUNK: usize = 8;
-
-/// Elements per task of the element-wise passes.
-const ELEMENTS_PER_TASK: usize = 1 << 15;
 
 /// The sum of `values` in 16 interleaved partial sums, which the compiler keeps in vector
 /// registers (a plain `sum` is one chain of dependent scalar additions: it had taken a
@@ -205,28 +202,11 @@ pub fn conv2d<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affine, need
     let (x, mut tape) = x.split_tape();
     let (weight, bias) = (values(&p.weight), values(&p.bias));
     let mut y = vec![0.0f32; n * filters * positions];
-    let serial = gemm::Parallelism::None;
     y.par_chunks_mut(filters * positions)
         .zip(values(&x).par_chunks(in_len))
         .for_each_init(
             || vec![0.0f32; field * positions],
-            |cols, (y, x)| {
-                im2col(window, out, x, cols);
-                for (row, b) in y.chunks_exact_mut(positions).zip(bias) {
-                    row.fill(*b);
-                }
-                // Y [filters, positions] += W^T [filters, field] cols [field, positions]
-                gemm_on(
-                    serial,
-                    (filters, positions, field),
-                    y,
-                    true,
-                    weight,
-                    (filters, 1),
-                    cols,
-                    (1, positions),
-                );
-            },
+            |cols, (y, x)| convolve_example(window, out, x, weight, bias, cols, y),
         );
     let y = x.device().tensor_from_vec(y, (n, filters * positions));
     let y_ghost = y.ghost();
@@ -248,8 +228,8 @@ pub fn conv2d<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affine, need
                     sums
                 })
                 .collect();
-            add_chunk_sums(grads.get_or_alloc_mut(&weight)?, &chunk_sums, field, filters);
-            add_chunk_sums(grads.get_or_alloc_mut(&bias)?, &chunk_sums, field, filters);
+            add_weight_sums(grads.get_or_alloc_mut(&weight)?, &chunk_sums, field, filters);
+            add_bias_sums(grads.get_or_alloc_mut(&bias)?, &chunk_sums);
         }
         if needs.input {
             let gx = grads.get_or_alloc_mut(&x)?;
@@ -286,27 +266,13 @@ pub fn conv_relu_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affi
     let (weight, bias) = (values(&p.weight), values(&p.bias));
     let mut y = vec![0.0f32; n * out_len];
     let mut winners = vec![0u32; n * out_len];
-    let serial = gemm::Parallelism::None;
     y.par_chunks_mut(out_len)
         .zip(winners.par_chunks_mut(out_len))
         .zip(values(&x).par_chunks(in_len))
         .for_each_init(
             || (vec![0.0f32; field * positions], vec![0.0f32; conv_len]),
             |(cols, conv), ((y, winners), x)| {
-                im2col(window, out, x, cols);
-                for (row, b) in conv.chunks_exact_mut(positions).zip(bias) {
-                    row.fill(*b);
-                }
-                gemm_on(
-                    serial,
-                    (filters, positions, field),
-                    conv,
-                    true,
-                    weight,
-                    (filters, 1),
-                    cols,
-                    (1, positions),
-                );
+                convolve_example(window, out, x, weight, bias, cols, conv);
                 relu_pool(pool, (pooled_h, pooled_w), conv, y, winners);
             },
         );
@@ -355,8 +321,8 @@ pub fn conv_relu_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affi
             })
             .collect();
         if needs.params {
-            add_chunk_sums(grads.get_or_alloc_mut(&weight)?, &chunk_sums, field, filters);
-            add_chunk_sums(grads.get_or_alloc_mut(&bias)?, &chunk_sums, field, filters);
+            add_weight_sums(grads.get_or_alloc_mut(&weight)?, &chunk_sums, field, filters);
+            add_bias_sums(grads.get_or_alloc_mut(&bias)?, &chunk_sums);
         }
         Ok(())
     });
@@ -367,6 +333,32 @@ pub fn conv_relu_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affi
 /// `conv`) into `winners`: the first largest of the ReLU's outputs, as [`max_pool`] after
 /// [`relu`] picks it, and [`NO_WINNER`] where that is a zero.
 fn relu_pool(pool: &Window, (oh, ow): (usize, usize), conv: &[f32], y: &mut [f32], winners: &mut [u32]) {
+    if pool.size == 2 && pool.stride == 2 {
+        return relu_pool_2x2(pool, (oh, ow), conv, y, winners);
+    }
+    each_window(
+        pool,
+        (oh, ow),
+        conv,
+        |v| v.max(0.0),
+        |at, best, winner| {
+            y[at] = best;
+            winners[at] = if best > 0.0 { winner as u32 } else { NO_WINNER };
+        },
+    );
+}
+
+/// Every pooling window of one example's `x` (`[channels, height, width]`, no padding), in
+/// output order: hands `emit` the output's index, the first largest of `activation` over the
+/// window, and that value's offset in `x`.
+#[inline(always)]
+fn each_window(
+    pool: &Window,
+    (oh, ow): (usize, usize),
+    x: &[f32],
+    activation: impl Fn(f32) -> f32,
+    mut emit: impl FnMut(usize, f32, usize),
+) {
     let Window {
         channels,
         height,
@@ -375,26 +367,22 @@ fn relu_pool(pool: &Window, (oh, ow): (usize, usize), conv: &[f32], y: &mut [f32
         stride,
         ..
     } = *pool;
-    if size == 2 && stride == 2 {
-        return relu_pool_2x2(pool, (oh, ow), conv, y, winners);
-    }
     let mut at = 0;
     for c in 0..channels {
         for oy in 0..oh {
             for ox in 0..ow {
                 let first = (c * height + oy * stride) * width + ox * stride;
-                let (mut best, mut winner) = (conv[first].max(0.0), first);
+                let (mut best, mut winner) = (activation(x[first]), first);
                 for ky in 0..size {
                     let row = first + ky * width;
-                    for (kx, &v) in conv[row..row + size].iter().enumerate() {
-                        let v = v.max(0.0);
+                    for (kx, &v) in x[row..row + size].iter().enumerate() {
+                        let v = activation(v);
                         if v > best {
                             (best, winner) = (v, row + kx);
                         }
                     }
                 }
-                y[at] = best;
-                winners[at] = if best > 0.0 { winner as u32 } else { NO_WINNER };
+                emit(at, best, winner);
                 at += 1;
             }
         }
@@ -432,6 +420,28 @@ fn relu_pool_2x2(pool: &Window, (oh, ow): (usize, usize), conv: &[f32], y: &mut 
             }
         }
     }
+}
+
+/// One example's convolution into `y` (`[filters, positions]`): its fields into `cols`
+/// (im2col), then `Y = W^T cols + b` by one single-threaded gemm on the bias-filled rows.
+fn convolve_example(window: &Window, out: (usize, usize), x: &[f32], weight: &[f32], bias: &[f32], cols: &mut [f32], y: &mut [f32]) {
+    let positions = out.0 * out.1;
+    let (filters, field) = (bias.len(), cols.len() / positions);
+    im2col(window, out, x, cols);
+    for (row, b) in y.chunks_exact_mut(positions).zip(bias) {
+        row.fill(*b);
+    }
+    // Y [filters, positions] += W^T [filters, field] cols [field, positions]
+    gemm_on(
+        gemm::Parallelism::None,
+        (filters, positions, field),
+        y,
+        true,
+        weight,
+        (filters, 1),
+        cols,
+        (1, positions),
+    );
 }
 
 /// Adds one example's parameter gradients to `sums` (`[filters, field]`, then `[filters]`):
@@ -479,21 +489,25 @@ fn add_input_gradient(window: &Window, out: (usize, usize), w: &[f32], gy: &[f32
     col2im_add(window, out, cols, gx);
 }
 
-/// Adds the per-chunk sums of [`add_param_gradients`] to the weight gradient (`[field,
-/// filters]`, `grad.len() == field * filters`) or to the bias gradient, chunk by chunk in
-/// order.
-fn add_chunk_sums(grad: &mut [f32], chunk_sums: &[Vec<f32>], field: usize, filters: usize) {
+/// Adds the per-chunk sums of [`add_param_gradients`] to the weight gradient `gw` (`[field,
+/// filters]`; the sums hold it transposed), chunk by chunk in order.
+fn add_weight_sums(gw: &mut [f32], chunk_sums: &[Vec<f32>], field: usize, filters: usize) {
     for sums in chunk_sums {
-        if grad.len() == field * filters {
-            for (r, row) in grad.chunks_exact_mut(filters).enumerate() {
-                for (f, g) in row.iter_mut().enumerate() {
-                    *g += sums[f * field + r];
-                }
+        for (r, row) in gw.chunks_exact_mut(filters).enumerate() {
+            for (f, g) in row.iter_mut().enumerate() {
+                *g += sums[f * field + r];
             }
-        } else {
-            for (g, s) in grad.iter_mut().zip(&sums[field * filters..]) {
-                *g += s;
-            }
+        }
+    }
+}
+
+/// Adds the per-chunk sums of [`add_param_gradients`] to the bias gradient `gb` (the last
+/// `gb.len()` values of each chunk's sums), chunk by chunk in order.
+fn add_bias_sums(gb: &mut [f32], chunk_sums: &[Vec<f32>]) {
+    let filters = gb.len();
+    for sums in chunk_sums {
+        for (g, s) in gb.iter_mut().zip(&sums[sums.len() - filters..]) {
+            *g += s;
         }
     }
 }
@@ -554,15 +568,8 @@ pub fn max_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window) -> Matrix<T> {
     assert_eq!(window.padding, 0, "max_pool pads nothing");
     let n = x.shape().0;
     let (oh, ow) = window.output().expect("checked when the net was built");
-    let Window {
-        channels,
-        height,
-        width,
-        size,
-        stride,
-        ..
-    } = *window;
-    let (in_len, out_len) = (channels * height * width, channels * oh * ow);
+    let channels = window.channels;
+    let (in_len, out_len) = (channels * window.height * window.width, channels * oh * ow);
     let (x, mut tape) = x.split_tape();
     let mut y = vec![0.0f32; n * out_len];
     // Each output's winner, as an offset into its example's input.
@@ -571,26 +578,16 @@ pub fn max_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window) -> Matrix<T> {
         .zip(winners.par_chunks_mut(out_len))
         .zip(values(&x).par_chunks(in_len))
         .for_each(|((y, winners), x)| {
-            let mut at = 0;
-            for c in 0..channels {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let first = (c * height + oy * stride) * width + ox * stride;
-                        let (mut best, mut winner) = (x[first], first);
-                        for ky in 0..size {
-                            let row = first + ky * width;
-                            for (kx, &v) in x[row..row + size].iter().enumerate() {
-                                if v > best {
-                                    (best, winner) = (v, row + kx);
-                                }
-                            }
-                        }
-                        y[at] = best;
-                        winners[at] = winner as u32;
-                        at += 1;
-                    }
-                }
-            }
+            each_window(
+                window,
+                (oh, ow),
+                x,
+                |v| v,
+                |at, best, winner| {
+                    y[at] = best;
+                    winners[at] = winner as u32;
+                },
+            );
         });
     let y = x.device().tensor_from_vec(y, (n, out_len));
     let (y_ghost, x_ghost) = (y.ghost(), x.ghost());
