@@ -255,7 +255,7 @@ fn main() {
                     .params
                     .iter()
                     .flatten()
-                    .map(|p| p.weight.as_vec().len() + p.bias.as_vec().len())
+                    .map(|p| p.weight().as_vec().len() + p.bias.as_vec().len())
                     .sum();
                 train_flops.push((name.clone(), ours * 6.0 * params as f64 / 1e9));
             }

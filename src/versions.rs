@@ -39,7 +39,7 @@ pub fn units() -> Vec<CodeUnit> {
     all.push(CodeUnit::new(
         "attacks".into(),
         crate::attacks::MACHINERY_VERSION,
-        &["src/attacks/mod.rs", "src/tensor.rs"],
+        &["src/attacks/mod.rs", "src/attacks/last_pass.rs", "src/tensor.rs"],
     ));
     for attack in crate::attacks::all() {
         all.push(CodeUnit::new(format!("attack/{}", attack.name), attack.version, &[attack.source]));

@@ -280,7 +280,7 @@ const CASES: &[Case] = &[
             let dev = advpipe::nn::model::Dev::default();
             let mut model = advpipe::nn::Model::init(&dev, &net, 0.0, &mut rand::rngs::mock::StepRng::new(0, 0));
             let p = model.params[1].as_mut().unwrap();
-            p.weight.copy_from(&vec![f32::NAN; 7840]);
+            p.weight_mut().copy_from(&vec![f32::NAN; 7840]);
             write(&d.join("m.safetensors"), model.to_safetensors(&[]).unwrap());
             write(
                 &d.join("p.adv"),

@@ -6,7 +6,9 @@ checkpoint with a fresh cache (every evaluation computed, one at a time, rayon o
 then torchattacks_on_checkpoint.py runs each peer attack on the same 1000 MNIST test images
 (torch on 2 threads, batch 1000). Prints one markdown table: error (with the 95% Wilson
 interval of advpipe's, over the 1000 images), seconds per side (median over rounds) and the
-ratio.
+ratio. advpipe's seconds are its `evaluate` node's (from manifest.json): the clean
+predictions, the attack and the predictions on the crafted images. The peer's like-for-like
+figure times the same three steps per batch; its attack-only time is shown beside it.
 
   .venv-peer/bin/python benches/peer/compare_attacks.py CHECKPOINT [--eps 0.1] [--rounds 3] [--only fgsm,bim10,pgd40]
       [--n 10000 --batch 500]
@@ -92,7 +94,7 @@ def peer_side(python, checkpoint, mnist, eps, name, n, batch):
            "--n", str(n), "--batch", str(batch), "--eps", str(eps)] + PEER[name]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     result = json.loads(out)
-    return result["error"], result["seconds"]
+    return result["error"], result["evaluation_seconds"], result["seconds"]
 
 
 def main():
@@ -124,18 +126,19 @@ def main():
     print(f"checkpoint {checkpoint}, first {args.n} MNIST test images, L-inf eps {args.eps}, batch {args.batch}, 2 threads, {args.rounds} round(s)")
     if peer_missing:
         print(peer_missing)
-    print("| attack | advpipe error (95% interval) | torchattacks error | advpipe s | torchattacks s | speed-up |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| attack | advpipe error (95% interval) | torchattacks error | advpipe s | torchattacks s | speed-up | torchattacks s, attack alone |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name in only:
         error = ours[name][-1][0]
         low, high = wilson(error, args.n)
         ours_s = statistics.median(s for _, s in ours[name])
         if theirs[name]:
             peer_error = theirs[name][-1][0]
-            peer_s = statistics.median(s for _, s in theirs[name])
-            print(f"| {name} | {100 * error:.1f}% ({100 * low:.1f}-{100 * high:.1f}) | {100 * peer_error:.1f}% | {ours_s:.2f} | {peer_s:.2f} | {peer_s / ours_s:.2f}x |")
+            peer_s = statistics.median(s for _, s, _ in theirs[name])
+            attack_s = statistics.median(s for _, _, s in theirs[name])
+            print(f"| {name} | {100 * error:.1f}% ({100 * low:.1f}-{100 * high:.1f}) | {100 * peer_error:.1f}% | {ours_s:.2f} | {peer_s:.2f} | {peer_s / ours_s:.2f}x | {attack_s:.2f} |")
         else:
-            print(f"| {name} | {100 * error:.1f}% ({100 * low:.1f}-{100 * high:.1f}) | - | {ours_s:.2f} | - | - |")
+            print(f"| {name} | {100 * error:.1f}% ({100 * low:.1f}-{100 * high:.1f}) | - | {ours_s:.2f} | - | - | - |")
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ mod tests {
         // Softmax regression is linear: the smallest L2 step to another class is the smallest
         // over k of |f_k - f_y| / ||w_k - w_y||, and DeepFool takes it in one step (plus the
         // overshoot).
-        let w = model.params[0].as_ref().expect("a linear layer").weight.as_vec();
+        let w = model.params[0].as_ref().expect("a linear layer").weight().as_vec();
         let (inputs, classes) = (6, 3);
         let logits = ctx.logits(&x);
         for (i, (a, c)) in adv.chunks(inputs).zip(x.chunks(inputs)).enumerate() {

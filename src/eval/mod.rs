@@ -306,16 +306,19 @@ pub fn evaluate_under<'a>(
             None => rows,
         };
         let (mut x, right_before) = if perturbed {
+            // Crafted first: its first gradient pass at the clean batch (FGSM's only one)
+            // leaves the clean logits in the context (`LastPass`), and nothing the clean
+            // pass does changes the attack's random stream.
+            let x = match under.attack {
+                Some(a) => a.craft(&mut ctx, rows, labels),
+                None => rows.to_vec(),
+            };
             let before: Vec<bool> = ctx
                 .logits(clean)
                 .chunks(data.classes)
                 .zip(labels)
                 .map(|(row, &label)| argmax(row) == label)
                 .collect();
-            let x = match under.attack {
-                Some(a) => a.craft(&mut ctx, rows, labels),
-                None => rows.to_vec(),
-            };
             (x, before)
         } else {
             (rows.to_vec(), vec![])

@@ -149,7 +149,7 @@ mod tests {
         let mut model = Model::init(&dev, &net, 0.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
         // Class 1 wins with certainty when x0 > 0; at x0 = 0 both classes are 50/50, which
         // is not above the threshold.
-        model.params[0].as_mut().unwrap().weight.copy_from(&[0.0, 50.0, 0.0, 0.0]);
+        model.params[0].as_mut().unwrap().weight_mut().copy_from(&[0.0, 50.0, 0.0, 0.0]);
         let d = Dataset {
             images: vec![1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 3.0],
             labels: vec![0; 4],

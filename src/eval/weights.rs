@@ -36,8 +36,8 @@ pub fn first_layer(name: &str, model: &Model, n: usize) -> WeightsPanel {
         .expect("checked: the net has a layer with weights");
     let pieces = layer.columns_per_output();
     let affine = model.params[index].as_ref().expect("found above");
-    let (inputs, outputs) = *affine.weight.shape();
-    let weights = affine.weight.as_vec();
+    let (inputs, outputs) = *affine.weight().shape();
+    let weights = affine.weight().as_vec();
     let column = |c: usize| -> Vec<f32> { (0..inputs).map(|r| weights[r * outputs + c]).collect() };
     let units = (0..(outputs / pieces).min(n))
         .map(|u| (0..pieces).map(|p| column(u * pieces + p)).collect())
@@ -65,7 +65,7 @@ mod tests {
         let mut model = Model::init(&dev, &net, 0.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
         // Row r (input r), column c: 10 r + c.
         let w: Vec<f32> = (0..2).flat_map(|r| (0..6).map(move |c| (10 * r + c) as f32)).collect();
-        model.params[0].as_mut().unwrap().weight.copy_from(&w);
+        model.params[0].as_mut().unwrap().weight_mut().copy_from(&w);
         let panel = first_layer("m", &model, 5);
         assert_eq!(panel.units.len(), 2, "n is capped by the layer's units");
         assert_eq!(panel.units[1][2], vec![5.0, 15.0], "unit 1, piece 2 is column 5");

@@ -301,24 +301,34 @@ pub(super) fn gemm_on(
 /// `needs` asks for.
 pub fn affine<T: Tape<f32, Dev>>(x: Matrix<T>, p: &Affine, needs: Needs) -> Matrix<T> {
     let (n, k) = *x.shape();
-    let o = p.weight.shape().1;
+    let o = p.weight().shape().1;
     let (x, mut tape) = x.split_tape();
     let bias = values(&p.bias);
     let mut y: Vec<f32> = Vec::with_capacity(n * o);
     for _ in 0..n {
         y.extend_from_slice(bias);
     }
-    gemm((n, o, k), &mut y, true, values(&x), (1, k), values(&p.weight), (1, o));
+    gemm((n, o, k), &mut y, true, values(&x), (1, k), values(p.weight()), (1, o));
     let y = x.device().tensor_from_vec(y, (n, o));
     let y_ghost = y.ghost();
-    let (weight, bias) = (p.weight.clone(), p.bias.clone());
+    let (weight, bias, transposed) = (p.weight().clone(), p.bias.clone(), p.transposed());
     tape.add_backward_op(move |grads| {
         // SAFETY: only the input's and the parameters' gradients are touched below.
         let gy = unsafe { gradient_of!(grads, &y_ghost) };
         if needs.input {
-            // dX [n, k] += dY [n, o] W^T [o, k]
+            // dX [n, k] += dY [n, o] W^T [o, k]: from W^T's rows when the weights stay put
+            // (an attack's passes; same bits, see `Affine`), else from W's columns.
             let gx = grads.get_or_alloc_mut(&x)?;
-            gemm((n, k, o), gx, true, gy, (1, o), values(&weight), (o, 1));
+            let w = values(&weight);
+            let wt = if needs.params || !same_sums_either_way(n, k, o) {
+                None
+            } else {
+                transposed.of(w, k, o)
+            };
+            match wt {
+                Some(wt) => gemm((n, k, o), gx, true, gy, (1, o), wt, (1, k)),
+                None => gemm((n, k, o), gx, true, gy, (1, o), w, (o, 1)),
+            }
         }
         if needs.params {
             // dW [k, o] += X^T [k, n] dY [n, o]
@@ -334,6 +344,14 @@ pub fn affine<T: Tape<f32, Dev>>(x: Matrix<T>, p: &Affine, needs: Needs) -> Matr
         Ok(())
     });
     y.put_tape(tape)
+}
+
+/// Whether gemm 0.19 sums `dY [n, o] W^T` in the same order from `W^T`'s rows as from `W`'s
+/// columns: its general kernel does, but a single row or column goes to a gemv and a product
+/// of at most 256 values to a dot-product kernel, each of which sums in its own order for
+/// each layout. `affine.rs` tests both sides of each of these edges.
+pub(super) fn same_sums_either_way(n: usize, k: usize, o: usize) -> bool {
+    n >= 2 && k >= 2 && o >= 3 && n * k > 256
 }
 
 /// Maxout: `[n, units * pieces]` -> `[n, units]`, the largest of each unit's `pieces`
@@ -535,14 +553,14 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let (n, k, units, pieces, o) = (7, 13, 4, 3, 5);
         let x = random(&dev, &mut rng, (n, k));
-        let p1 = Affine {
-            weight: random(&dev, &mut rng, (k, units * pieces)),
-            bias: dev.tensor_from_vec((0..units * pieces).map(|_| rng.gen_range(-1.0..1.0)).collect(), (units * pieces,)),
-        };
-        let p2 = Affine {
-            weight: random(&dev, &mut rng, (units, o)),
-            bias: dev.tensor_from_vec((0..o).map(|_| rng.gen_range(-1.0..1.0)).collect(), (o,)),
-        };
+        let p1 = Affine::new(
+            random(&dev, &mut rng, (k, units * pieces)),
+            dev.tensor_from_vec((0..units * pieces).map(|_| rng.gen_range(-1.0..1.0)).collect(), (units * pieces,)),
+        );
+        let p2 = Affine::new(
+            random(&dev, &mut rng, (units, o)),
+            dev.tensor_from_vec((0..o).map(|_| rng.gen_range(-1.0..1.0)).collect(), (o,)),
+        );
         let upstream = random(&dev, &mut rng, (n, o));
 
         let composed = {
@@ -552,14 +570,14 @@ mod tests {
                 .clone()
                 .retaped::<OwnedTape<f32, Dev>>()
                 .broadcast_like::<(usize, usize), Axis<0>>(&(n, units * pieces));
-            let h = t.matmul(p1.weight.clone().retaped::<OwnedTape<f32, Dev>>()) + b1;
+            let h = t.matmul(p1.weight().clone().retaped::<OwnedTape<f32, Dev>>()) + b1;
             let h = h.reshape_like(&(n, units, pieces)).max::<(usize, usize), Axis<2>>();
             let b2 = p2
                 .bias
                 .clone()
                 .retaped::<OwnedTape<f32, Dev>>()
                 .broadcast_like::<(usize, usize), Axis<0>>(&(n, o));
-            let y = h.matmul(p2.weight.clone().retaped::<OwnedTape<f32, Dev>>()) + b2;
+            let y = h.matmul(p2.weight().clone().retaped::<OwnedTape<f32, Dev>>()) + b2;
             let value = y.as_vec();
             let grads = (y * upstream.clone()).sum().backward();
             (value, grads)
@@ -574,7 +592,7 @@ mod tests {
                 close(&grads.get(&x).as_vec(), &composed.1.get(&x).as_vec());
             }
             if needs.params {
-                for t in [&p1.weight, &p2.weight] {
+                for t in [p1.weight(), p2.weight()] {
                     close(&grads.get(t).as_vec(), &composed.1.get(t).as_vec());
                 }
                 for t in [&p1.bias, &p2.bias] {

@@ -196,11 +196,11 @@ pub fn conv2d<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affine, need
     let n = x.shape().0;
     let out = window.output().expect("checked when the net was built");
     let positions = out.0 * out.1;
-    let (field, filters) = *p.weight.shape();
+    let (field, filters) = *p.weight().shape();
     let in_len = window.channels * window.height * window.width;
     debug_assert_eq!(x.shape().1, in_len);
     let (x, mut tape) = x.split_tape();
-    let (weight, bias) = (values(&p.weight), values(&p.bias));
+    let (weight, bias) = (values(p.weight()), values(&p.bias));
     let mut y = vec![0.0f32; n * filters * positions];
     y.par_chunks_mut(filters * positions)
         .zip(values(&x).par_chunks(in_len))
@@ -210,7 +210,7 @@ pub fn conv2d<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affine, need
         );
     let y = x.device().tensor_from_vec(y, (n, filters * positions));
     let y_ghost = y.ghost();
-    let (window, weight, bias) = (*window, p.weight.clone(), p.bias.clone());
+    let (window, weight, bias) = (*window, p.weight().clone(), p.bias.clone());
     tape.add_backward_op(move |grads| {
         // SAFETY: only the input's and the parameters' gradients are touched below.
         let gy = unsafe { gradient_of!(grads, &y_ghost) };
@@ -258,12 +258,12 @@ pub fn conv_relu_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affi
     let out = window.output().expect("checked when the net was built");
     let (pooled_h, pooled_w) = pool.output().expect("checked when the net was built");
     let positions = out.0 * out.1;
-    let (field, filters) = *p.weight.shape();
+    let (field, filters) = *p.weight().shape();
     debug_assert_eq!((pool.channels, pool.height, pool.width, pool.padding), (filters, out.0, out.1, 0));
     let in_len = window.channels * window.height * window.width;
     let (conv_len, out_len) = (filters * positions, filters * pooled_h * pooled_w);
     let (x, mut tape) = x.split_tape();
-    let (weight, bias) = (values(&p.weight), values(&p.bias));
+    let (weight, bias) = (values(p.weight()), values(&p.bias));
     let mut y = vec![0.0f32; n * out_len];
     let mut winners = vec![0u32; n * out_len];
     y.par_chunks_mut(out_len)
@@ -278,7 +278,7 @@ pub fn conv_relu_pool<T: Tape<f32, Dev>>(x: Matrix<T>, window: &Window, p: &Affi
         );
     let y = x.device().tensor_from_vec(y, (n, out_len));
     let y_ghost = y.ghost();
-    let (window, weight, bias) = (*window, p.weight.clone(), p.bias.clone());
+    let (window, weight, bias) = (*window, p.weight().clone(), p.bias.clone());
     tape.add_backward_op(move |grads| {
         // SAFETY: only the input's and the parameters' gradients are touched below.
         let gy = unsafe { gradient_of!(grads, &y_ghost) };
@@ -693,13 +693,13 @@ mod tests {
             };
             let (ph, pw) = pool.output().unwrap();
             let x = random(&dev, &mut rng, (n, channels * side * (side + 1)));
-            let p = Affine {
-                weight: random(&dev, &mut rng, (channels * size * size, filters)),
-                bias: random(&dev, &mut rng, (1, filters)).reshape_like(&(filters,)),
-            };
+            let p = Affine::new(
+                random(&dev, &mut rng, (channels * size * size, filters)),
+                random(&dev, &mut rng, (1, filters)).reshape_like(&(filters,)),
+            );
             let upstream = random(&dev, &mut rng, (n, filters * ph * pw));
             let composed = {
-                let h = conv::conv2d(x.clone().leaky_trace(), &window, &p.weight, &p.bias);
+                let h = conv::conv2d(x.clone().leaky_trace(), &window, p.weight(), &p.bias);
                 let y = conv::max_pool(h.relu(), &pool);
                 let value = y.as_vec();
                 (value, (y * upstream.clone()).sum().backward())
@@ -713,7 +713,7 @@ mod tests {
                     close(&what, &grads.get(&x).as_vec(), &composed.1.get(&x).as_vec());
                 }
                 if needs.params {
-                    close(&what, &grads.get(&p.weight).as_vec(), &composed.1.get(&p.weight).as_vec());
+                    close(&what, &grads.get(p.weight()).as_vec(), &composed.1.get(p.weight()).as_vec());
                     close(&what, &grads.get(&p.bias).as_vec(), &composed.1.get(&p.bias).as_vec());
                 }
             }
@@ -752,10 +752,10 @@ mod tests {
             };
             let (ph, pw) = pool.output().unwrap();
             let x = random(&dev, &mut rng, (n, channels * side * side));
-            let p = Affine {
-                weight: random(&dev, &mut rng, (channels * size * size, filters)),
-                bias: random(&dev, &mut rng, (1, filters)).reshape_like(&(filters,)),
-            };
+            let p = Affine::new(
+                random(&dev, &mut rng, (channels * size * size, filters)),
+                random(&dev, &mut rng, (1, filters)).reshape_like(&(filters,)),
+            );
             let upstream = random(&dev, &mut rng, (n, filters * ph * pw));
             for needs in [Needs::ALL, Needs::PARAMS, Needs::INPUT] {
                 let run = |fused: bool| {
@@ -768,7 +768,7 @@ mod tests {
                     let value = y.as_vec();
                     let grads = (y * upstream.clone()).sum().backward();
                     let input = needs.input.then(|| grads.get(&x).as_vec());
-                    let params = needs.params.then(|| (grads.get(&p.weight).as_vec(), grads.get(&p.bias).as_vec()));
+                    let params = needs.params.then(|| (grads.get(p.weight()).as_vec(), grads.get(&p.bias).as_vec()));
                     (value, input, params)
                 };
                 assert_eq!(run(true), run(false), "{window:?} {pool:?} {needs:?}");
@@ -824,16 +824,13 @@ mod tests {
             padding: 1,
         };
         let x = random(&dev, &mut rng, (37, 200));
-        let p = Affine {
-            weight: random(&dev, &mut rng, (18, 4)),
-            bias: random(&dev, &mut rng, (1, 4)).reshape_like(&(4,)),
-        };
+        let p = Affine::new(random(&dev, &mut rng, (18, 4)), random(&dev, &mut rng, (1, 4)).reshape_like(&(4,)));
         let gradient = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
                 let y = conv2d(x.clone().leaky_trace(), &window, &p, Needs::PARAMS);
                 let grads = y.square().sum().backward();
-                (grads.get(&p.weight).as_vec(), grads.get(&p.bias).as_vec())
+                (grads.get(p.weight()).as_vec(), grads.get(&p.bias).as_vec())
             })
         };
         assert_eq!(gradient(1), gradient(3));

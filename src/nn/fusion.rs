@@ -114,7 +114,7 @@ mod tests {
             let grads = y.square().sum().backward();
             let mut all = vec![grads.get(&x).as_vec()];
             for p in model.params.iter().flatten() {
-                all.push(grads.get(&p.weight).as_vec());
+                all.push(grads.get(p.weight()).as_vec());
                 all.push(grads.get(&p.bias).as_vec());
             }
             all

@@ -5,6 +5,8 @@
 //! read, so this module owns the parameter tensors and composes dfdx's differentiable ops.
 //! A CUDA build changes the `Dev` alias in `model.rs` and nothing else.
 
+#[cfg(feature = "compute")]
+pub mod affine;
 pub mod checkpoint;
 #[cfg(feature = "compute")]
 pub mod classifier;

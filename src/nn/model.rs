@@ -67,14 +67,7 @@ pub enum Mode {
     Eval,
 }
 
-/// The parameters of one layer that has any.
-#[derive(Clone, Debug)]
-pub struct Affine {
-    /// `[in, out]`
-    pub weight: Matrix,
-    /// `[out]`
-    pub bias: Vector,
-}
+pub use super::affine::Affine;
 
 /// A trained (or initialised) network.
 #[derive(Clone, Debug)]
@@ -128,10 +121,7 @@ impl Model {
                 } else {
                     dev.zeros_like(&(out,))
                 };
-                Affine {
-                    weight: dev.tensor_from_vec(w, (fan_in, out)),
-                    bias,
-                }
+                Affine::new(dev.tensor_from_vec(w, (fan_in, out)), bias)
             }));
             shape = layer.output_shape(&shape).expect("nets are shape-checked before they are built");
         }
@@ -198,8 +188,8 @@ impl Model {
         let mut out = Vec::new();
         for (i, p) in self.params.iter().enumerate() {
             if let Some(p) = p {
-                let (r, c) = *p.weight.shape();
-                out.push((format!("layers.{i}.weight"), vec![r, c], p.weight.as_vec()));
+                let (r, c) = *p.weight().shape();
+                out.push((format!("layers.{i}.weight"), vec![r, c], p.weight().as_vec()));
                 out.push((format!("layers.{i}.bias"), vec![c], p.bias.as_vec()));
             }
         }
@@ -302,7 +292,8 @@ impl Model {
         let mut model = Model::init(dev, net, 0.0, &mut rand::rngs::mock::StepRng::new(0, 0));
         let mut values = values.into_iter();
         for p in model.params.iter_mut().flatten() {
-            p.weight.copy_from(&values.next().expect("a weight per layer with parameters"));
+            p.weight_mut()
+                .copy_from(&values.next().expect("a weight per layer with parameters"));
             p.bias.copy_from(&values.next().expect("a bias per layer with parameters"));
         }
         Ok(model)
@@ -396,7 +387,7 @@ mod tests {
         let model = Model::init_fan_in(&dev, &net, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
         for (p, fan_in) in model.params.iter().flatten().zip([9.0f32, 144.0]) {
             let bound = 1.0 / fan_in.sqrt();
-            for values in [p.weight.as_vec(), p.bias.as_vec()] {
+            for values in [p.weight().as_vec(), p.bias.as_vec()] {
                 assert!(values.iter().all(|v| v.abs() <= bound), "within ±1/sqrt({fan_in})");
                 // Spread over the range, not stuck near zero.
                 assert!(values.iter().any(|v| v.abs() > 0.5 * bound));
@@ -445,9 +436,9 @@ mod tests {
     #[test]
     fn non_finite_and_foreign_checkpoints_are_refused_in_words() {
         let (dev, mut model) = tiny();
-        let mut w = model.params[1].as_ref().unwrap().weight.as_vec();
+        let mut w = model.params[1].as_ref().unwrap().weight().as_vec();
         w[5] = f32::NAN;
-        model.params[1].as_mut().unwrap().weight.copy_from(&w);
+        model.params[1].as_mut().unwrap().weight_mut().copy_from(&w);
         let e = Model::from_safetensors(&dev, &model.to_safetensors(&[]).unwrap())
             .unwrap_err()
             .to_string();

@@ -178,7 +178,7 @@ impl Position<'_> {
 fn push_params(tensors: &mut Vec<(String, Vec<f32>)>, prefix: &str, model: &Model) {
     for (i, p) in model.params.iter().enumerate() {
         if let Some(p) = p {
-            tensors.push((format!("{prefix}.{i}.w"), p.weight.as_vec()));
+            tensors.push((format!("{prefix}.{i}.w"), p.weight().as_vec()));
             tensors.push((format!("{prefix}.{i}.b"), p.bias.as_vec()));
         }
     }
@@ -328,8 +328,8 @@ impl Saved {
     fn copy_params(&self, prefix: &str, model: &mut Model) -> Result<(), String> {
         for (i, p) in model.params.iter_mut().enumerate() {
             if let Some(p) = p {
-                p.weight
-                    .copy_from(self.tensor(&format!("{prefix}.{i}.w"), p.weight.shape().num_elements())?);
+                let len = p.weight().shape().num_elements();
+                p.weight_mut().copy_from(self.tensor(&format!("{prefix}.{i}.w"), len)?);
                 p.bias.copy_from(self.tensor(&format!("{prefix}.{i}.b"), p.bias.shape().0)?);
             }
         }

@@ -68,11 +68,11 @@ impl Trainer {
             .map(|a| {
                 a.as_ref().map(|a| match p.optimizer {
                     Optimizer::Sgd => State::Sgd {
-                        vw: dev.zeros_like(a.weight.shape()),
+                        vw: dev.zeros_like(a.weight().shape()),
                         vb: dev.zeros_like(a.bias.shape()),
                     },
                     Optimizer::Adam => {
-                        let (nw, nb) = (a.weight.shape().num_elements(), a.bias.shape().0);
+                        let (nw, nb) = (a.weight().shape().num_elements(), a.bias.shape().0);
                         State::Adam {
                             m: vec![0.0; nw],
                             v: vec![0.0; nw],
@@ -217,7 +217,7 @@ impl Trainer {
                 }
             }
             if let Some(limit) = max_norm {
-                clip_column_norms(&mut params.weight, limit);
+                clip_column_norms(params.weight_mut(), limit);
             }
         }
         self.lr = (self.lr / self.lr_decay).max(self.lr_min);
@@ -265,17 +265,17 @@ fn adam_step(
     {
         use crate::nn::fused::values_mut;
         let _ = dev;
-        let gw = grads.get_or_alloc_mut(&p.weight).expect("CPU gradients allocate");
-        adam(values_mut(&mut p.weight), m, v, gw, step_size, l1);
+        let gw = grads.get_or_alloc_mut(p.weight()).expect("CPU gradients allocate");
+        adam(values_mut(p.weight_mut()), m, v, gw, step_size, l1);
         let gb = grads.get_or_alloc_mut(&p.bias).expect("CPU gradients allocate");
         adam(values_mut(&mut p.bias), mb, vb, gb, step_size, 0.0);
     }
     #[cfg(feature = "cuda")]
     {
         let (gw, gb) = decayed_gradients(dev, grads, p, l1);
-        let mut w = p.weight.as_vec();
+        let mut w = p.weight().as_vec();
         adam(&mut w, m, v, &gw.as_vec(), step_size, 0.0);
-        p.weight.copy_from(&w);
+        p.weight_mut().copy_from(&w);
         let mut b = p.bias.as_vec();
         adam(&mut b, mb, vb, &gb.as_vec(), step_size, 0.0);
         p.bias.copy_from(&b);
@@ -286,14 +286,14 @@ fn adam_step(
 /// the weights'.
 #[cfg(feature = "cuda")]
 fn decayed_gradients(dev: &Dev, grads: &Gradients<f32, Dev>, p: &Affine, l1: f32) -> (Matrix, Vector) {
-    let (gw, gb) = (grads.get(&p.weight), grads.get(&p.bias));
+    let (gw, gb) = (grads.get(p.weight()), grads.get(&p.bias));
     if l1 == 0.0 {
         return (gw, gb);
     }
     let decayed: Vec<f32> = gw
         .as_vec()
         .iter()
-        .zip(p.weight.as_vec())
+        .zip(p.weight().as_vec())
         .map(|(g, w)| g + l1 * crate::tensor::sign(w))
         .collect();
     (dev.tensor_from_vec(decayed, *gw.shape()), gb)
@@ -318,10 +318,10 @@ fn sgd_step(
     {
         use crate::nn::fused::{sgd_momentum, sgd_momentum_matrix, values_mut};
         let _ = dev;
-        let cols = p.weight.shape().1;
+        let cols = p.weight().shape().1;
         let mut norms = max_norm.map(|_| vec![0.0f32; cols]);
-        let gw = grads.get_or_alloc_mut(&p.weight).expect("CPU gradients allocate");
-        let w = values_mut(&mut p.weight);
+        let gw = grads.get_or_alloc_mut(p.weight()).expect("CPU gradients allocate");
+        let w = values_mut(p.weight_mut());
         sgd_momentum_matrix(w, values_mut(vw), gw, cols, momentum, lr, l1, norms.as_deref_mut());
         if let (Some(limit), Some(norms)) = (max_norm, &norms) {
             scale_columns(w, cols, norms, limit);
@@ -334,10 +334,10 @@ fn sgd_step(
         let (gw, gb) = decayed_gradients(dev, grads, p, l1);
         vw.axpy(momentum, &gw, -lr);
         vb.axpy(momentum, &gb, -lr);
-        p.weight.axpy(1.0, vw, 1.0);
+        p.weight_mut().axpy(1.0, vw, 1.0);
         p.bias.axpy(1.0, vb, 1.0);
         if let Some(limit) = max_norm {
-            clip_column_norms(&mut p.weight, limit);
+            clip_column_norms(p.weight_mut(), limit);
         }
     }
 }

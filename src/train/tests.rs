@@ -142,7 +142,7 @@ mod fit_tests {
             ..params(1)
         };
         let (model, _) = fit(&linear(), &data, None, &p, &mut quiet()).unwrap();
-        let w = model.params[0].as_ref().unwrap().weight.as_vec();
+        let w = model.params[0].as_ref().unwrap().weight().as_vec();
         for col in 0..2 {
             assert!((w[col] * w[col] + w[2 + col] * w[2 + col]).sqrt() <= 0.5 + 1e-5);
         }

@@ -88,7 +88,7 @@ impl Layer for Conv2d {
         #[cfg(not(feature = "cuda"))]
         return crate::nn::fused_conv::conv2d(h, &window, p, pass.needs);
         #[cfg(feature = "cuda")]
-        crate::nn::conv::conv2d(h, &window, &p.weight, &p.bias)
+        crate::nn::conv::conv2d(h, &window, p.weight(), &p.bias)
     }
 }
 

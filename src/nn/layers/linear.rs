@@ -53,8 +53,8 @@ pub fn dense<T: Tape<f32, Dev> + Merge<T>>(h: Matrix<T>, p: &Affine, needs: Need
         use dfdx::prelude::*;
         let _ = needs;
         let n = h.shape().0;
-        let out = p.weight.shape().1;
-        h.matmul(p.weight.retaped::<T>()) + p.bias.retaped::<T>().broadcast_like::<(usize, usize), Axis<0>>(&(n, out))
+        let out = p.weight().shape().1;
+        h.matmul(p.weight().retaped::<T>()) + p.bias.retaped::<T>().broadcast_like::<(usize, usize), Axis<0>>(&(n, out))
     }
 }
 

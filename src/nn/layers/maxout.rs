@@ -80,7 +80,7 @@ mod tests {
         };
         let mut model = Model::init(&dev, &net, 0.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
         let p = model.params[0].as_mut().unwrap();
-        p.weight.copy_from(&[1.0, -1.0, 2.0, 3.0]);
+        p.weight_mut().copy_from(&[1.0, -1.0, 2.0, 3.0]);
         p.bias.copy_from(&[0.0, 0.5, 0.0, 0.0]);
         let y = model.forward(dev.tensor_from_vec(vec![2.0, -1.0], (2, 1))).as_vec();
         // x = 2: unit 0 = max(2, -1.5) = 2, unit 1 = max(4, 6) = 6; x = -1: max(-1, 1.5), max(-2, -3).

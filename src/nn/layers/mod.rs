@@ -51,7 +51,13 @@ pub const LAYERS: &[LayerKind] = &[
 /// loop, initialisation and the checkpoint format.
 pub const NET_VERSION: u32 = 1;
 /// The files [`NET_VERSION`] covers.
-pub const NET_SOURCES: &[&str] = &["src/nn/layers/mod.rs", "src/nn/model.rs", "src/nn/classifier.rs", "src/nn/mod.rs"];
+pub const NET_SOURCES: &[&str] = &[
+    "src/nn/layers/mod.rs",
+    "src/nn/model.rs",
+    "src/nn/affine.rs",
+    "src/nn/classifier.rs",
+    "src/nn/mod.rs",
+];
 
 /// `units` of the layers whose output width is a parameter.
 pub const UNITS: ParamDef = ParamDef::required(ParamType::Int).range(1.0, 65536.0);

@@ -100,7 +100,7 @@ impl Layer for Rbf {
     #[cfg(feature = "compute")]
     fn forward<T: Tape<f32, Dev> + Merge<T>>(&self, h: Matrix<T>, pass: &Pass<'_>) -> Matrix<T> {
         let p = pass.affine();
-        let (n, units) = (h.shape().0, p.weight.shape().1);
+        let (n, units) = (h.shape().0, p.weight().shape().1);
         let (h, tape) = h.split_tape();
         // `x` is used twice: the first use carries the tape, the second starts an empty one
         // that the arithmetic below merges back in.
@@ -110,9 +110,9 @@ impl Layer for Rbf {
             .square()
             .sum::<(usize,), Axis<1>>()
             .broadcast_like::<(usize, usize), Axis<1>>(&(n, units));
-        let cross = h.retaped::<T>().matmul(p.weight.retaped::<T>());
+        let cross = h.retaped::<T>().matmul(p.weight().retaped::<T>());
         let c_sq = p
-            .weight
+            .weight()
             .retaped::<T>()
             .square()
             .sum::<(usize,), Axis<0>>()

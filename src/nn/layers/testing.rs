@@ -49,13 +49,13 @@ pub fn gradient_check(input: Vec<usize>, layers: Vec<LayerSpec>) {
     }
     for li in 0..model.params.len() {
         let Some(p) = model.params[li].clone() else { continue };
-        for (which, analytic) in [("weight", grads.get(&p.weight).as_vec()), ("bias", grads.get(&p.bias).as_vec())] {
+        for (which, analytic) in [("weight", grads.get(p.weight()).as_vec()), ("bias", grads.get(&p.bias).as_vec())] {
             for (i, &a) in analytic.iter().enumerate() {
                 let nudge = |delta: f32| {
                     let mut m = model.clone();
                     let q = m.params[li].as_mut().unwrap();
                     if which == "weight" {
-                        nudge_matrix(&mut q.weight, i, delta);
+                        nudge_matrix(q.weight_mut(), i, delta);
                     } else {
                         nudge_vector(&mut q.bias, i, delta);
                     }
