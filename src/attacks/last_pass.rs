@@ -1,40 +1,45 @@
-//! The last input an evaluation-mode forward pass ran on, with its logits.
+//! The last two inputs an evaluation-mode forward pass ran on, with their logits.
 //!
-//! An evaluation under FGSM asks for three passes over each batch: the clean logits, the
-//! gradient at the clean batch (whose forward pass computes those same logits), and the
-//! logits of the crafted batch. Answering the repeated request from here makes FGSM's
-//! evaluation a quarter cheaper, and BIM's first step is the same case. It gives the same
-//! bits: the forward pass is deterministic, and the model cannot change while a context
-//! borrows it. Only an input equal bit for bit counts as the same.
+//! An evaluation under an attack asks for the clean batch's logits and the crafted batch's
+//! after the attack ran. FGSM's one gradient pass is at the clean batch, and PGD ends with a
+//! pass at the batch it returns (its restarts' objective), so each of them has already
+//! computed one of the two: answering from here makes FGSM's evaluation a quarter cheaper
+//! and saves PGD one of its passes. Two entries, because the evaluation's own clean pass
+//! comes between PGD's last pass and the request for it. It gives the same bits: the forward
+//! pass is deterministic, and the model cannot change while a context borrows it. Only an
+//! input equal bit for bit counts as the same.
 
 use std::cell::RefCell;
 
-/// One remembered (input, logits) pair.
+/// How many (input, logits) pairs are kept.
+const KEPT: usize = 2;
+
+/// The remembered (input, logits) pairs, the latest first.
 #[derive(Default)]
-pub(crate) struct LastPass(RefCell<Option<(Vec<f32>, Vec<f32>)>>);
+pub(crate) struct LastPass(RefCell<Vec<(Vec<f32>, Vec<f32>)>>);
 
 impl LastPass {
-    /// Keeps `logits` as the evaluation-mode logits of `x`, in place of the previous pair.
+    /// Keeps `logits` as the evaluation-mode logits of `x`, forgetting the oldest pair.
     pub(crate) fn remember(&self, x: &[f32], logits: &[f32]) {
-        let mut last = self.0.borrow_mut();
-        match last.as_mut() {
-            // Reuses the buffers: PGD remembers every step's input.
-            Some((input, values)) => {
-                input.clear();
-                input.extend_from_slice(x);
-                values.clear();
-                values.extend_from_slice(logits);
-            }
-            None => *last = Some((x.to_vec(), logits.to_vec())),
+        let mut kept = self.0.borrow_mut();
+        if kept.len() < KEPT {
+            kept.insert(0, (x.to_vec(), logits.to_vec()));
+            return;
         }
+        // Reuses the oldest pair's buffers: PGD remembers every step's input.
+        kept.rotate_right(1);
+        let (input, values) = &mut kept[0];
+        input.clear();
+        input.extend_from_slice(x);
+        values.clear();
+        values.extend_from_slice(logits);
     }
 
-    /// The logits of `x`, if `x` is the input last remembered.
+    /// The logits of `x`, if `x` is one of the inputs remembered.
     pub(crate) fn recall(&self, x: &[f32]) -> Option<Vec<f32>> {
-        let last = self.0.borrow();
-        let (input, logits) = last.as_ref()?;
-        let same = input.len() == x.len() && input.iter().zip(x).all(|(a, b)| a.to_bits() == b.to_bits());
-        same.then(|| logits.clone())
+        let kept = self.0.borrow();
+        let same = |input: &[f32]| input.len() == x.len() && input.iter().zip(x).all(|(a, b)| a.to_bits() == b.to_bits());
+        kept.iter().find(|(input, _)| same(input)).map(|(_, logits)| logits.clone())
     }
 }
 
@@ -52,7 +57,11 @@ mod tests {
         assert_eq!(last.recall(&[1.0]), None);
         last.remember(&[2.0], &[4.0, 5.0]);
         assert_eq!(last.recall(&[2.0]), Some(vec![4.0, 5.0]));
-        assert_eq!(last.recall(&[1.0, 0.0]), None, "one pair at a time");
+        assert_eq!(last.recall(&[1.0, 0.0]), Some(vec![3.0]), "two pairs are kept");
+        last.remember(&[7.0], &[8.0]);
+        assert_eq!(last.recall(&[1.0, 0.0]), None, "the oldest is forgotten");
+        assert_eq!(last.recall(&[2.0]), Some(vec![4.0, 5.0]));
+        assert_eq!(last.recall(&[7.0]), Some(vec![8.0]));
     }
 
     /// The logits a gradient pass leaves have the bits of a plain forward pass, for nets with

@@ -306,9 +306,10 @@ pub fn evaluate_under<'a>(
             None => rows,
         };
         let (mut x, right_before) = if perturbed {
-            // Crafted first: its first gradient pass at the clean batch (FGSM's only one)
-            // leaves the clean logits in the context (`LastPass`), and nothing the clean
-            // pass does changes the attack's random stream.
+            // Crafted first: an attack's pass at the clean batch (FGSM's one gradient) or at
+            // the batch it returns (PGD's objective) leaves those logits in the context
+            // (`LastPass`) for the two passes below; the clean pass does not touch the
+            // attack's random stream, so the order changes nothing else.
             let x = match under.attack {
                 Some(a) => a.craft(&mut ctx, rows, labels),
                 None => rows.to_vec(),
