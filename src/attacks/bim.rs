@@ -8,7 +8,7 @@
 
 #[cfg(feature = "compute")]
 use super::AttackContext;
-use super::{default_step_size, params_from, project_linf, sign, Attack, AttackKind, EPS, STEPS, STEP_SIZE};
+use super::{default_step_size, params_from, sign_step_linf, Attack, AttackKind, EPS, STEPS, STEP_SIZE};
 use serde::Deserialize;
 
 /// The registry entry.
@@ -45,9 +45,7 @@ impl Attack for Bim {
         let mut adv = x.to_vec();
         for _ in 0..self.steps {
             let g = ctx.objective_gradient(&adv, labels);
-            adv.iter_mut().zip(&g).for_each(|(a, gi)| *a += alpha * sign(*gi));
-            project_linf(&mut adv, x, self.eps);
-            ctx.clip(&mut adv);
+            sign_step_linf(&mut adv, &g, x, alpha, self.eps, ctx.clip_range());
         }
         adv
     }

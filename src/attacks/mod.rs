@@ -32,7 +32,7 @@ use crate::nn::model::{Dev, Matrix, Mode};
 #[cfg(feature = "compute")]
 use crate::nn::Classifier;
 use crate::params::{Default, ParamDef, ParamSpec, ParamType};
-pub use crate::tensor::{argmax, l2_normalize_rows, project_l2, project_linf, sign};
+pub use crate::tensor::{argmax, l2_normalize_rows, project_l2, project_linf, sign, sign_step_linf};
 #[cfg(feature = "compute")]
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;

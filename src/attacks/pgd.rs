@@ -11,7 +11,9 @@
 
 #[cfg(feature = "compute")]
 use super::AttackContext;
-use super::{default_step_size, l2_normalize_rows, params_from, project_l2, project_linf, sign, Attack, AttackKind, STEPS, STEP_SIZE};
+use super::{
+    default_step_size, l2_normalize_rows, params_from, project_l2, project_linf, sign_step_linf, Attack, AttackKind, STEPS, STEP_SIZE,
+};
 use crate::params::{Default, ParamDef, ParamType};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -100,12 +102,14 @@ impl Pgd {
         for _ in 0..self.steps {
             let mut g = ctx.objective_gradient(&adv, labels);
             match self.norm {
-                Norm::Linf => g.iter_mut().for_each(|v| *v = sign(*v)),
-                Norm::L2 => l2_normalize_rows(&mut g, width),
+                Norm::Linf => sign_step_linf(&mut adv, &g, x, alpha, self.eps, ctx.clip_range()),
+                Norm::L2 => {
+                    l2_normalize_rows(&mut g, width);
+                    adv.iter_mut().zip(&g).for_each(|(a, gi)| *a += alpha * gi);
+                    self.project(&mut adv, x, width);
+                    ctx.clip(&mut adv);
+                }
             }
-            adv.iter_mut().zip(&g).for_each(|(a, gi)| *a += alpha * gi);
-            self.project(&mut adv, x, width);
-            ctx.clip(&mut adv);
         }
         adv
     }
