@@ -55,11 +55,18 @@ impl Affine {
 }
 
 /// A weight's transposed copy, built on demand (see the module header).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Transposed {
     /// Input-gradient passes that asked for it before it existed.
     asked: AtomicU32,
     copy: OnceLock<Vec<f32>>,
+}
+
+/// Says whether the copy exists, not its values (a model's `Debug` would print them all).
+impl std::fmt::Debug for Transposed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transposed").field("built", &self.copy.get().is_some()).finish()
+    }
 }
 
 #[cfg_attr(feature = "cuda", allow(dead_code))]
