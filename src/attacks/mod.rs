@@ -150,14 +150,13 @@ impl<'a> AttackContext<'a> {
     /// The gradient of the model's mean loss against `labels` (cross-entropy for a softmax
     /// top) with respect to the input, in the crafting mode.
     pub fn input_gradient(&self, x: &[f32], labels: &[usize]) -> Vec<f32> {
-        let rows = x;
-        let x = self.batch(x);
-        let logits = self.model.forward_mode(x.leaky_trace(), self.mode);
+        let batch = self.batch(x);
+        let logits = self.model.forward_mode(batch.leaky_trace(), self.mode);
         if self.mode == Mode::Eval {
-            self.last_pass.remember(rows, &logits.as_vec());
+            self.last_pass.remember(x, &logits.as_vec());
         }
         let grads = self.model.top().loss(self.dev, logits, labels).backward();
-        grads.get(&x).as_vec()
+        grads.get(&batch).as_vec()
     }
 
     /// The gradient with respect to the input of `sum over rows and classes k of
